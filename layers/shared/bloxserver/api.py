@@ -1,0 +1,149 @@
+"""The HTTP side shared by every API function: the FastAPI app factory, ApiError everywhere, the Lambda entry point.
+
+Every non-2xx answer is an `ApiError {code, message, details?}`; the status comes from `errors.HTTP_STATUS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from mangum import Mangum
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aws_lambda_powertools.logging import correlation_paths
+
+from bloxserver.auth import Principal, claims_from_event, principal_from_claims
+from bloxserver.errors import HTTP_STATUS, AppError, ErrorCode
+from bloxserver.observability import logger, metrics, tracer
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+def error_response(
+    code: ErrorCode, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code.value, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse(body, status_code=HTTP_STATUS[code], headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    for err in exc.errors():
+        location = ".".join(str(part) for part in err.get("loc", ()))
+        details[location or "request"] = err.get("msg", "invalid value")
+    return details
+
+
+async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+    return error_response(exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    return error_response(ErrorCode.VALIDATION_ERROR, "Request validation failed", _validation_details(exc))
+
+
+_HTTP_CODES = {
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, ErrorCode.BAD_REQUEST)
+    message = "Route not found" if exc.status_code == 404 else str(exc.detail)
+    return error_response(code, message)
+
+
+class GuardMiddleware:
+    """Outermost ASGI layer: refuses bodies over the cap before any parsing, and turns any unexpected
+    exception into a 500 ApiError that leaks nothing (the trace goes to the log)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = error_response(
+            ErrorCode.PAYLOAD_TOO_LARGE, f"Request body exceeds {self.max_body_bytes} bytes"
+        )
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
+                await too_large(scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return {"type": "http.disconnect"}
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, replay, tracking_send)
+        except Exception:
+            logger.exception("Unhandled error")
+            if not started:
+                await error_response(ErrorCode.INTERNAL_ERROR, "An unexpected error occurred")(
+                    scope, receive, send
+                )
+
+
+def create_app(title: str) -> FastAPI:
+    app = FastAPI(title=title, version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    return app
+
+
+def current_principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller, from the authorizer's claims in the Lambda event."""
+    return principal_from_claims(claims_from_event(request.scope.get("aws.event") or {}))
+
+
+def lambda_handler(app: FastAPI, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Callable[[dict, Any], dict]:
+    """The Lambda entry point for an API function: Mangum with Powertools logging, metrics and tracing."""
+    adapter = Mangum(GuardMiddleware(app, max_body_bytes), lifespan="off")
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    def handler(event: dict, context: Any) -> dict:
+        return adapter(event, context)
+
+    return handler

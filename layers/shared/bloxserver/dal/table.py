@@ -1,0 +1,93 @@
+"""The DynamoDB client and item (de)serialisation shared by every data-access module."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from bloxserver.settings import get_settings
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+# Short timeouts and standard retries: a Lambda should fail fast rather than hang on a stuck connection.
+_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+
+
+@cache
+def client() -> Any:
+    """Created on first use, not at import, so tests and the local stack can point it at moto first."""
+    return boto3.client("dynamodb", config=_CLIENT_CONFIG)
+
+
+def table_name() -> str:
+    return get_settings().table_name
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def serialize(item: dict[str, Any]) -> dict[str, Any]:
+    """Plain dict → DynamoDB attribute values; None-valued attributes are left out."""
+    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
+
+
+def serialize_value(value: Any) -> dict[str, Any]:
+    return _serializer.serialize(_to_dynamo(value))
+
+
+def deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def key(pk: str, sk: str) -> dict[str, Any]:
+    return {"PK": {"S": pk}, "SK": {"S": sk}}
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def cancellation_codes(exc: ClientError) -> list[str]:
+    """Per-action reasons of a cancelled transaction ('None' for actions that did not fail)."""
+    return [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
+
+
+def transact_write(items: list[dict[str, Any]], attempts: int = 5) -> None:
+    """TransactWriteItems, retrying only cancellations caused by a concurrent transaction on the same items.
+
+    Condition failures are not retried: they are answers (limit reached, wrong state), raised to the caller.
+    """
+    for attempt in range(attempts):
+        try:
+            client().transact_write_items(TransactItems=items)
+            return
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            codes = cancellation_codes(exc)
+            if "ConditionalCheckFailed" in codes or "TransactionConflict" not in codes or attempt == attempts - 1:
+                raise

@@ -1,0 +1,27 @@
+"""The key schema of the single application table: every PK/SK/GSI1 value is built here and nowhere else.
+
+See docs/architecture.md for the access patterns these keys serve.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+PROFILE = "PROFILE"
+
+
+def user_pk(user_id: UUID | str) -> str:
+    return f"USER#{user_id}"
+
+
+def flow_sk(flow_id: UUID | str) -> str:
+    return f"FLOW#{flow_id}"
+
+
+def flows_by_update_pk(user_id: UUID | str) -> str:
+    """GSI1 partition holding one user's flows, sorted by `updatedAt` (newest last in key order)."""
+    return f"USER#{user_id}#FLOWS"
+
+
+def flows_by_update_sk(updated_at: str, flow_id: UUID | str) -> str:
+    return f"{updated_at}#{flow_id}"

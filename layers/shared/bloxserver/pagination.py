@@ -1,0 +1,58 @@
+"""Offset pagination (the contract's `page`/`pageSize`/`total`) over DynamoDB queries.
+
+DynamoDB has no offsets: a page is read by querying newest-first up to `page * page_size` items and keeping the
+last `page_size`. Page 1 therefore costs one bounded query whatever the collection's size; `total` comes from a
+counter kept beside the collection, never from a recount.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from fastapi import Query
+
+from bloxserver.contract import PaginatedResponse
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+    @property
+    def read_limit(self) -> int:
+        """How many items, newest first, a query must return to cover this page."""
+        return self.offset + self.page_size
+
+
+def page_query(default_size: int):
+    """A FastAPI dependency reading `page` (≥ 1) and `page_size` (1–100) from the query string."""
+
+    def dependency(
+        page: int = Query(1, ge=1, le=10_000),
+        page_size: int = Query(default_size, ge=1, le=MAX_PAGE_SIZE),
+    ) -> PageRequest:
+        return PageRequest(page=page, page_size=page_size)
+
+    return dependency
+
+
+def to_page(newest_first: list[T], total: int, request: PageRequest) -> PaginatedResponse[T]:
+    """Cut this page out of the first `read_limit` items of a newest-first listing."""
+    items = newest_first[request.offset : request.read_limit]
+    return PaginatedResponse[T](
+        items=items,
+        total=total,
+        page=request.page,
+        page_size=request.page_size,
+        has_more=request.offset + len(items) < total,
+    )

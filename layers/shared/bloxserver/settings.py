@@ -1,0 +1,46 @@
+"""Runtime settings, read from the environment once per process (template.yaml sets them in AWS)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    idempotency_table_name: str
+    environment: str
+    authorized_parties: tuple[str, ...]
+    public_base_url: str
+    clerk_webhook_secret: str
+    queue_url: str
+    schedule_group_name: str
+    scheduler_role_arn: str
+    schedule_function_arn: str
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "prod"
+
+
+@cache
+def get_settings() -> Settings:
+    env = os.environ
+    return Settings(
+        table_name=env.get("TABLE_NAME", "bloxserver"),
+        idempotency_table_name=env.get("IDEMPOTENCY_TABLE_NAME", "bloxserver-idempotency"),
+        environment=env.get("ENVIRONMENT", "dev"),
+        authorized_parties=_csv(env.get("AUTHORIZED_PARTIES", "")),
+        public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:3000").rstrip("/"),
+        clerk_webhook_secret=env.get("CLERK_WEBHOOK_SECRET", ""),
+        queue_url=env.get("EXECUTION_QUEUE_URL", ""),
+        schedule_group_name=env.get("SCHEDULE_GROUP_NAME", "bloxserver"),
+        scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN", ""),
+        schedule_function_arn=env.get("SCHEDULE_FUNCTION_ARN", ""),
+    )
