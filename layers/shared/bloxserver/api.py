@@ -131,7 +131,7 @@ def create_app(title: str) -> FastAPI:
     return app
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """FastAPI dependency: the caller, from the authorizer's claims in the Lambda event."""
     return principal_from_claims(claims_from_event(request.scope.get("aws.event") or {}))
 

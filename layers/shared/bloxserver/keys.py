@@ -25,3 +25,13 @@ def flows_by_update_pk(user_id: UUID | str) -> str:
 
 def flows_by_update_sk(updated_at: str, flow_id: UUID | str) -> str:
     return f"{updated_at}#{flow_id}"
+
+
+def usage_month_sk(moment_iso: str) -> str:
+    """Executions started in a calendar month (UTC), e.g. USAGE#M#2026-11."""
+    return f"USAGE#M#{moment_iso[:7]}"
+
+
+def usage_day_sk(moment_iso: str) -> str:
+    """Executions started on a UTC day, e.g. USAGE#D#2026-11-28."""
+    return f"USAGE#D#{moment_iso[:10]}"

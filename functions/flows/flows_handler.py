@@ -1,0 +1,59 @@
+"""HTTP entry point of the flows resource group: parse, call one logic function, shape the answer."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import Depends, Response
+
+from bloxserver.api import create_app, current_principal, lambda_handler
+from bloxserver.auth import Principal
+from bloxserver.contract import CreateFlowRequest, Flow, FlowSummary, PaginatedResponse, UpdateFlowRequest
+from bloxserver.pagination import PageRequest, page_query
+
+import flows_logic
+
+app = create_app("BloxServer flows")
+
+
+@app.get("/api/v1/flows", response_model=PaginatedResponse[FlowSummary])
+async def list_flows(
+    page: PageRequest = Depends(page_query(20)), principal: Principal = Depends(current_principal)
+) -> PaginatedResponse[FlowSummary]:
+    return flows_logic.list_flows(principal, page)
+
+
+@app.post("/api/v1/flows", response_model=Flow, status_code=201)
+async def create_flow(body: CreateFlowRequest, principal: Principal = Depends(current_principal)) -> Flow:
+    return flows_logic.create_flow(principal, body)
+
+
+@app.get("/api/v1/flows/{flow_id}", response_model=Flow)
+async def get_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Flow:
+    return flows_logic.get_flow(principal, flow_id)
+
+
+@app.patch("/api/v1/flows/{flow_id}", response_model=Flow)
+async def update_flow(
+    flow_id: UUID, body: UpdateFlowRequest, principal: Principal = Depends(current_principal)
+) -> Flow:
+    return flows_logic.update_flow(principal, flow_id, body)
+
+
+@app.delete("/api/v1/flows/{flow_id}", status_code=204)
+async def delete_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Response:
+    flows_logic.delete_flow(principal, flow_id)
+    return Response(status_code=204)
+
+
+@app.post("/api/v1/flows/{flow_id}/start", response_model=Flow)
+async def start_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Flow:
+    return flows_logic.start_flow(principal, flow_id)
+
+
+@app.post("/api/v1/flows/{flow_id}/stop", response_model=Flow)
+async def stop_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Flow:
+    return flows_logic.stop_flow(principal, flow_id)
+
+
+handler = lambda_handler(app)

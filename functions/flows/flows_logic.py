@@ -1,0 +1,217 @@
+"""Flow rules: ownership, the tier's flow limit, what may be edited when, and the start/stop lifecycle."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from uuid import UUID
+
+from bloxserver import cleanup, clock
+from bloxserver.auth import Principal
+from bloxserver.contract import (
+    CreateFlowRequest,
+    Flow,
+    FlowStatus,
+    FlowSummary,
+    PaginatedResponse,
+    Tier,
+    UpdateFlowRequest,
+)
+from bloxserver.dal import flows as flow_store
+from bloxserver.dal import users as user_store
+from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, NotFound, ValidationFailed
+from bloxserver.limits import TIER_LIMITS
+from bloxserver.pagination import PageRequest, to_page
+
+MAX_ORGANISM_YAML_BYTES = 128 * 1024
+MAX_CANVAS_STATE_BYTES = 192 * 1024  # with the YAML cap, keeps a flow under DynamoDB's 400 KB item limit
+
+EDITABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
+STARTABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
+STOPPABLE_STATUSES = (FlowStatus.RUNNING.value, FlowStatus.STARTING.value, FlowStatus.ERROR.value)
+
+
+def _default_organism_yaml() -> str:
+    from bloxserver.engine import DEFAULT_ORGANISM_YAML
+
+    return DEFAULT_ORGANISM_YAML
+
+
+def _check_sizes(organism_yaml: str | None, canvas_state: dict[str, Any] | None) -> None:
+    if organism_yaml is not None and len(organism_yaml.encode()) > MAX_ORGANISM_YAML_BYTES:
+        raise ValidationFailed(
+            "organismYaml is too large",
+            {"body.organismYaml": f"at most {MAX_ORGANISM_YAML_BYTES} bytes"},
+        )
+    if canvas_state is not None:
+        if len(json.dumps(canvas_state).encode()) > MAX_CANVAS_STATE_BYTES:
+            raise ValidationFailed(
+                "canvasState is too large", {"body.canvasState": f"at most {MAX_CANVAS_STATE_BYTES} bytes"}
+            )
+
+
+def _owner_profile(principal: Principal, now: str) -> dict[str, Any]:
+    return {
+        "id": str(principal.user_id),
+        "clerkId": principal.clerk_id,
+        "email": principal.email,
+        "name": principal.name,
+        "avatarUrl": principal.avatar_url,
+        "createdAt": now,
+    }
+
+
+def create_flow(principal: Principal, request: CreateFlowRequest) -> Flow:
+    organism_yaml = request.organism_yaml if request.organism_yaml is not None else _default_organism_yaml()
+    _check_sizes(organism_yaml, None)
+    now = clock.now_iso()
+    flow = {
+        "id": str(uuid.uuid4()),
+        "userId": str(principal.user_id),
+        "name": request.name,
+        "description": request.description,
+        "organismYaml": organism_yaml,
+        "status": FlowStatus.STOPPED.value,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    try:
+        flow_store.create_flow(
+            flow,
+            _owner_profile(principal, now),
+            {tier.value: limits.flows for tier, limits in TIER_LIMITS.items()},
+            principal.tier_claim.value if principal.tier_claim else None,
+            Tier.FREE.value,
+        )
+    except flow_store.FlowLimitFull as full:
+        tier = principal.tier_claim or Tier(full.stored_tier or Tier.FREE.value)
+        limit = TIER_LIMITS[tier].flows
+        raise LimitReached(
+            f"Flow limit reached ({limit}). Upgrade to create more flows.",
+            {"limit": limit, "tier": tier.value},
+        ) from full
+    return Flow.model_validate(flow)
+
+
+def list_flows(principal: Principal, page: PageRequest) -> PaginatedResponse[FlowSummary]:
+    user = user_store.get_user(principal.user_id)
+    total = int(user.get("flowCount", 0)) if user else 0
+    if total == 0:
+        return to_page([], 0, page)
+    summaries = [FlowSummary.model_validate(item) for item in flow_store.list_flow_summaries(principal.user_id, page.read_limit)]
+    return to_page(summaries, total, page)
+
+
+def _flow_not_found() -> NotFound:
+    return NotFound("Flow not found")
+
+
+def _get_item(principal: Principal, flow_id: UUID) -> dict[str, Any]:
+    item = flow_store.get_flow(principal.user_id, flow_id)
+    if item is None:
+        raise _flow_not_found()
+    return item
+
+
+def get_flow(principal: Principal, flow_id: UUID) -> Flow:
+    return Flow.model_validate(_get_item(principal, flow_id))
+
+
+def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest) -> Flow:
+    provided = request.model_dump(exclude_unset=True, by_alias=True, mode="json")
+    # name and organismYaml cannot be empty: a null there means "leave as is"; description and canvasState clear.
+    changes = {
+        field: value
+        for field, value in provided.items()
+        if value is not None or field in ("description", "canvasState")
+    }
+    if not changes:
+        return get_flow(principal, flow_id)
+    _check_sizes(changes.get("organismYaml"), changes.get("canvasState"))
+    touches_definition = "organismYaml" in changes or "canvasState" in changes
+    try:
+        item = flow_store.update_flow(
+            principal.user_id,
+            flow_id,
+            changes,
+            clock.now_iso(),
+            required_statuses=EDITABLE_STATUSES if touches_definition else (),
+        )
+    except flow_store.FlowConditionFailed as failed:
+        if failed.current is None:
+            raise _flow_not_found() from failed
+        raise InvalidState(
+            f"Cannot change organismYaml or canvasState of a {failed.current['status']} flow; stop it first",
+            {"status": failed.current["status"]},
+        ) from failed
+    return Flow.model_validate(item)
+
+
+def delete_flow(principal: Principal, flow_id: UUID) -> None:
+    if not cleanup.delete_flow_and_dependents(principal.user_id, flow_id):
+        raise _flow_not_found()
+
+
+def _transition(
+    principal: Principal,
+    flow_id: UUID,
+    allowed_from: tuple[str, ...],
+    changes: dict[str, Any],
+    verb: str,
+    expected_updated_at: str | None = None,
+) -> Flow:
+    try:
+        item = flow_store.update_flow(
+            principal.user_id,
+            flow_id,
+            changes,
+            clock.now_iso(),
+            required_statuses=allowed_from,
+            expected_updated_at=expected_updated_at,
+        )
+    except flow_store.FlowConditionFailed as failed:
+        if failed.current is None:
+            raise _flow_not_found() from failed
+        status = failed.current["status"]
+        if status in allowed_from:
+            raise InvalidState(f"Flow changed while trying to {verb} it; try again", {"status": status}) from failed
+        raise InvalidState(f"Cannot {verb} flow in {status} state", {"status": status}) from failed
+    return Flow.model_validate(item)
+
+
+def start_flow(principal: Principal, flow_id: UUID) -> Flow:
+    from bloxserver.engine import validate
+
+    current = _get_item(principal, flow_id)
+    if current["status"] not in STARTABLE_STATUSES:
+        raise InvalidState(f"Cannot start flow in {current['status']} state", {"status": current["status"]})
+    issues = [issue.as_dict() for issue in validate(current["organismYaml"])]
+    errors = [issue for issue in issues if issue["severity"] == "error"]
+    # Start only what was validated: the write fails if the flow was edited in between.
+    expected = current["updatedAt"]
+    if errors:
+        message = "Flow is invalid: " + "; ".join(issue["message"] for issue in errors[:3])
+        _transition(
+            principal,
+            flow_id,
+            STARTABLE_STATUSES,
+            {"status": FlowStatus.ERROR.value, "errorMessage": message},
+            "start",
+            expected,
+        )
+        raise InvalidFlow(message, {"issues": issues})
+    return _transition(
+        principal,
+        flow_id,
+        STARTABLE_STATUSES,
+        {"status": FlowStatus.RUNNING.value, "errorMessage": None},
+        "start",
+        expected,
+    )
+
+
+def stop_flow(principal: Principal, flow_id: UUID) -> Flow:
+    return _transition(
+        principal, flow_id, STOPPABLE_STATUSES, {"status": FlowStatus.STOPPED.value, "errorMessage": None}, "stop"
+    )

@@ -1,0 +1,31 @@
+"""HTTP entry point of the health resource group: liveness plus a readiness check of the table, and the
+catch-all route that answers every unknown path with an ApiError."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+
+from bloxserver import clock
+from bloxserver.api import create_app, error_response, lambda_handler
+from bloxserver.dal import health as health_store
+from bloxserver.errors import ErrorCode
+
+app = create_app("BloxServer health")
+
+
+@app.get("/health")
+async def health() -> JSONResponse:
+    checks = {"table": health_store.check_table()}
+    if all(result == "ok" for result in checks.values()):
+        return JSONResponse(
+            {"status": "healthy", "service": "bloxserver-api", "timestamp": clock.now_iso(), "checks": checks}
+        )
+    return error_response(ErrorCode.SERVICE_UNAVAILABLE, "A readiness check failed", {"checks": checks})
+
+
+@app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+async def unknown_route(path: str) -> JSONResponse:
+    return error_response(ErrorCode.NOT_FOUND, f"Route not found: /{path}")
+
+
+handler = lambda_handler(app)

@@ -1,0 +1,114 @@
+"""User rules: lazy provisioning from token claims, usage against the tier's limits, and Clerk's user sync."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any, Literal
+
+from bloxserver import cleanup, clock, keys
+from bloxserver.auth import Principal, user_id_for
+from bloxserver.contract import Tier, UsageStats, User
+from bloxserver.dal import users as user_store
+from bloxserver.errors import BadRequest, InvalidSignature, ServiceUnavailable
+from bloxserver.limits import TIER_LIMITS
+from bloxserver.settings import get_settings
+
+CLERK_DELIVERY_MEMORY_SECONDS = 7 * 24 * 3600  # Clerk (Svix) retries a delivery for up to about 3 days
+
+
+def effective_tier(principal: Principal, stored: dict[str, Any] | None) -> Tier:
+    """A `tier` claim wins (it is as fresh as the token); otherwise the stored tier; otherwise free."""
+    if principal.tier_claim is not None:
+        return principal.tier_claim
+    stored_tier = (stored or {}).get("tier")
+    return Tier(stored_tier) if stored_tier in Tier._value2member_map_ else Tier.FREE
+
+
+def get_me(principal: Principal) -> User:
+    user = user_store.get_user(principal.user_id)
+    if user is None:
+        profile = {
+            "id": str(principal.user_id),
+            "clerkId": principal.clerk_id,
+            "email": principal.email,
+            "name": principal.name,
+            "avatarUrl": principal.avatar_url,
+            "tier": Tier.FREE.value,
+            "createdAt": clock.now_iso(),
+        }
+        user = profile if user_store.insert_user(profile) else user_store.get_user(principal.user_id)
+    return User.model_validate({**user, "tier": effective_tier(principal, user)})
+
+
+def get_usage(principal: Principal, period: Literal["day", "month"]) -> UsageStats:
+    now = clock.now_iso()
+    usage_sk = keys.usage_month_sk(now) if period == "month" else keys.usage_day_sk(now)
+    user, execution_count = user_store.get_user_with_usage(principal.user_id, usage_sk)
+    return UsageStats(
+        user_id=principal.user_id,
+        period=period,
+        flow_count=int((user or {}).get("flowCount", 0)),
+        execution_count=execution_count,
+        execution_limit=TIER_LIMITS[effective_tier(principal, user)].executions_per_month,
+    )
+
+
+def _clerk_profile(data: dict[str, Any]) -> dict[str, Any]:
+    emails = data.get("email_addresses") or []
+    primary_id = data.get("primary_email_address_id")
+    primary = next((e for e in emails if e.get("id") == primary_id), emails[0] if emails else {})
+    name = " ".join(part for part in (data.get("first_name"), data.get("last_name")) if part) or None
+    tier = (data.get("public_metadata") or {}).get("tier")
+    return {
+        "clerkId": data["id"],
+        "email": primary.get("email_address") or f"{data['id']}@unknown",
+        "name": name,
+        "avatarUrl": data.get("image_url") or None,
+        "tier": tier if tier in Tier._value2member_map_ else Tier.FREE.value,
+    }
+
+
+def _apply_clerk_event(delivery: dict[str, Any]) -> dict[str, Any]:
+    event_type = delivery["type"]
+    data = delivery["data"]
+    if event_type in ("user.created", "user.updated"):
+        user_store.upsert_profile(user_id_for(data["id"]), _clerk_profile(data), clock.now_iso())
+        return {"status": "processed", "type": event_type}
+    if event_type == "user.deleted":
+        cleanup.delete_user_and_dependents(user_id_for(data["id"]))
+        return {"status": "processed", "type": event_type}
+    return {"status": "ignored", "type": event_type}
+
+
+@cache
+def _apply_clerk_event_once():
+    """`_apply_clerk_event`, remembered by svix-id: a replayed delivery returns the first answer, no second effect."""
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
+    from bloxserver.dal.idempotency import persistence_store
+
+    config = IdempotencyConfig(event_key_jmespath="svix_id", expires_after_seconds=CLERK_DELIVERY_MEMORY_SECONDS)
+    return idempotent_function(
+        data_keyword_argument="delivery", persistence_store=persistence_store(), config=config
+    )(_apply_clerk_event)
+
+
+def sync_clerk_event(raw_body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    from svix.webhooks import Webhook, WebhookVerificationError
+
+    secret = get_settings().clerk_webhook_secret
+    if not secret:
+        raise ServiceUnavailable("Clerk webhook secret is not configured")
+    try:
+        Webhook(secret).verify(raw_body, headers)
+    except WebhookVerificationError as exc:
+        raise InvalidSignature(f"Invalid webhook signature: {exc}") from exc
+    try:
+        event = json.loads(raw_body)
+        delivery = {"svix_id": headers["svix-id"], "type": str(event["type"]), "data": dict(event["data"])}
+        if delivery["type"].startswith("user.") and not isinstance(delivery["data"].get("id"), str):
+            raise KeyError("data.id")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadRequest(f"Malformed Clerk event: {exc}") from exc
+    return _apply_clerk_event_once()(delivery=delivery)

@@ -1,0 +1,259 @@
+"""Flow items: one per flow in its owner's partition, listed newest-updated first through GSI1.
+
+A flow is always addressed as (owner, flow id), so another user's flow simply does not exist for the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from botocore.exceptions import ClientError
+
+from bloxserver import keys
+from bloxserver.dal.table import (
+    cancellation_codes,
+    client,
+    deserialize,
+    error_code,
+    key,
+    serialize,
+    table_name,
+    transact_write,
+)
+from bloxserver.dal.users import profile_key
+
+SUMMARY_FIELDS = ("id", "#name", "description", "#status", "updatedAt")
+
+
+class FlowLimitFull(Exception):
+    """The owner's flow count is at their tier's limit; carries the stored tier the condition saw."""
+
+    def __init__(self, stored_tier: str | None) -> None:
+        super().__init__(stored_tier)
+        self.stored_tier = stored_tier
+
+
+class FlowConditionFailed(Exception):
+    """A conditional write on a flow failed; `current` is the item as it was (None: no such flow)."""
+
+    def __init__(self, current: dict[str, Any] | None) -> None:
+        super().__init__("condition failed")
+        self.current = current
+
+
+def flow_key(user_id: UUID, flow_id: UUID) -> dict[str, Any]:
+    return key(keys.user_pk(user_id), keys.flow_sk(flow_id))
+
+
+def _flow_limit_condition(
+    limits_by_tier: dict[str, int | None], claimed_tier: str | None, default_tier: str
+) -> tuple[str | None, dict[str, Any]]:
+    """Condition on the profile item that holds only while the owner may create one more flow.
+
+    With a tier claim the claimed tier's limit applies; otherwise the condition reads the stored tier itself,
+    so the limit check and the increment are one atomic write.
+    """
+    values: dict[str, Any] = {}
+
+    def below(limit_name: str) -> str:
+        return f"(attribute_not_exists(#flowCount) OR #flowCount < {limit_name})"
+
+    if claimed_tier is not None:
+        limit = limits_by_tier[claimed_tier]
+        if limit is None:
+            return None, values
+        values[":limit"] = limit
+        return below(":limit"), values
+    clauses = []
+    for index, (tier, limit) in enumerate(limits_by_tier.items()):
+        values[f":tier{index}"] = tier
+        is_tier = f"#tier = :tier{index}"
+        if tier == default_tier:
+            is_tier = f"(attribute_not_exists(#tier) OR {is_tier})"
+        if limit is None:
+            clauses.append(f"({is_tier})")
+        else:
+            values[f":limit{index}"] = limit
+            clauses.append(f"({is_tier} AND {below(f':limit{index}')})")
+    return " OR ".join(clauses), values
+
+
+def create_flow(
+    flow: dict[str, Any],
+    owner_profile: dict[str, Any],
+    limits_by_tier: dict[str, int | None],
+    claimed_tier: str | None,
+    default_tier: str,
+) -> None:
+    """Insert the flow and count it against the owner's limit in one transaction.
+
+    The owner's profile is provisioned by the same write if this is their first request.
+    """
+    user_id = flow["userId"]
+    condition, values = _flow_limit_condition(limits_by_tier, claimed_tier, default_tier)
+    names = {"#flowCount": "flowCount", "#tier": "tier", "#entity": "entity"}
+    sets = ["#entity = :entity"]
+    values.update({":one": 1, ":entity": "user", ":default_tier": default_tier})
+    sets.append("#tier = if_not_exists(#tier, :default_tier)")
+    for field, value in owner_profile.items():
+        if value is None:
+            continue
+        names[f"#{field}"] = field
+        values[f":{field}"] = value
+        sets.append(f"#{field} = if_not_exists(#{field}, :{field})")
+    profile_update: dict[str, Any] = {
+        "TableName": table_name(),
+        "Key": profile_key(user_id),
+        "UpdateExpression": "SET " + ", ".join(sets) + " ADD #flowCount :one",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": serialize(values),
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if condition:
+        profile_update["ConditionExpression"] = condition
+    item = {
+        "PK": keys.user_pk(user_id),
+        "SK": keys.flow_sk(flow["id"]),
+        "GSI1PK": keys.flows_by_update_pk(user_id),
+        "GSI1SK": keys.flows_by_update_sk(flow["updatedAt"], flow["id"]),
+        "entity": "flow",
+        **flow,
+    }
+    try:
+        transact_write(
+            [
+                {"Update": profile_update},
+                {
+                    "Put": {
+                        "TableName": table_name(),
+                        "Item": serialize(item),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+            ]
+        )
+    except ClientError as exc:
+        reasons = exc.response.get("CancellationReasons", [])
+        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+            old = deserialize(reasons[0].get("Item", {}))
+            raise FlowLimitFull(old.get("tier")) from exc
+        raise
+
+
+def get_flow(user_id: UUID, flow_id: UUID) -> dict[str, Any] | None:
+    response = client().get_item(TableName=table_name(), Key=flow_key(user_id, flow_id), ConsistentRead=True)
+    item = response.get("Item")
+    return deserialize(item) if item else None
+
+
+def list_flow_summaries(user_id: UUID, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` of the user's flows, newest `updatedAt` first."""
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": table_name(),
+        "IndexName": "GSI1",
+        "KeyConditionExpression": "GSI1PK = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": keys.flows_by_update_pk(user_id)}},
+        "ExpressionAttributeNames": {"#name": "name", "#status": "status"},
+        "ProjectionExpression": ", ".join(SUMMARY_FIELDS),
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    while len(found) < limit:
+        response = client().query(**kwargs)
+        found.extend(deserialize(item) for item in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            break
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        kwargs["Limit"] = limit - len(found)
+    return found[:limit]
+
+
+def update_flow(
+    user_id: UUID,
+    flow_id: UUID,
+    changes: dict[str, Any],
+    updated_at: str,
+    required_statuses: tuple[str, ...] = (),
+    expected_updated_at: str | None = None,
+) -> dict[str, Any]:
+    """Apply `changes` (None removes the attribute) and return the new item.
+
+    Conditions: the flow exists, its status is one of `required_statuses` (if given), and it was not updated
+    since `expected_updated_at` (if given). Raises FlowConditionFailed with the current item otherwise.
+    """
+    names: dict[str, str] = {"#updatedAt": "updatedAt", "#gsi1sk": "GSI1SK"}
+    values: dict[str, Any] = {
+        ":updatedAt": updated_at,
+        ":gsi1sk": keys.flows_by_update_sk(updated_at, flow_id),
+    }
+    sets = ["#updatedAt = :updatedAt", "#gsi1sk = :gsi1sk"]
+    removes = []
+    for index, (field, value) in enumerate(changes.items()):
+        names[f"#f{index}"] = field
+        if value is None:
+            removes.append(f"#f{index}")
+        else:
+            values[f":f{index}"] = value
+            sets.append(f"#f{index} = :f{index}")
+    conditions = ["attribute_exists(PK)"]
+    if required_statuses:
+        names["#status"] = "status"
+        placeholders = []
+        for index, status in enumerate(required_statuses):
+            values[f":allowed{index}"] = status
+            placeholders.append(f":allowed{index}")
+        conditions.append(f"#status IN ({', '.join(placeholders)})")
+    if expected_updated_at is not None:
+        values[":expectedUpdatedAt"] = expected_updated_at
+        conditions.append("#updatedAt = :expectedUpdatedAt")
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    try:
+        response = client().update_item(
+            TableName=table_name(),
+            Key=flow_key(user_id, flow_id),
+            UpdateExpression=expression,
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=serialize(values),
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            old = exc.response.get("Item")
+            raise FlowConditionFailed(deserialize(old) if old else None) from exc
+        raise
+    return deserialize(response["Attributes"])
+
+
+def delete_flow(user_id: UUID, flow_id: UUID) -> bool:
+    """Delete the flow item and uncount it; False when there was no such flow."""
+    try:
+        transact_write(
+            [
+                {
+                    "Delete": {
+                        "TableName": table_name(),
+                        "Key": flow_key(user_id, flow_id),
+                        "ConditionExpression": "attribute_exists(PK)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": table_name(),
+                        "Key": profile_key(user_id),
+                        "UpdateExpression": "ADD #flowCount :minusOne",
+                        "ConditionExpression": "#flowCount > :zero",
+                        "ExpressionAttributeNames": {"#flowCount": "flowCount"},
+                        "ExpressionAttributeValues": {":minusOne": {"N": "-1"}, ":zero": {"N": "0"}},
+                    }
+                },
+            ]
+        )
+    except ClientError as exc:
+        if error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[0] == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
