@@ -29,7 +29,7 @@ async def get_usage(
 
 @app.post("/webhooks/clerk")
 async def clerk_webhook(request: Request) -> dict[str, Any]:
-    return users_logic.sync_clerk_event(await request.body(), dict(request.headers))
+    return users_logic.sync_clerk_event(await request.body(), dict(request.headers), request.scope.get("aws.context"))
 
 
 handler = lambda_handler(app)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any, Literal
 
 from bloxserver import cleanup, clock, keys
@@ -81,20 +80,21 @@ def _apply_clerk_event(delivery: dict[str, Any]) -> dict[str, Any]:
     return {"status": "ignored", "type": event_type}
 
 
-@cache
-def _apply_clerk_event_once():
-    """`_apply_clerk_event`, remembered by svix-id: a replayed delivery returns the first answer, no second effect."""
+def _clerk_idempotency():
+    """`_apply_clerk_event` remembered by svix-id (a replayed delivery returns the first answer, no second
+    effect), and its config, which needs each invocation's Lambda context to bound in-progress records."""
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
     from bloxserver.dal.idempotency import persistence_store
 
     config = IdempotencyConfig(event_key_jmespath="svix_id", expires_after_seconds=CLERK_DELIVERY_MEMORY_SECONDS)
-    return idempotent_function(
+    apply_once = idempotent_function(
         data_keyword_argument="delivery", persistence_store=persistence_store(), config=config
     )(_apply_clerk_event)
+    return apply_once, config
 
 
-def sync_clerk_event(raw_body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+def sync_clerk_event(raw_body: bytes, headers: dict[str, str], lambda_context: Any) -> dict[str, Any]:
     from svix.webhooks import Webhook, WebhookVerificationError
 
     secret = get_settings().clerk_webhook_secret
@@ -111,4 +111,6 @@ def sync_clerk_event(raw_body: bytes, headers: dict[str, str]) -> dict[str, Any]
             raise KeyError("data.id")
     except (ValueError, KeyError, TypeError) as exc:
         raise BadRequest(f"Malformed Clerk event: {exc}") from exc
-    return _apply_clerk_event_once()(delivery=delivery)
+    apply_once, config = _clerk_idempotency()
+    config.register_lambda_context(lambda_context)
+    return apply_once(delivery=delivery)

@@ -1,0 +1,40 @@
+"""Test-wide setup: fake AWS credentials, moto with the template's resources, and handler invocation."""
+
+from __future__ import annotations
+
+import os
+
+from devstack.resources import environment
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_METRICS_NAMESPACE": "BloxServer",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "CLERK_WEBHOOK_SECRET": "whsec_dGVzdC1zZWNyZXQtZm9yLWNsZXJrLXdlYmhvb2tz",
+        **environment(),
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from tests.support import reset_clients  # noqa: E402
+
+
+@pytest.fixture
+def aws():
+    """A fresh embedded AWS holding the resources template.yaml declares."""
+    from devstack.resources import create_tables as create_all
+
+    with mock_aws():
+        reset_clients()
+        create_all()
+        yield
+    reset_clients()

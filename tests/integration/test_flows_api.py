@@ -1,0 +1,203 @@
+"""Flows through the real Lambda handler on embedded AWS: CRUD, limits, lifecycle, isolation, bad input."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.support import call, claims_for
+
+ALICE = claims_for("user_alice")
+BOB = claims_for("user_bob")
+PRO = claims_for("user_pat", tier="pro")
+
+VALID_YAML = """
+organism: {name: shout}
+listeners:
+  - name: upper
+    description: Upper-cases the name
+    handler: transform
+    config: {expression: "{shout: upper(name)}"}
+    peers: [done]
+  - name: done
+    description: The result
+    handler: output
+"""
+
+
+@pytest.fixture
+def flows(aws):
+    import flows_handler
+
+    return flows_handler.handler
+
+
+def create(flows, claims=ALICE, **body):
+    return call(flows, "POST", "/api/v1/flows", body={"name": "My flow", **body}, claims=claims)
+
+
+def test_given_a_new_user_when_they_create_a_flow_then_it_is_stopped_with_the_default_template(flows):
+    reply = create(flows, description="first")
+    assert reply.status == 201
+    flow = reply.json
+    assert flow["name"] == "My flow" and flow["description"] == "first"
+    assert flow["status"] == "stopped" and flow["errorMessage"] is None
+    assert "listeners" in flow["organismYaml"]
+    assert flow["createdAt"] == flow["updatedAt"]
+    assert call(flows, "GET", f"/api/v1/flows/{flow['id']}", claims=ALICE).json == flow
+
+
+def test_given_snake_case_fields_when_creating_then_they_are_accepted(flows):
+    reply = create(flows, claims=PRO, organism_yaml=VALID_YAML)
+    assert reply.status == 201 and reply.json["organismYaml"] == VALID_YAML
+
+
+def test_given_a_free_user_with_one_flow_when_creating_another_then_limit_reached(flows):
+    assert create(flows).status == 201
+    reply = create(flows)
+    assert reply.status == 403
+    assert reply.json["code"] == "limit_reached"
+    assert "Flow limit reached (1)" in reply.json["message"]
+
+
+def test_given_20_parallel_creates_by_a_free_user_then_exactly_one_flow_exists(flows):
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(lambda _: create(flows).status, range(20)))
+    assert statuses.count(201) == 1
+    assert statuses.count(403) == 19
+    listing = call(flows, "GET", "/api/v1/flows", claims=ALICE).json
+    assert listing["total"] == 1 and len(listing["items"]) == 1
+
+
+def test_given_a_pro_tier_claim_when_creating_many_flows_then_none_is_refused(flows):
+    assert all(create(flows, claims=PRO, name=f"f{i}").status == 201 for i in range(12))
+
+
+def test_given_several_flows_when_listing_then_newest_update_first_with_exact_total_and_pages(flows):
+    ids = [create(flows, claims=PRO, name=f"flow {i}").json["id"] for i in range(5)]
+    call(flows, "PATCH", f"/api/v1/flows/{ids[0]}", body={"name": "renamed"}, claims=PRO)
+    first = call(flows, "GET", "/api/v1/flows", claims=PRO, query={"page": "1", "page_size": "2"}).json
+    assert first["total"] == 5 and first["pageSize"] == 2 and first["hasMore"] is True
+    assert [item["id"] for item in first["items"]] == [ids[0], ids[4]]
+    last = call(flows, "GET", "/api/v1/flows", claims=PRO, query={"page": "3", "page_size": "2"}).json
+    assert [item["id"] for item in last["items"]] == [ids[1]] and last["hasMore"] is False
+    assert set(last["items"][0]) == {"id", "name", "description", "status", "updatedAt"}
+
+
+def test_given_bad_paging_when_listing_then_422_names_the_parameter(flows):
+    reply = call(flows, "GET", "/api/v1/flows", claims=ALICE, query={"page_size": "1000"})
+    assert reply.status == 422 and "query.page_size" in reply.json["details"]
+
+
+def test_given_another_users_flow_then_every_route_answers_404(flows):
+    flow_id = create(flows).json["id"]
+    for method, suffix, body in [
+        ("GET", "", None),
+        ("PATCH", "", {"name": "mine now"}),
+        ("DELETE", "", None),
+        ("POST", "/start", None),
+        ("POST", "/stop", None),
+    ]:
+        reply = call(flows, method, f"/api/v1/flows/{flow_id}{suffix}", body=body, claims=BOB)
+        assert reply.status == 404, (method, suffix)
+        assert reply.json == {"code": "not_found", "message": "Flow not found"}
+    assert call(flows, "GET", f"/api/v1/flows/{flow_id}", claims=ALICE).json["name"] == "My flow"
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"name": ""}, "body.name"),
+        ({"name": "x" * 101}, "body.name"),
+        ({"name": "ok", "description": "d" * 501}, "body.description"),
+        ({"name": 5}, "body.name"),
+        ({}, "body.name"),
+        ({"name": "ok", "organismYaml": "a: b\n" * 30000}, "body.organismYaml"),
+    ],
+)
+def test_given_invalid_create_bodies_then_422_names_the_field_and_nothing_is_written(flows, body, field):
+    reply = call(flows, "POST", "/api/v1/flows", body=body, claims=ALICE)
+    assert reply.status == 422 and reply.json["code"] == "validation_error"
+    assert field in reply.json["details"]
+    assert call(flows, "GET", "/api/v1/flows", claims=ALICE).json["total"] == 0
+
+
+def test_given_malformed_json_then_422_and_nothing_written(flows):
+    reply = call(flows, "POST", "/api/v1/flows", body='{"name": ', claims=ALICE)
+    assert reply.status == 422 and reply.json["code"] == "validation_error"
+    assert call(flows, "GET", "/api/v1/flows", claims=ALICE).json["total"] == 0
+
+
+def test_given_a_huge_body_then_413(flows):
+    reply = call(flows, "POST", "/api/v1/flows", body={"name": "x", "organismYaml": "a" * 2_000_000}, claims=ALICE)
+    assert reply.status == 413 and reply.json["code"] == "payload_too_large"
+
+
+def test_given_a_non_uuid_id_then_422(flows):
+    reply = call(flows, "GET", "/api/v1/flows/not-a-uuid", claims=ALICE)
+    assert reply.status == 422 and "path.flow_id" in reply.json["details"]
+
+
+def test_given_no_claims_then_401_api_error(flows):
+    reply = call(flows, "GET", "/api/v1/flows")
+    assert reply.status == 401 and reply.json["code"] == "unauthorized"
+
+
+def test_given_an_unknown_flow_then_404(flows):
+    assert call(flows, "GET", f"/api/v1/flows/{uuid.uuid4()}", claims=ALICE).status == 404
+
+
+def test_given_a_stopped_flow_when_patched_then_fields_change_and_updated_at_moves(flows):
+    flow = create(flows, claims=PRO).json
+    reply = call(
+        flows,
+        "PATCH",
+        f"/api/v1/flows/{flow['id']}",
+        body={"description": "new", "organismYaml": VALID_YAML, "canvasState": {"nodes": [], "edges": [], "viewport": {"x": 0, "y": 0, "zoom": 1}}},
+        claims=PRO,
+    )
+    assert reply.status == 200
+    assert reply.json["description"] == "new" and reply.json["organismYaml"] == VALID_YAML
+    assert reply.json["canvasState"]["viewport"]["zoom"] == 1
+    assert reply.json["updatedAt"] > flow["updatedAt"]
+
+
+def test_lifecycle_start_stop_and_edit_rules(flows):
+    flow_id = create(flows, claims=PRO, organism_yaml=VALID_YAML).json["id"]
+    started = call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=PRO)
+    assert started.status == 200 and started.json["status"] == "running"
+
+    again = call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=PRO)
+    assert again.status == 409 and again.json["code"] == "invalid_state"
+
+    edit = call(flows, "PATCH", f"/api/v1/flows/{flow_id}", body={"organismYaml": VALID_YAML}, claims=PRO)
+    assert edit.status == 409 and edit.json["code"] == "invalid_state"
+    rename = call(flows, "PATCH", f"/api/v1/flows/{flow_id}", body={"name": "still running"}, claims=PRO)
+    assert rename.status == 200 and rename.json["status"] == "running"
+
+    stopped = call(flows, "POST", f"/api/v1/flows/{flow_id}/stop", claims=PRO)
+    assert stopped.status == 200 and stopped.json["status"] == "stopped"
+    assert call(flows, "POST", f"/api/v1/flows/{flow_id}/stop", claims=PRO).status == 409
+
+
+def test_given_unusable_yaml_when_started_then_422_and_the_flow_is_in_error(flows):
+    flow_id = create(flows, claims=PRO, organism_yaml="listeners: [unclosed").json["id"]
+    reply = call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=PRO)
+    assert reply.status == 422 and reply.json["code"] == "invalid_flow"
+    assert any(issue["severity"] == "error" for issue in reply.json["details"]["issues"])
+    flow = call(flows, "GET", f"/api/v1/flows/{flow_id}", claims=PRO).json
+    assert flow["status"] == "error" and flow["errorMessage"]
+    # error → stop is allowed, and from error the YAML may be fixed and the flow started
+    fixed = call(flows, "PATCH", f"/api/v1/flows/{flow_id}", body={"organismYaml": VALID_YAML}, claims=PRO)
+    assert fixed.status == 200
+    assert call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=PRO).json["status"] == "running"
+
+
+def test_given_a_flow_when_deleted_then_gone_and_the_limit_frees_up(flows):
+    flow_id = create(flows).json["id"]
+    assert call(flows, "DELETE", f"/api/v1/flows/{flow_id}", claims=ALICE).status == 204
+    assert call(flows, "GET", f"/api/v1/flows/{flow_id}", claims=ALICE).status == 404
+    assert call(flows, "DELETE", f"/api/v1/flows/{flow_id}", claims=ALICE).status == 404
+    assert create(flows).status == 201

@@ -1,0 +1,37 @@
+"""Health: liveness plus a readiness check; unknown routes answer an ApiError."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import call
+
+
+@pytest.fixture
+def health(aws):
+    import health_handler
+
+    return health_handler.handler
+
+
+def test_given_the_table_exists_then_healthy(health):
+    reply = call(health, "GET", "/health")
+    assert reply.status == 200
+    assert reply.json["status"] == "healthy" and reply.json["checks"] == {"table": "ok"}
+
+
+def test_given_the_table_is_missing_then_503_api_error(health, monkeypatch):
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+    from bloxserver.settings import get_settings
+
+    get_settings.cache_clear()
+    reply = call(health, "GET", "/health")
+    get_settings.cache_clear()
+    assert reply.status == 503
+    assert reply.json["code"] == "service_unavailable"
+    assert reply.json["details"]["checks"]["table"].startswith("error")
+
+
+def test_unknown_routes_are_404_api_errors(health):
+    reply = call(health, "DELETE", "/nothing/here")
+    assert reply.status == 404 and reply.json["code"] == "not_found"

@@ -1,0 +1,145 @@
+"""The caller's profile and usage, and Clerk's user sync, through the real handler on embedded AWS."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+
+from tests.support import call, claims_for
+
+SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWNsZXJrLXdlYmhvb2tz"
+
+
+@pytest.fixture
+def users(aws):
+    import users_handler
+
+    return users_handler.handler
+
+
+@pytest.fixture
+def flows(aws):
+    import flows_handler
+
+    return flows_handler.handler
+
+
+def signed(payload: dict, *, msg_id: str = "msg_1", timestamp: int | None = None, secret: str = SECRET):
+    body = json.dumps(payload)
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signature = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.{body}".encode(), hashlib.sha256).digest()).decode()
+    headers = {"svix-id": msg_id, "svix-timestamp": ts, "svix-signature": f"v1,{signature}"}
+    return body, headers
+
+
+def clerk_user(event_type="user.created", tier=None, email="carol@example.com"):
+    return {
+        "type": event_type,
+        "object": "event",
+        "data": {
+            "id": "user_carol",
+            "first_name": "Carol",
+            "last_name": "Jones",
+            "image_url": "https://img.example.com/carol.png",
+            "primary_email_address_id": "idn_2",
+            "email_addresses": [
+                {"id": "idn_1", "email_address": "old@example.com"},
+                {"id": "idn_2", "email_address": email},
+            ],
+            "public_metadata": {"tier": tier} if tier else {},
+        },
+    }
+
+
+def test_given_a_first_request_then_the_user_is_provisioned_from_the_claims_with_a_stable_id(users):
+    me = call(users, "GET", "/api/v1/me", claims=claims_for("user_dave", email="dave@example.com"))
+    assert me.status == 200
+    assert me.json["clerkId"] == "user_dave" and me.json["email"] == "dave@example.com"
+    assert me.json["tier"] == "free" and me.json["name"] == "User_Dave"
+    again = call(users, "GET", "/api/v1/me", claims=claims_for("user_dave", email="dave@example.com"))
+    assert again.json == me.json
+
+
+def test_given_a_tier_claim_then_it_is_the_users_tier(users):
+    assert call(users, "GET", "/api/v1/me", claims=claims_for("user_e", tier="pro")).json["tier"] == "pro"
+
+
+def test_usage_reports_flows_and_the_tier_execution_limit(users, flows):
+    claims = claims_for("user_frank")
+    call(flows, "POST", "/api/v1/flows", body={"name": "one"}, claims=claims)
+    usage = call(users, "GET", "/api/v1/me/usage", claims=claims, query={"period": "day"}).json
+    me = call(users, "GET", "/api/v1/me", claims=claims).json
+    assert usage == {
+        "userId": me["id"],
+        "period": "day",
+        "flowCount": 1,
+        "executionCount": 0,
+        "executionLimit": 1000,
+    }
+    assert call(users, "GET", "/api/v1/me/usage", claims=claims).json["period"] == "month"
+    bad = call(users, "GET", "/api/v1/me/usage", claims=claims, query={"period": "year"})
+    assert bad.status == 422 and "query.period" in bad.json["details"]
+
+
+def test_me_requires_claims(users):
+    reply = call(users, "GET", "/api/v1/me")
+    assert reply.status == 401 and reply.json["code"] == "unauthorized"
+
+
+def test_given_a_signed_user_created_event_then_the_user_is_stored_with_tier_from_metadata(users):
+    body, headers = signed(clerk_user(tier="paid"))
+    reply = call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
+    assert reply.status == 200
+    me = call(users, "GET", "/api/v1/me", claims={"sub": "user_carol"}).json
+    assert me["email"] == "carol@example.com" and me["name"] == "Carol Jones"
+    assert me["avatarUrl"] == "https://img.example.com/carol.png" and me["tier"] == "paid"
+
+
+def test_given_an_update_then_profile_changes_and_a_replayed_delivery_has_no_second_effect(users):
+    call(users, "POST", "/webhooks/clerk", body=(s := signed(clerk_user()))[0], headers=s[1])
+    body, headers = signed(clerk_user("user.updated", email="new@example.com"), msg_id="msg_2")
+    assert call(users, "POST", "/webhooks/clerk", body=body, headers=headers).status == 200
+    # The same delivery again after a later change: acknowledged, not re-applied.
+    later, later_headers = signed(clerk_user("user.updated", email="latest@example.com"), msg_id="msg_3")
+    call(users, "POST", "/webhooks/clerk", body=later, headers=later_headers)
+    replay = call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
+    assert replay.status == 200
+    assert call(users, "GET", "/api/v1/me", claims={"sub": "user_carol"}).json["email"] == "latest@example.com"
+
+
+def test_given_a_deleted_user_then_their_flows_are_gone(users, flows):
+    body, headers = signed(clerk_user(tier="pro"))
+    call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
+    carol = {"sub": "user_carol"}
+    flow_id = call(flows, "POST", "/api/v1/flows", body={"name": "doomed"}, claims=carol).json["id"]
+    body, headers = signed({"type": "user.deleted", "data": {"id": "user_carol", "deleted": True}}, msg_id="msg_del")
+    assert call(users, "POST", "/webhooks/clerk", body=body, headers=headers).status == 200
+    assert call(flows, "GET", f"/api/v1/flows/{flow_id}", claims=carol).status == 404
+    assert call(flows, "GET", "/api/v1/flows", claims=carol).json["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda body, headers: (body + " ", headers),
+        lambda body, headers: (body, {**headers, "svix-signature": "v1,AAAA"}),
+        lambda body, headers: (body, {k: v for k, v in headers.items() if k != "svix-id"}),
+        lambda body, headers: signed(json.loads(body), timestamp=int(time.time()) - 600),
+        lambda body, headers: signed(json.loads(body), secret="whsec_d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA=="),
+    ],
+    ids=["body changed", "bad signature", "missing header", "too old", "wrong secret"],
+)
+def test_given_a_bad_signature_then_400_and_nothing_written(users, tamper):
+    body, headers = tamper(*signed(clerk_user()))
+    reply = call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
+    assert reply.status == 400 and reply.json["code"] == "invalid_signature"
+    from bloxserver.auth import user_id_for
+    from bloxserver.dal.users import get_user
+
+    assert get_user(user_id_for("user_carol")) is None

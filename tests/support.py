@@ -1,0 +1,56 @@
+"""Calling functions the way API Gateway does: an HTTP API v2 event into the real Lambda handler."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from devstack.events import LambdaContext, http_api_event
+
+
+def reset_clients() -> None:
+    """Forget cached AWS clients and settings so the next call binds to the current (mocked) endpoint."""
+    from bloxserver.dal import idempotency, table
+    from bloxserver.settings import get_settings
+
+    table.client.cache_clear()
+    idempotency.persistence_store.cache_clear()
+    get_settings.cache_clear()
+
+
+def claims_for(sub: str = "user_alice", *, email: str | None = None, tier: str | None = None) -> dict[str, Any]:
+    claims: dict[str, Any] = {"sub": sub, "email": email or f"{sub}@example.com", "name": sub.title()}
+    if tier:
+        claims["tier"] = tier
+    return claims
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def call(
+    handler: Any,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    claims: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> Reply:
+    event = http_api_event(method, path, body=body, claims=claims, headers=headers, query=query)
+    response = handler(event, LambdaContext("test"))
+    raw = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        raw = base64.b64decode(raw).decode()
+    return Reply(response["statusCode"], response.get("headers") or {}, raw)
