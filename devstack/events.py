@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 
 def http_api_event(
@@ -17,12 +17,21 @@ def http_api_event(
     route_key: str | None = None,
     path_parameters: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
+    raw_query: str | None = None,
     headers: dict[str, str] | None = None,
     body: bytes | str | dict | list | None = None,
     claims: dict[str, Any] | None = None,
+    cookies: list[str] | None = None,
     source_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """Build the event API Gateway sends for one request. `claims` are what the JWT authorizer verified."""
+    """Build the event API Gateway sends for one request. `claims` are what the JWT authorizer verified.
+
+    Query: `query` as a dict, or `raw_query` exactly as received (its repeated names are joined with commas in
+    queryStringParameters, as API Gateway does). `cookies` are the request's cookies, which API Gateway moves
+    out of the headers.
+    """
+    if raw_query is not None:
+        query = _query_parameters(raw_query)
     if isinstance(body, (dict, list)):
         body = json.dumps(body)
     raw = body.encode() if isinstance(body, str) else body
@@ -55,18 +64,27 @@ def http_api_event(
         "version": "2.0",
         "routeKey": request_context["routeKey"],
         "rawPath": path,
-        "rawQueryString": urlencode(query or {}),
+        "rawQueryString": raw_query if raw_query is not None else urlencode(query or {}),
         "headers": all_headers,
         "requestContext": request_context,
         "isBase64Encoded": not is_text,
     }
     if query:
         event["queryStringParameters"] = dict(query)
+    if cookies:
+        event["cookies"] = list(cookies)
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if raw is not None:
         event["body"] = raw.decode() if is_text else base64.b64encode(raw).decode()
     return event
+
+
+def _query_parameters(raw_query: str) -> dict[str, str]:
+    parameters: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        parameters[name] = f"{parameters[name]},{value}" if name in parameters else value
+    return parameters
 
 
 def _is_utf8(raw: bytes) -> bool:

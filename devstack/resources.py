@@ -46,6 +46,15 @@ def create_tables(dynamodb: Any | None = None) -> dict[str, str]:
     return created
 
 
+def create_all(endpoint_url: str | None = None) -> dict[str, str]:
+    """Create every stateful resource of the template the local stack emulates.
+
+    Returns logical id → what `Ref` gives for it in CloudFormation (a table's name), which is how the local
+    stack resolves the template's environment variables. Add new resource types here.
+    """
+    return create_tables(boto3.client("dynamodb", endpoint_url=endpoint_url))
+
+
 def environment() -> dict[str, str]:
     """Environment variables that point the functions at the locally created resources."""
     return {

@@ -1,0 +1,51 @@
+"""`make dev`: the whole API at http://127.0.0.1:3000 (PORT overrides) until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from devstack.issuer import DEFAULT_PORT, TOKEN_LIFETIME_SECONDS
+from devstack.server import start_local_stack
+
+DEMO_USER = {"sub": "user_demo", "email": "demo@example.com", "name": "Demo User", "tier": "free"}
+
+
+def _interrupt(*_: object) -> None:
+    """`kill` (SIGTERM) stops as cleanly as Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    stack = start_local_stack(port=int(os.environ.get("PORT", DEFAULT_PORT)))
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        token = stack.token(**DEMO_USER)
+        print(
+            f"""
+BloxServer local stack: {stack.url}
+  JWKS:                 {stack.url}/.well-known/jwks.json (issuer {stack.url}, audience bloxserver-dev)
+  embedded AWS (moto):  {stack.aws.endpoint_url} (in memory: data is gone after a restart)
+  signing key:          {stack.issuer.key_path} (kept, so tokens survive restarts)
+  Clerk webhook secret: {stack.webhook_secret}
+
+Dev token for {DEMO_USER['sub']} ({DEMO_USER['email']}, tier {DEMO_USER['tier']}), valid {TOKEN_LIFETIME_SECONDS // 3600} h:
+  TOKEN={token}
+  curl -H "Authorization: Bearer $TOKEN" {stack.url}/api/v1/flows
+
+Tokens for other users: .venv/bin/bloxserver token --sub ID --email ADDRESS [--name NAME] [--tier TIER] --port {stack.port}
+Ctrl-C stops.
+""",
+            flush=True,
+        )
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        print("Stopped.")
+
+
+if __name__ == "__main__":
+    main()
