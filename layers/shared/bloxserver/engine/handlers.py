@@ -1,0 +1,142 @@
+"""The handler registry: built-in handlers by name. A handler is built once per load from its listener's config
+(compiling expressions, refusing bad config) and then run once per message; instances hold no per-run state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from bloxserver.engine.expressions import Expression, ExpressionError, compile_expression
+
+if TYPE_CHECKING:
+    from bloxserver.engine.model import ListenerSpec
+    from bloxserver.engine.runtime import Invocation
+
+
+class InvalidConfig(Exception):
+    """A listener's config cannot be used; the message says what to fix."""
+
+
+class ListenerFailed(Exception):
+    """A handler could not produce a result for this message; the run ends as `error`."""
+
+
+@dataclass(frozen=True)
+class HandlerResult:
+    value: Any
+    # Which peers get the value; None means all of the listener's onward targets.
+    route: tuple[str, ...] | None = None
+
+
+class Handler(Protocol):
+    def run(self, message: Any, invocation: Invocation) -> HandlerResult: ...
+
+
+def config_keys(spec: ListenerSpec, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
+    unknown = sorted(set(spec.config) - allowed)
+    if unknown:
+        raise InvalidConfig(f"unknown config key(s) for handler {spec.handler_name!r}: {', '.join(unknown)}")
+    missing = sorted(required - set(spec.config))
+    if missing:
+        raise InvalidConfig(f"handler {spec.handler_name!r} needs config key(s): {', '.join(missing)}")
+    return spec.config
+
+
+def compile_config_expression(key: str, source: Any) -> Expression:
+    try:
+        return compile_expression(source)
+    except ExpressionError as exc:
+        raise InvalidConfig(f"config {key}: {exc}") from exc
+
+
+def evaluate(expression: Expression, message: Any) -> Any:
+    try:
+        return expression.search(message)
+    except ExpressionError as exc:
+        raise ListenerFailed(str(exc)) from exc
+
+
+def is_truthy(value: Any) -> bool:
+    """JMESPath truthiness: false, null and empty strings, arrays and objects are false; every number is true."""
+    if value is None or value is False:
+        return False
+    return not (isinstance(value, (str, list, dict)) and not value)
+
+
+class Transform:
+    """Builds a new message: `expression` replaces it, or `set` adds/overwrites keys of an object message."""
+
+    def __init__(self, spec: ListenerSpec) -> None:
+        config = config_keys(spec, {"expression", "set"})
+        if ("expression" in config) == ("set" in config):
+            raise InvalidConfig("transform needs exactly one of config.expression or config.set")
+        self.expression = compile_config_expression("expression", config["expression"]) if "expression" in config else None
+        assignments = config.get("set", {})
+        if not isinstance(assignments, dict) or ("set" in config and not assignments):
+            raise InvalidConfig("config.set must be a non-empty mapping of key: JMESPath expression")
+        self.assignments = tuple(
+            (str(key), compile_config_expression(f"set.{key}", source)) for key, source in assignments.items()
+        )
+
+    def run(self, message: Any, invocation: Invocation) -> HandlerResult:
+        if self.expression is not None:
+            return HandlerResult(evaluate(self.expression, message))
+        if not isinstance(message, dict):
+            raise ListenerFailed(f"config.set needs an object message, got {type(message).__name__}")
+        result = dict(message)
+        for key, expression in self.assignments:
+            result[key] = evaluate(expression, message)
+        return HandlerResult(result)
+
+
+class Conditional:
+    """Sends the message, unchanged, to the `to` of the first `when` whose `if` is true, else to `default`."""
+
+    def __init__(self, spec: ListenerSpec) -> None:
+        config = config_keys(spec, {"when", "default"}, {"when"})
+        branches = config["when"]
+        if not isinstance(branches, list) or not branches:
+            raise InvalidConfig("config.when must be a non-empty list of {if: <JMESPath>, to: <peer>}")
+        compiled = []
+        for index, branch in enumerate(branches):
+            if not isinstance(branch, dict) or set(branch) != {"if", "to"}:
+                raise InvalidConfig(f"config.when[{index}] must have exactly the keys `if` and `to`")
+            compiled.append((compile_config_expression(f"when[{index}].if", branch["if"]), self._peer(spec, branch["to"])))
+        self.branches = tuple(compiled)
+        self.default = self._peer(spec, config["default"]) if config.get("default") is not None else None
+
+    @staticmethod
+    def _peer(spec: ListenerSpec, target: Any) -> str:
+        if not isinstance(target, str) or target not in spec.peers:
+            raise InvalidConfig(f"conditional target {target!r} must be one of the listener's peers {list(spec.peers)}")
+        return target
+
+    def run(self, message: Any, invocation: Invocation) -> HandlerResult:
+        for condition, target in self.branches:
+            if is_truthy(evaluate(condition, message)):
+                return HandlerResult(message, (target,))
+        return HandlerResult(message, (self.default,) if self.default else ())
+
+
+class Output:
+    """Marks the flow's result, optionally shaped by `expression`. Output listeners are terminal."""
+
+    def __init__(self, spec: ListenerSpec) -> None:
+        config = config_keys(spec, {"expression"})
+        if spec.peers:
+            raise InvalidConfig("an output listener is terminal: remove its peers")
+        self.expression = compile_config_expression("expression", config["expression"]) if "expression" in config else None
+
+    def run(self, message: Any, invocation: Invocation) -> HandlerResult:
+        return HandlerResult(message if self.expression is None else evaluate(self.expression, message))
+
+
+def _registry() -> dict[str, Callable[[ListenerSpec], Handler]]:
+    from bloxserver.engine.agent import Agent
+    from bloxserver.engine.http_handler import HttpRequest
+
+    return {"transform": Transform, "conditional": Conditional, "output": Output, "http": HttpRequest, "llm": Agent}
+
+
+BUILTIN_HANDLERS = _registry()

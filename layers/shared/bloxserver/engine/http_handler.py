@@ -1,0 +1,161 @@
+"""The `http` handler: one outbound request built from config templates and the message, through the SSRF guard.
+
+httpx (and the guard) are imported on first use: flows without http listeners never pay for them at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from bloxserver.engine.expressions import ExpressionError, Template, compile_template
+from bloxserver.engine.handlers import (
+    HandlerResult,
+    InvalidConfig,
+    ListenerFailed,
+    compile_config_expression,
+    config_keys,
+    evaluate,
+)
+
+if TYPE_CHECKING:
+    from bloxserver.engine.model import ListenerSpec
+    from bloxserver.engine.runtime import Invocation
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+BODY_METHODS = ("POST", "PUT", "PATCH")
+DEFAULT_TIMEOUT_SECONDS = 10.0
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+MAX_REDIRECTS = 5
+
+
+def _template(key: str, source: Any) -> Template:
+    try:
+        return compile_template(source)
+    except ExpressionError as exc:
+        raise InvalidConfig(f"config {key}: {exc}") from exc
+
+
+class HttpRequest:
+    def __init__(self, spec: ListenerSpec) -> None:
+        config = config_keys(
+            spec,
+            {"method", "url", "headers", "body", "body_expression", "timeout_seconds", "max_response_bytes",
+             "allow_error_status"},
+            {"url"},
+        )  # fmt: skip
+        self.method = str(config.get("method", "GET")).upper()
+        if self.method not in METHODS:
+            raise InvalidConfig(f"config.method must be one of {', '.join(METHODS)}")
+        self.url = _template("url", config["url"])
+        headers = config.get("headers", {})
+        if not isinstance(headers, dict):
+            raise InvalidConfig("config.headers must be a mapping of header name: template")
+        self.headers = tuple((str(name), _template(f"headers.{name}", value)) for name, value in headers.items())
+        if "body" in config and "body_expression" in config:
+            raise InvalidConfig("use config.body (a text template) or config.body_expression (JSON), not both")
+        self.body = _template("body", config["body"]) if "body" in config else None
+        self.body_expression = (
+            compile_config_expression("body_expression", config["body_expression"]) if "body_expression" in config else None
+        )
+        self.timeout_seconds = config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
+        if isinstance(self.timeout_seconds, bool) or not isinstance(self.timeout_seconds, (int, float)) or self.timeout_seconds <= 0:
+            raise InvalidConfig("config.timeout_seconds must be a positive number")
+        self.max_response_bytes = config.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
+        if not isinstance(self.max_response_bytes, int) or not 0 < self.max_response_bytes <= MAX_RESPONSE_BYTES:
+            raise InvalidConfig(f"config.max_response_bytes must be an integer from 1 to {MAX_RESPONSE_BYTES}")
+        self.allow_error_status = config.get("allow_error_status", False)
+        if not isinstance(self.allow_error_status, bool):
+            raise InvalidConfig("config.allow_error_status must be true or false")
+
+    def _render(self, template: Template, message: Any) -> str:
+        try:
+            return template.render(message)
+        except ExpressionError as exc:
+            raise ListenerFailed(str(exc)) from exc
+
+    def run(self, message: Any, invocation: Invocation) -> HandlerResult:
+        url = self._render(self.url, message)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ListenerFailed(f"only http and https URLs can be requested, got {_loggable(url)!r}")
+        headers = {name: self._render(template, message) for name, template in self.headers}
+        content: bytes | None = None
+        if self.body is not None:
+            content = self._render(self.body, message).encode()
+        elif self.method in BODY_METHODS:
+            body = message if self.body_expression is None else evaluate(self.body_expression, message)
+            content = json.dumps(body, ensure_ascii=False).encode()
+            headers.setdefault("Content-Type", "application/json")
+        timeout = max(0.001, min(self.timeout_seconds, invocation.remaining()))
+        settings = invocation.settings
+        status, response_headers, raw = invocation.call_blocking(
+            _send, self.method, url, headers, content, timeout, self.max_response_bytes,
+            settings.allow_private_network, settings.allowed_private_cidrs,
+        )  # fmt: skip
+        invocation.log(
+            "info",
+            f"http {self.method} {_loggable(url)} -> {status}",
+            method=self.method,
+            url=_loggable(url),
+            status=status,
+            responseBytes=len(raw),
+        )
+        if status >= 400 and not self.allow_error_status:
+            raise ListenerFailed(f"{self.method} {_loggable(url)} answered HTTP {status}")
+        return HandlerResult({"status": status, "headers": response_headers, "body": _decoded(raw, response_headers)})
+
+
+def _loggable(url: str) -> str:
+    """The URL without its query string and credentials, which may carry secrets."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def _decoded(raw: bytes, headers: dict[str, str]) -> Any:
+    text = raw.decode("utf-8", "replace")
+    if "json" in headers.get("content-type", ""):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _send(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    content: bytes | None,
+    timeout: float,
+    max_response_bytes: int,
+    allow_private_network: bool,
+    allowed_private_cidrs: tuple[str, ...],
+) -> tuple[int, dict[str, str], bytes]:
+    import httpx
+
+    from bloxserver.engine.httpguard import AddressGuard, AddressRefused, GuardedTransport
+
+    guard = AddressGuard(allow_private_network, allowed_private_cidrs)
+    try:
+        with httpx.Client(
+            transport=GuardedTransport(guard),
+            timeout=timeout,
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+            trust_env=False,
+        ) as client:
+            with client.stream(method, url, headers=headers, content=content) as response:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > max_response_bytes:
+                        raise ListenerFailed(f"response from {_loggable(url)} is larger than {max_response_bytes} bytes")
+                return response.status_code, {k.lower(): v for k, v in response.headers.items()}, bytes(body)
+    except AddressRefused as exc:
+        raise ListenerFailed(str(exc)) from exc
+    except httpx.InvalidURL as exc:
+        raise ListenerFailed(f"invalid URL {url!r}: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise ListenerFailed(f"{method} {_loggable(url)} failed: {type(exc).__name__}: {exc}") from exc

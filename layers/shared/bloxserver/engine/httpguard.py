@@ -1,0 +1,114 @@
+"""The outbound-request guard (SSRF): the http handler may reach public addresses only.
+
+The check runs where the connection is made: each hostname is resolved once, every address it resolves to must be
+public, and the socket connects to that checked address. So DNS rebinding cannot swap in another address, and each
+redirect hop (a new connection) is checked again. Development settings may allow non-public networks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+from typing import Any, Iterator
+
+import certifi
+import httpcore
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class AddressRefused(Exception):
+    pass
+
+
+class AddressGuard:
+    def __init__(self, allow_private_network: bool, allowed_private_cidrs: tuple[str, ...] = ()) -> None:
+        self.allow_private_network = allow_private_network
+        self.allowed_networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in allowed_private_cidrs)
+
+    def is_allowed(self, address: IPAddress) -> bool:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        # is_global is false for loopback, private, link-local (169.254.169.254, the cloud metadata service),
+        # carrier-grade NAT (100.64/10, Alibaba's 100.100.100.200), ULA (fd00:ec2::254), reserved and unspecified.
+        if address.is_global and not address.is_multicast:
+            return True
+        return self.allow_private_network or any(address in network for network in self.allowed_networks)
+
+    def resolve(self, host: str, port: int) -> str:
+        """The address to connect to for host:port, after checking every address the name resolves to."""
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise AddressRefused(f"cannot resolve {host!r}: {exc}") from exc
+        addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+        refused = [str(address) for address in addresses if not self.is_allowed(address)]
+        if refused or not addresses:
+            raise AddressRefused(f"refusing to connect to {host!r}: non-public address {', '.join(refused)}")
+        return str(addresses[0])
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    def __init__(self, guard: AddressGuard) -> None:
+        self.guard = guard
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:  # fmt: skip
+        # TLS still verifies the certificate against the request's hostname (httpcore passes it as the SNI).
+        return super().connect_tcp(self.guard.resolve(host, port), port, timeout, local_address, socket_options)
+
+
+class _ResponseStream(httpx.SyncByteStream):
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.stream
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class GuardedTransport(httpx.BaseTransport):
+    """An httpx transport whose every connection goes through the guard. No proxies: they would bypass it."""
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self.pool = httpcore.ConnectionPool(
+            ssl_context=ssl.create_default_context(cafile=certifi.where()),
+            network_backend=_GuardedBackend(guard),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        try:
+            response = self.pool.handle_request(core_request)
+        except httpcore.TimeoutException as exc:
+            raise httpx.TimeoutException(str(exc), request=request) from exc
+        except httpcore.ConnectError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+        except httpcore.ProtocolError as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+        except httpcore.NetworkError as exc:
+            raise httpx.NetworkError(str(exc), request=request) from exc
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(response.stream),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self.pool.close()

@@ -1,0 +1,125 @@
+"""The provider-neutral LLM conversation an agent holds, and the provider interface Bedrock and OpenAI-compatible
+endpoints implement. Provider modules (and boto3/httpx) are imported only when an agent runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Union
+
+from bloxserver.engine.handlers import ListenerFailed
+from bloxserver.engine.model import LlmChoice
+from bloxserver.engine.settings import EngineSettings
+
+DEFAULT_MAX_TOKENS = 1024
+# Per call, as in the original design: 60 s, or 120 s for long answers.
+LLM_CALL_TIMEOUT_SECONDS = 60.0
+LONG_LLM_CALL_TIMEOUT_SECONDS = 120.0
+LONG_ANSWER_TOKENS = 2000
+
+# Tools are listeners taking any JSON object; their description tells the model what to send.
+TOOL_INPUT_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": True}
+
+
+class LlmCallFailed(ListenerFailed):
+    pass
+
+
+@dataclass(frozen=True)
+class ResolvedLlm:
+    provider: str
+    model: str
+    temperature: float | None
+    max_tokens: int
+
+    @property
+    def call_timeout(self) -> float:
+        return LONG_LLM_CALL_TIMEOUT_SECONDS if self.max_tokens > LONG_ANSWER_TOKENS else LLM_CALL_TIMEOUT_SECONDS
+
+
+def resolve_llm_choice(settings: EngineSettings, flow: LlmChoice, listener: LlmChoice) -> ResolvedLlm:
+    """The listener's choice, else the flow's `llm:` section, else the environment's defaults."""
+    provider = listener.provider or flow.provider or settings.llm_provider
+    default_model = settings.bedrock_model_id if provider == "bedrock" else settings.openai_model
+    temperature = listener.temperature if listener.temperature is not None else flow.temperature
+    return ResolvedLlm(
+        provider=provider,
+        model=listener.model or flow.model or default_model,
+        temperature=temperature,
+        max_tokens=listener.max_tokens or flow.max_tokens or DEFAULT_MAX_TOKENS,
+    )
+
+
+@dataclass(frozen=True)
+class ToolOffer:
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    input: Any
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    call_id: str
+    name: str
+    value: Any
+    is_error: bool
+
+
+@dataclass(frozen=True)
+class UserText:
+    text: str
+
+
+@dataclass(frozen=True)
+class AssistantTurn:
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True)
+class ToolResults:
+    outcomes: tuple[ToolOutcome, ...]
+
+
+Turn = Union[UserText, AssistantTurn, ToolResults]
+
+
+@dataclass(frozen=True)
+class LlmRequest:
+    system: str
+    turns: tuple[Turn, ...]
+    tools: tuple[ToolOffer, ...]
+    model: str
+    max_tokens: int
+    temperature: float | None
+    timeout: float
+
+
+@dataclass(frozen=True)
+class LlmReply:
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    input_tokens: int
+    output_tokens: int
+
+
+class LlmProvider(Protocol):
+    def complete(self, request: LlmRequest) -> LlmReply: ...
+
+
+def provider_for(name: str, settings: EngineSettings) -> LlmProvider:
+    if name == "bedrock":
+        from bloxserver.engine.bedrock import BedrockProvider
+
+        return BedrockProvider.from_settings(settings)
+    if name == "openai":
+        from bloxserver.engine.openai_compat import OpenAICompatibleProvider
+
+        return OpenAICompatibleProvider.from_settings(settings)
+    raise LlmCallFailed(f"unknown LLM provider {name!r}")

@@ -1,0 +1,371 @@
+"""Safe loading and validation of organism YAML, and the cache of loaded organisms.
+
+Loading never runs user code: only YAML's safe types are built, handlers are names from the built-in registry,
+and aliases may not expand a document past a fixed size (a "billion laughs" document is refused while it is
+still a small node graph). Loaded organisms are cached by a hash of their text, so repeated runs of one flow
+parse and compile nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import yaml
+
+from bloxserver.engine.handlers import BUILTIN_HANDLERS, InvalidConfig
+from bloxserver.engine.model import LlmChoice, Listener, ListenerSpec, Organism, OrganismError, ValidationIssue
+
+MAX_YAML_CHARS = 256 * 1024
+MAX_EXPANDED_NODES = 50_000
+CACHE_SIZE = 64
+
+LLM_PROVIDERS = ("bedrock", "openai")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+TOP_LEVEL_KEYS = {
+    "organism", "listeners", "llm", "max_iterations", "timeout_seconds", "max_tokens_per_thread", "log_payloads",
+}  # fmt: skip
+ORGANISM_KEYS = {"name", "description", "entry", "max_tokens_per_thread"}
+LLM_KEYS = {"provider", "model", "temperature", "max_tokens"}
+LISTENER_KEYS = {
+    "name", "description", "handler", "payload_class", "agent", "peers", "next", "prompt", "timeout_seconds",
+    "config", "model", "temperature", "max_tokens",
+}  # fmt: skip
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.issue = ValidationIssue(code, message)
+
+
+def _check_nodes(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Counts the nodes `node` stands for once aliases are expanded, refusing Python tags and recursive aliases."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise _Refused("yaml_syntax", "recursive YAML aliases are not allowed")
+    if node.tag.startswith("tag:yaml.org,2002:python/"):
+        raise _Refused("yaml_syntax", f"YAML tag {node.tag!r} is not allowed: organisms cannot construct Python objects")
+    open_nodes.add(key)
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_check_nodes(child, sizes, open_nodes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_check_nodes(k, sizes, open_nodes) + _check_nodes(v, sizes, open_nodes) for k, v in node.value)
+    open_nodes.discard(key)
+    if size > MAX_EXPANDED_NODES:
+        raise _Refused("document_too_large", f"the document expands to more than {MAX_EXPANDED_NODES} YAML nodes")
+    sizes[key] = size
+    return size
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text to plain data (mappings, lists, scalars); raises _Refused with a `yaml_syntax` or size issue."""
+    if len(text) > MAX_YAML_CHARS:
+        raise _Refused("document_too_large", f"organism YAML is larger than {MAX_YAML_CHARS} characters")
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise _Refused("yaml_syntax", "the organism YAML is empty")
+        _check_nodes(node, {}, set())
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise _Refused("yaml_syntax", f"invalid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise _Refused("yaml_syntax", "the YAML document is nested too deeply") from exc
+    finally:
+        loader.dispose()
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.issues: list[ValidationIssue] = []
+
+    def issue(self, code: str, message: str, listener: str | None = None, severity: str = "error") -> None:
+        self.issues.append(ValidationIssue(code, message, listener, severity))  # type: ignore[arg-type]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(issue.severity == "error" for issue in self.issues)
+
+    def warn_unknown_keys(self, mapping: dict, allowed: set[str], where: str, listener: str | None = None) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.issue("unknown_key", f"{where}: unknown key {key!r} is ignored", listener, "warning")
+
+    def number(self, mapping: dict, key: str, default: float, where: str, listener: str | None = None,
+               integer: bool = False) -> Any:  # fmt: skip
+        value = mapping.get(key, default)
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+            kind = "a positive integer" if integer else "a positive number"
+            self.issue("invalid_config", f"{where}.{key} must be {kind}, got {value!r}", listener)
+            return default
+        return value
+
+    def names(self, mapping: dict, key: str, where: str, listener: str | None) -> tuple[str, ...]:
+        value = mapping.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.issue("invalid_config", f"{where}.{key} must be a list of listener names", listener)
+            return ()
+        return tuple(dict.fromkeys(value))
+
+    def llm_choice(self, mapping: dict, where: str, listener: str | None) -> LlmChoice:
+        provider = mapping.get("provider")
+        if provider is not None and provider not in LLM_PROVIDERS:
+            self.issue("invalid_config", f"{where}.provider must be one of {', '.join(LLM_PROVIDERS)}", listener)
+            provider = None
+        model = mapping.get("model")
+        if model is not None and not isinstance(model, str):
+            self.issue("invalid_config", f"{where}.model must be a model id string", listener)
+            model = None
+        temperature = mapping.get("temperature")
+        if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))):
+            self.issue("invalid_config", f"{where}.temperature must be a number", listener)
+            temperature = None
+        max_tokens = self.number(mapping, "max_tokens", 0, where, listener, integer=True) if "max_tokens" in mapping else None
+        return LlmChoice(provider, model, temperature, max_tokens or None)
+
+    def listener_spec(self, index: int, entry: Any, seen: set[str]) -> ListenerSpec | None:
+        where = f"listeners[{index}]"
+        if not isinstance(entry, dict):
+            self.issue("invalid_config", f"{where} must be a mapping")
+            return None
+        name = entry.get("name")
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+            self.issue(
+                "invalid_node_name",
+                f"{where}: listener name {name!r} must be 1-64 letters, digits, '_' or '-'",
+                name if isinstance(name, str) else None,
+            )
+            return None
+        if name in seen:
+            self.issue("duplicate_node_name", f"two listeners are named {name!r}", name)
+            return None
+        seen.add(name)
+        where = f"listener {name!r}"
+        self.warn_unknown_keys(entry, LISTENER_KEYS, where, name)
+        errors_before = len(self.issues)
+
+        agent = entry.get("agent", False)
+        if not isinstance(agent, bool):
+            self.issue("invalid_config", f"{where}: agent must be true or false", name)
+        prompt = entry.get("prompt", "")
+        if not isinstance(prompt, str):
+            self.issue("invalid_config", f"{where}: prompt must be text", name)
+            prompt = ""
+        if agent is True and not prompt.strip():
+            self.issue("missing_agent_prompt", f"{where} is an agent but has no prompt", name)
+        handler_name = entry.get("handler", "llm" if agent is True else None)
+        self.check_handler_name(handler_name, agent is True, where, name)
+        description = entry.get("description", "")
+        if not isinstance(description, str):
+            self.issue("invalid_config", f"{where}: description must be text", name)
+        elif not description.strip():
+            self.issue("missing_description", f"{where} has no description", name, "warning")
+        if not isinstance(entry.get("payload_class", ""), str):
+            self.issue("invalid_config", f"{where}: payload_class must be text (a label; nothing is imported)", name)
+        config = entry.get("config", {})
+        if not isinstance(config, dict):
+            self.issue("invalid_config", f"{where}: config must be a mapping", name)
+        peers = self.names(entry, "peers", where, name)
+        next_listeners = self.names(entry, "next", where, name)
+        if next_listeners and agent is not True:
+            self.issue("invalid_config", f"{where}: only agents have `next`; other listeners send to their peers", name)
+        timeout_seconds = self.number(entry, "timeout_seconds", 30, where, name)
+        llm = self.llm_choice(entry, where, name)
+
+        if any(issue.severity == "error" for issue in self.issues[errors_before:]):
+            return None
+        return ListenerSpec(
+            name=name,
+            description=description,
+            handler_name=handler_name,
+            config=config,
+            peers=peers,
+            agent=agent,
+            prompt=prompt,
+            next=next_listeners,
+            timeout_seconds=timeout_seconds,
+            llm=llm,
+        )
+
+    def check_handler_name(self, handler_name: Any, agent: bool, where: str, name: str) -> None:
+        if not isinstance(handler_name, str) or not handler_name:
+            self.issue("unknown_handler", f"{where} needs a handler (one of {', '.join(BUILTIN_HANDLERS)})", name)
+        elif handler_name.startswith("wasm:"):
+            self.issue("unknown_handler", f"{where}: WASM module handlers ({handler_name}) are not available yet", name)
+        elif handler_name not in BUILTIN_HANDLERS:
+            hint = " Python import paths are not allowed;" if "." in handler_name else ""
+            self.issue(
+                "unknown_handler",
+                f"{where}: unknown handler {handler_name!r}.{hint} built-in handlers are {', '.join(BUILTIN_HANDLERS)}",
+                name,
+            )
+        elif agent and handler_name != "llm":
+            self.issue("invalid_config", f"{where}: an agent's handler is llm (omit handler)", name)
+        elif handler_name == "llm" and not agent:
+            self.issue("invalid_config", f"{where}: the llm handler runs agents: set agent: true and a prompt", name)
+
+    def build(self, data: Any) -> Organism | None:
+        if not isinstance(data, dict):
+            self.issue("invalid_config", "the organism YAML must be a mapping with `organism` and `listeners`")
+            return None
+        self.warn_unknown_keys(data, TOP_LEVEL_KEYS, "top level")
+        header = data.get("organism", {})
+        if not isinstance(header, dict):
+            self.issue("invalid_config", "`organism` must be a mapping with at least a name")
+            header = {}
+        self.warn_unknown_keys(header, ORGANISM_KEYS, "organism")
+        name = header.get("name", "unnamed")
+        if not isinstance(name, str) or not name.strip():
+            self.issue("invalid_config", "organism.name must be non-empty text")
+        log_payloads = data.get("log_payloads", False)
+        if not isinstance(log_payloads, bool):
+            self.issue("invalid_config", "log_payloads must be true or false")
+        max_iterations = self.number(data, "max_iterations", 100, "flow", integer=True)
+        timeout_seconds = self.number(data, "timeout_seconds", 300, "flow")
+        # The original put the token budget at the top level in code and under `organism` in its docs: accept both.
+        token_source = data if "max_tokens_per_thread" in data else header
+        max_tokens = self.number(token_source, "max_tokens_per_thread", 100_000, "flow", integer=True)
+        llm_section = data.get("llm", {})
+        if not isinstance(llm_section, dict):
+            self.issue("invalid_config", "`llm` must be a mapping")
+            llm_section = {}
+        self.warn_unknown_keys(llm_section, LLM_KEYS, "llm (keys never come from YAML)")
+        llm = self.llm_choice(llm_section, "llm", None)
+
+        entries = data.get("listeners")
+        if not isinstance(entries, list) or not entries:
+            self.issue("no_listeners", "`listeners` must be a non-empty list")
+            return None
+        seen: set[str] = set()
+        specs = [self.listener_spec(index, entry, seen) for index, entry in enumerate(entries)]
+        first_name = next((e.get("name") for e in entries if isinstance(e, dict)), None)
+        entry_name = header.get("entry", first_name)
+        if "entry" in header and entry_name not in seen:
+            self.issue("unknown_entry", f"organism.entry {entry_name!r} is not a listener")
+        for spec in specs:
+            if spec is not None:
+                for target in (*spec.peers, *spec.next):
+                    if target not in seen:
+                        self.issue("unknown_peer", f"listener {spec.name!r} names unknown peer {target!r}", spec.name)
+        listeners = {spec.name: listener for spec in specs if spec and (listener := self.listener(spec))}
+        self.check_graph(specs, entry_name)
+        if self.has_errors:
+            return None
+        return Organism(
+            name=name,
+            entry=entry_name,
+            listeners=listeners,
+            max_iterations=max_iterations,
+            timeout_seconds=timeout_seconds,
+            max_tokens_per_thread=max_tokens,
+            log_payloads=log_payloads,
+            llm=llm,
+            issues=tuple(self.issues),
+        )
+
+    def listener(self, spec: ListenerSpec) -> Listener | None:
+        try:
+            return Listener(spec, BUILTIN_HANDLERS[spec.handler_name](spec))
+        except InvalidConfig as exc:
+            self.issue("invalid_config", f"listener {spec.name!r}: {exc}", spec.name)
+            return None
+
+    def check_graph(self, specs: list[ListenerSpec | None], entry_name: Any) -> None:
+        known = {spec.name: spec for spec in specs if spec is not None}
+        edges = {name: [t for t in (*spec.peers, *spec.next) if t in known] for name, spec in known.items()}
+        if entry_name in known:
+            reached, stack = {entry_name}, [entry_name]
+            while stack:
+                for target in edges[stack.pop()]:
+                    if target not in reached:
+                        reached.add(target)
+                        stack.append(target)
+            for name in known:
+                if name not in reached:
+                    self.issue(
+                        "unreachable_entry_node",
+                        f"listener {name!r} cannot be reached from the entry {entry_name!r}",
+                        name,
+                        "warning",
+                    )
+        # Iterative depth-first search; an edge back to a listener still on the path closes a cycle.
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        for root in known:
+            if root in state:
+                continue
+            state[root] = 1
+            path = [(root, iter(edges[root]))]
+            while path:
+                node, targets = path[-1]
+                target = next(targets, None)
+                if target is None:
+                    state[node] = 2
+                    path.pop()
+                elif state.get(target) == 1:
+                    self.issue(
+                        "cycle_detected",
+                        f"listeners form a cycle through {target!r}; max_iterations bounds it",
+                        target,
+                        "info",
+                    )
+                elif target not in state:
+                    state[target] = 1
+                    path.append((target, iter(edges[target])))
+
+
+def _compile(text: Any) -> tuple[Organism | None, tuple[ValidationIssue, ...]]:
+    if not isinstance(text, str):
+        return None, (ValidationIssue("yaml_syntax", "the organism YAML must be text"),)
+    try:
+        data = parse_yaml(text)
+    except _Refused as refused:
+        return None, (refused.issue,)
+    builder = _Builder()
+    organism = builder.build(data)
+    return organism, tuple(builder.issues)
+
+
+_cache: OrderedDict[bytes, tuple[Organism | None, tuple[ValidationIssue, ...]]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _compiled(text: Any) -> tuple[Organism | None, tuple[ValidationIssue, ...]]:
+    if not isinstance(text, str) or len(text) > MAX_YAML_CHARS:
+        return _compile(text)
+    key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    with _cache_lock:
+        if (hit := _cache.get(key)) is not None:
+            _cache.move_to_end(key)
+            return hit
+    compiled = _compile(text)
+    with _cache_lock:
+        _cache[key] = compiled
+        if len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return compiled
+
+
+def validate(organism_yaml: str) -> list[ValidationIssue]:
+    """Every finding about `organism_yaml`: errors block a start, warnings and infos do not."""
+    return list(_compiled(organism_yaml)[1])
+
+
+def load_organism(organism_yaml: str) -> Organism:
+    """The loaded organism, ready to run; raises OrganismError listing the issues when any is an error."""
+    organism, issues = _compiled(organism_yaml)
+    if organism is None:
+        raise OrganismError(list(issues))
+    return organism

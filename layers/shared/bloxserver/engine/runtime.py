@@ -1,0 +1,255 @@
+"""One execution: the trigger payload enters the entry listener, results travel to peers breadth-first, and the run
+ends with the terminal results, an error or a timeout. `run_flow` never raises for anything the flow does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from bloxserver.engine.handlers import HandlerResult, ListenerFailed
+from bloxserver.engine.llm import ResolvedLlm, resolve_llm_choice
+from bloxserver.engine.loader import load_organism
+from bloxserver.engine.model import EngineLog, EngineResult, Listener, LogLevel, Organism, OrganismError, RunStatus
+from bloxserver.engine.settings import EngineSettings, get_engine_settings
+
+
+class RunStopped(Exception):
+    """Ends the run unless an agent absorbs it; `listener` names where it happened."""
+
+    status: RunStatus = "error"
+
+    def __init__(self, message: str, listener: str | None, owner: Invocation | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.listener = listener
+        # The invocation this concerns alone (its handler failed, its timeout_seconds ran out); None: the whole run.
+        self.owner = owner
+
+
+class ListenerError(RunStopped):
+    pass
+
+
+class DeadlineExceeded(RunStopped):
+    status = "timeout"
+
+
+class Invocation:
+    """One listener handling one message: its deadline, its log records, blocking calls, tool calls, token spend."""
+
+    def __init__(self, run: Run, listener: Listener, parent: Invocation | None) -> None:
+        self.run = run
+        self.listener = listener
+        self.spec = listener.spec
+        own_deadline = time.monotonic() + self.spec.timeout_seconds
+        outer_deadline, outer_owner = (parent.deadline, parent.deadline_owner) if parent else (run.deadline, None)
+        if own_deadline < outer_deadline:
+            self.deadline, self.deadline_owner = own_deadline, self
+        else:
+            self.deadline, self.deadline_owner = outer_deadline, outer_owner
+
+    @property
+    def settings(self) -> EngineSettings:
+        return self.run.settings
+
+    @property
+    def llm_choice(self) -> ResolvedLlm:
+        return resolve_llm_choice(self.run.settings, self.run.organism.llm, self.spec.llm)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def log(self, level: LogLevel, message: str, **metadata: Any) -> None:
+        self.run.log(level, message, self.spec.name, **metadata)
+
+    def check_deadline(self) -> None:
+        if time.monotonic() >= self.deadline:
+            raise self._deadline_exceeded()
+
+    def _deadline_exceeded(self) -> DeadlineExceeded:
+        owner = self.deadline_owner
+        if owner is None:
+            message = f"execution timed out while listener '{self.spec.name}' was running"
+        else:
+            message = f"listener '{owner.spec.name}' timed out after {owner.spec.timeout_seconds:g} s"
+        return DeadlineExceeded(message, self.spec.name, owner)
+
+    def call_blocking(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Runs a blocking call (network I/O) in a worker thread and stops waiting at this invocation's deadline.
+
+        A call still running after the deadline is abandoned; the I/O clients also get the remaining time as
+        their own timeout, so the thread ends soon after.
+        """
+        remaining = self.remaining()
+        if remaining <= 0:
+            raise self._deadline_exceeded()
+        outcome: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                outcome["value"] = function(*args)
+            except BaseException as exc:  # handed to the calling thread below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=target, name=f"listener-{self.spec.name}", daemon=True)
+        worker.start()
+        worker.join(remaining)
+        if worker.is_alive():
+            raise self._deadline_exceeded()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    def spend_tokens(self, tokens: int) -> None:
+        self.run.tokens_used += tokens
+        budget = self.run.organism.max_tokens_per_thread
+        if self.run.tokens_used > budget:
+            raise RunStopped(
+                f"token budget of {budget} tokens per execution exceeded in listener '{self.spec.name}'", self.spec.name
+            )
+
+    def invoke_tool(self, name: str, message: Any) -> tuple[Any, bool]:
+        """Runs peer `name` as this agent's tool and returns (result, is_error); its own peers are not involved.
+
+        A tool's own failure or timeout goes back to the model as an error result; run-level stops propagate.
+        """
+        if name not in self.spec.peers:
+            return f"'{name}' is not one of this agent's tools", True
+        invocation = self.run.begin(self.run.organism.listeners[name], message, parent=self)
+        try:
+            return self.run.execute(invocation, message).value, False
+        except (ListenerError, DeadlineExceeded) as exc:
+            if exc.owner is not invocation:
+                raise
+            self.log("warning", f"tool call failed, returned to the model: {exc.message}", tool=name)
+            return exc.message, True
+
+
+class Run:
+    def __init__(self, organism: Organism, settings: EngineSettings, execution_id: str, deadline: float) -> None:
+        self.organism = organism
+        self.settings = settings
+        self.execution_id = execution_id
+        self.deadline = min(deadline, time.monotonic() + organism.timeout_seconds)
+        self.logs: list[EngineLog] = []
+        self.iterations = 0
+        self.tokens_used = 0
+
+    def log(self, level: LogLevel, message: str, listener: str | None, **metadata: Any) -> None:
+        metadata = {"executionId": self.execution_id, "listener": listener, **metadata}
+        self.logs.append(EngineLog(datetime.now(timezone.utc), level, message, metadata))
+
+    def count_iteration(self, listener: str) -> None:
+        self.iterations += 1
+        if self.iterations > self.organism.max_iterations:
+            raise RunStopped(f"max_iterations ({self.organism.max_iterations}) exceeded at listener '{listener}'", listener)
+
+    def begin(self, listener: Listener, message: Any, parent: Invocation | None) -> Invocation:
+        self.count_iteration(listener.name)
+        invocation = Invocation(self, listener, parent)
+        invocation.check_deadline()
+        details: dict[str, Any] = {"handler": listener.spec.handler_name, "iteration": self.iterations}
+        if self.organism.log_payloads:
+            details["payload"] = message
+        invocation.log("info", f"listener '{listener.name}' invoked", **details)
+        return invocation
+
+    def execute(self, invocation: Invocation, message: Any) -> HandlerResult:
+        name = invocation.spec.name
+        try:
+            result = invocation.listener.handler.run(message, invocation)
+        except RunStopped:
+            raise
+        except ListenerFailed as exc:
+            raise ListenerError(f"listener '{name}' failed: {exc}", name, invocation) from exc
+        except Exception as exc:
+            raise ListenerError(f"listener '{name}' failed: {type(exc).__name__}: {exc}", name, invocation) from exc
+        invocation.check_deadline()
+        if self.organism.log_payloads:
+            invocation.log("debug", f"listener '{invocation.spec.name}' result", result=result.value)
+        return result
+
+    def deliver(self, message: Any) -> dict[str, list[Any]]:
+        """Runs the flow breadth-first from the entry; returns terminal results by listener name."""
+        listeners = self.organism.listeners
+        pending: deque[tuple[Listener, Any]] = deque([(listeners[self.organism.entry], message)])
+        terminal_results: dict[str, list[Any]] = {}
+        while pending:
+            listener, message = pending.popleft()
+            result = self.execute(self.begin(listener, message, parent=None), message)
+            if listener.is_terminal:
+                terminal_results.setdefault(listener.name, []).append(result.value)
+                continue
+            targets = listener.spec.onward if result.route is None else result.route
+            if not targets:
+                self.log("info", f"listener '{listener.name}' routed its message nowhere", listener.name)
+            pending.extend((listeners[target], result.value) for target in targets)
+        return terminal_results
+
+
+def _entry_message(input_payload: str | None) -> Any:
+    if input_payload is None:
+        return None
+    try:
+        return json.loads(input_payload)
+    except ValueError:
+        return input_payload
+
+
+def _output_text(terminal_results: dict[str, list[Any]]) -> str | None:
+    if not terminal_results:
+        return None
+    by_listener = {name: values[0] if len(values) == 1 else values for name, values in terminal_results.items()}
+    value = next(iter(by_listener.values())) if len(by_listener) == 1 else by_listener
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def run_flow(
+    organism_yaml: str,
+    input_payload: str | None,
+    *,
+    execution_id: str,
+    deadline: float,
+    settings: EngineSettings | None = None,
+) -> EngineResult:
+    """Runs one execution of `organism_yaml` until `deadline` (a time.monotonic() value) at the latest."""
+    started = time.monotonic()
+    try:
+        organism = load_organism(organism_yaml)
+    except OrganismError as exc:
+        log = EngineLog(
+            datetime.now(timezone.utc),
+            "error",
+            f"invalid organism: {exc.message}",
+            {"executionId": execution_id, "listener": None, "issues": exc.details["issues"]},
+        )
+        return EngineResult("error", None, f"invalid organism: {exc.message}", [log])
+
+    run = Run(organism, settings or get_engine_settings(), execution_id, deadline)
+    run.log("info", f"execution started: flow '{organism.name}', entry '{organism.entry}'", None)
+    status: RunStatus = "success"
+    output = error = None
+    try:
+        output = _output_text(run.deliver(_entry_message(input_payload)))
+    except RunStopped as exc:
+        status, error = exc.status, exc.message
+        run.log("error", exc.message, exc.listener)
+    except Exception as exc:  # an engine bug: still a result, never an exception for the executor
+        status, error = "error", f"internal engine error: {type(exc).__name__}: {exc}"
+        run.log("error", error, None)
+    run.log(
+        "info",
+        f"execution finished: {status}",
+        None,
+        status=status,
+        iterations=run.iterations,
+        tokensUsed=run.tokens_used,
+        durationMs=round((time.monotonic() - started) * 1000, 3),
+    )
+    return EngineResult(status, output, error, run.logs)
+
