@@ -110,3 +110,20 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def run_handler(handler: Any, event: dict[str, Any], context: LambdaContext) -> Any:
+    """Invoke a Lambda handler from any thread.
+
+    Lambda runs handlers on a main thread, where Mangum's asyncio.get_event_loop() finds a loop; a server or
+    test thread has none, so each invocation gets its own (which also keeps concurrent invocations apart).
+    """
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return handler(event, context)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()

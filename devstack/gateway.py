@@ -10,7 +10,6 @@ Answers the gateway produces itself (401, 404, 413, 500 on a failed invocation) 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import importlib
 import json
@@ -25,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from devstack.authorizer import JwtAuthorizer, Unauthorized, claims_as_api_gateway_passes_them
-from devstack.events import LambdaContext, http_api_event
+from devstack.events import LambdaContext, http_api_event, run_handler
 from devstack.routing import RouteTable
 from devstack.template import FunctionSpec
 
@@ -83,15 +82,7 @@ class LocalFunction:
     def invoke(self, event: dict[str, Any]) -> Any:
         handler = self._load()
         context = LambdaContext(self.spec.logical_id, self.spec.timeout_seconds, self.spec.memory_mb)
-        # Lambda runs handlers on a main thread, where Mangum's asyncio.get_event_loop() finds a loop; a server
-        # thread has none, so each invocation gets its own (which also keeps concurrent invocations apart).
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            return handler(event, context)
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+        return run_handler(handler, event, context)
 
 
 class Cors:

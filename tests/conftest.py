@@ -25,16 +25,19 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from tests.support import reset_clients  # noqa: E402
+from devstack.embedded_aws import serialize_dynamodb  # noqa: E402
+from devstack.server import forget_cached_clients  # noqa: E402
+
+serialize_dynamodb()  # DynamoDB's per-item atomicity, which moto lacks under concurrent requests
 
 
 @pytest.fixture
 def aws():
     """A fresh embedded AWS holding the resources template.yaml declares."""
-    from devstack.resources import create_tables as create_all
+    from devstack.resources import create_all
 
     with mock_aws():
-        reset_clients()
+        forget_cached_clients()
         create_all()
         yield
-    reset_clients()
+    forget_cached_clients()

@@ -7,17 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.events import LambdaContext, http_api_event
-
-
-def reset_clients() -> None:
-    """Forget cached AWS clients and settings so the next call binds to the current (mocked) endpoint."""
-    from bloxserver.dal import idempotency, table
-    from bloxserver.settings import get_settings
-
-    table.client.cache_clear()
-    idempotency.persistence_store.cache_clear()
-    get_settings.cache_clear()
+from devstack.events import LambdaContext, http_api_event, run_handler
 
 
 def claims_for(sub: str = "user_alice", *, email: str | None = None, tier: str | None = None) -> dict[str, Any]:
@@ -49,7 +39,7 @@ def call(
     query: dict[str, str] | None = None,
 ) -> Reply:
     event = http_api_event(method, path, body=body, claims=claims, headers=headers, query=query)
-    response = handler(event, LambdaContext("test"))
+    response = run_handler(handler, event, LambdaContext("test"))
     raw = response.get("body") or ""
     if response.get("isBase64Encoded"):
         raw = base64.b64decode(raw).decode()
