@@ -35,3 +35,21 @@ def usage_month_sk(moment_iso: str) -> str:
 def usage_day_sk(moment_iso: str) -> str:
     """Executions started on a UTC day, e.g. USAGE#D#2026-11-28."""
     return f"USAGE#D#{moment_iso[:10]}"
+
+
+def trigger_sk(flow_id: UUID | str, trigger_id: UUID | str) -> str:
+    """A trigger, in its owner's partition beside the flow, so one query lists a flow's triggers."""
+    return f"{flow_triggers_prefix(flow_id)}{trigger_id}"
+
+
+def flow_triggers_prefix(flow_id: UUID | str) -> str:
+    """SK prefix (begins_with) of every trigger of one flow."""
+    return f"TRIGGER#{flow_id}#"
+
+
+WEBHOOK_SK = "WEBHOOK"
+
+
+def webhook_pk(token: str) -> str:
+    """The webhook token lookup item: its own partition, so ingress finds the trigger from the token alone."""
+    return f"WEBHOOK#{token}"
