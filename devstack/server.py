@@ -55,7 +55,7 @@ class LocalStack:
         self._set_environment({**embedded_aws.FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.aws.endpoint_url})
         refs = {**self._template_refs(), **resources.create_all(self.aws.endpoint_url)}
         self._set_environment(_process_environment(template.function_environments(refs)))
-        _forget_cached_clients()
+        forget_cached_clients()
         api = template.resolve(template.http_api(), refs)
         authorizers = {
             name: JwtAuthorizer(
@@ -121,7 +121,7 @@ class LocalStack:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        _forget_cached_clients()
+        forget_cached_clients()
 
     def __enter__(self) -> LocalStack:
         return self
@@ -147,11 +147,12 @@ def _process_environment(environments: dict[str, dict[str, str]]) -> dict[str, s
     return {name: value for name, value in merged.items() if name not in conflicting}
 
 
-def _forget_cached_clients() -> None:
-    """The shared layer caches its settings and DynamoDB client per process, like a warm Lambda; a stack that
+def forget_cached_clients() -> None:
+    """The shared layer caches its settings and AWS clients per process, like a warm Lambda; a stack that
     starts (or stops) in a process that already used them must make them re-read the environment."""
-    from bloxserver.dal import table
+    from bloxserver.dal import idempotency, table
     from bloxserver.settings import get_settings
 
     get_settings.cache_clear()
     table.client.cache_clear()
+    idempotency.persistence_store.cache_clear()
