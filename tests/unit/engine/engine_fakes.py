@@ -1,0 +1,110 @@
+"""Local stand-ins for the engine's network peers: an HTTP server on 127.0.0.1 that records requests and answers
+from a script, so http listeners and the OpenAI-compatible provider run their real code paths with no network.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | str | dict | list = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_seconds: float = 0.0
+
+    def encoded(self) -> tuple[bytes, dict[str, str]]:
+        if isinstance(self.body, (dict, list)):
+            return json.dumps(self.body).encode(), {"Content-Type": "application/json", **self.headers}
+        body = self.body.encode() if isinstance(self.body, str) else self.body
+        return body, self.headers
+
+
+class LocalServer:
+    """Answers each request with `respond(recorded)`; `requests` lists what arrived, in order."""
+
+    def __init__(self, respond: Callable[[Recorded], Reply]) -> None:
+        self.requests: list[Recorded] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                recorded = Recorded(self.command, self.path, dict(self.headers), self.rfile.read(length))
+                server.requests.append(recorded)
+                reply = respond(recorded)
+                if reply.delay_seconds:
+                    time.sleep(reply.delay_seconds)
+                body, headers = reply.encoded()
+                try:
+                    self.send_response(reply.status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting, as a timeout test intends
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> LocalServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def scripted(*replies: Reply) -> Callable[[Recorded], Reply]:
+    """Answers requests with `replies` in order."""
+    queue = list(replies)
+    return lambda recorded: queue.pop(0)
+
+
+def chat_completion(content: str | None = None, tool_calls: list[tuple[str, str, dict]] = (),
+                    prompt_tokens: int = 10, completion_tokens: int = 5) -> Reply:  # fmt: skip
+    """An OpenAI chat-completions response; tool_calls are (id, name, arguments)."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+            for call_id, name, arguments in tool_calls
+        ]
+    return Reply(
+        body={
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+        }
+    )

@@ -1,0 +1,216 @@
+"""Validation and safe loading of organism YAML: what `validate` reports and what `load_organism` refuses."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from bloxserver.engine import DEFAULT_ORGANISM_YAML, OrganismError, load_organism, validate
+from bloxserver.errors import ErrorCode
+
+
+def organism(listeners: str, header: str = "organism: {name: test}") -> str:
+    return header + "\nlisteners:\n" + textwrap.indent(textwrap.dedent(listeners), "  ")
+
+
+def codes(yaml_text: str) -> set[tuple[str, str | None, str]]:
+    return {(issue.code, issue.listener, issue.severity) for issue in validate(yaml_text)}
+
+
+def test_the_default_template_validates_without_any_issue():
+    assert validate(DEFAULT_ORGANISM_YAML) == []
+
+
+def test_issues_serialise_to_the_api_shape():
+    [issue] = validate(organism("- {name: a, description: x, handler: nope}"))
+    assert issue.as_dict() == {
+        "code": "unknown_handler",
+        "message": issue.message,
+        "listener": "a",
+        "severity": "error",
+    }
+
+
+def test_duplicate_listener_names_are_an_error():
+    yaml_text = organism("""
+        - {name: a, description: x, handler: output}
+        - {name: a, description: y, handler: output}
+    """)
+    assert ("duplicate_node_name", "a", "error") in codes(yaml_text)
+
+
+@pytest.mark.parametrize("name", ["", "calculator.add", "has space", "x" * 65, 42])
+def test_names_must_be_letters_digits_underscores_or_dashes(name):
+    yaml_text = organism(f"- {{name: {name!r}, description: x, handler: output}}")
+    assert "invalid_node_name" in {code for code, _, _ in codes(yaml_text)}
+
+
+def test_an_agent_without_a_prompt_is_an_error():
+    yaml_text = organism("- {name: helper, description: helps, agent: true}")
+    assert ("missing_agent_prompt", "helper", "error") in codes(yaml_text)
+
+
+@pytest.mark.parametrize(
+    ("handler", "hint"),
+    [
+        ("handlers.hello.handle_greeting", "Python import paths are not allowed"),
+        ("os.system", "Python import paths are not allowed"),
+        ("frobnicate", "built-in handlers are"),
+        ("wasm:scorer", "WASM"),
+    ],
+)
+def test_handlers_outside_the_registry_are_refused(handler, hint):
+    [issue] = validate(organism(f"- {{name: a, description: x, handler: '{handler}'}}"))
+    assert (issue.code, issue.listener, issue.severity) == ("unknown_handler", "a", "error")
+    assert hint in issue.message
+
+
+def test_peers_and_next_must_name_listeners():
+    yaml_text = organism("""
+        - {name: a, description: x, handler: transform, config: {expression: '@'}, peers: [ghost]}
+        - {name: b, description: x, agent: true, prompt: go, next: [phantom]}
+    """)
+    found = codes(yaml_text)
+    assert ("unknown_peer", "a", "error") in found
+    assert ("unknown_peer", "b", "error") in found
+
+
+def test_an_explicit_entry_must_name_a_listener():
+    yaml_text = organism("- {name: a, description: x, handler: output}", "organism: {name: t, entry: b}")
+    assert ("unknown_entry", None, "error") in codes(yaml_text)
+
+
+def test_listeners_no_path_reaches_are_a_warning_and_cycles_an_info():
+    yaml_text = organism("""
+        - {name: a, description: x, handler: transform, config: {expression: '@'}, peers: [b]}
+        - {name: b, description: x, handler: transform, config: {expression: '@'}, peers: [a]}
+        - {name: lonely, description: x, handler: output}
+    """)
+    found = codes(yaml_text)
+    assert ("unreachable_entry_node", "lonely", "warning") in found
+    assert ("cycle_detected", "a", "info") in found
+    assert load_organism(yaml_text).entry == "a"  # warnings and infos do not block loading
+
+
+def test_an_agents_tools_count_as_reachable():
+    yaml_text = organism("""
+        - {name: agent, description: x, agent: true, prompt: go, peers: [tool]}
+        - {name: tool, description: x, handler: output}
+    """)
+    assert validate(yaml_text) == []
+
+
+@pytest.mark.parametrize(
+    ("listener", "fragment"),
+    [
+        ("{name: a, description: x, handler: transform, config: {expression: 'foo[('}}", "invalid JMESPath"),
+        ("{name: a, description: x, handler: transform, config: {}}", "exactly one of"),
+        ("{name: a, description: x, handler: transform, config: {expression: '@', colour: red}}", "unknown config"),
+        ("{name: a, description: x, handler: conditional, config: {when: [{if: '@', to: b}]}}", "peers"),
+        ("{name: a, description: x, handler: http, config: {url: 'https://x/{{ (( }}'}}", "invalid JMESPath"),
+        ("{name: a, description: x, handler: http, config: {url: 'https://x', method: BREW}}", "method"),
+        ("{name: a, description: x, handler: output, timeout_seconds: -1}", "timeout_seconds"),
+        ("{name: a, description: x, handler: llm}", "agent: true"),
+        ("{name: a, description: x, handler: output, next: [a]}", "only agents"),
+    ],
+)
+def test_config_a_handler_cannot_use_is_invalid_config(listener, fragment):
+    issues = [issue for issue in validate(organism(f"- {listener}")) if issue.severity == "error"]
+    assert [issue.code for issue in issues] == ["invalid_config"]
+    assert fragment in issues[0].message
+
+
+def test_an_output_listener_cannot_have_peers():
+    yaml_text = organism("""
+        - {name: a, description: x, handler: output, peers: [b]}
+        - {name: b, description: x, handler: output}
+    """)
+    assert ("invalid_config", "a", "error") in codes(yaml_text)
+
+
+def test_unknown_keys_are_warnings_and_llm_keys_never_come_from_yaml():
+    yaml_text = organism(
+        "- {name: a, description: x, handler: output, trusted: true}",
+        "organism: {name: t}\nllm: {provider: openai, api_key_env: OPENAI_API_KEY}",
+    )
+    found = codes(yaml_text)
+    assert ("unknown_key", "a", "warning") in found
+    assert ("unknown_key", None, "warning") in found
+    assert not any(severity == "error" for _, _, severity in found)
+
+
+@pytest.mark.parametrize(
+    "yaml_text",
+    [
+        "organism: {name: t\nlisteners: [",
+        "\tlisteners: - x",
+        "",
+        "organism: {name: t}\nlisteners: []",
+        "just a string",
+    ],
+)
+def test_malformed_documents_are_errors_not_exceptions(yaml_text):
+    issues = validate(yaml_text)
+    assert issues and all(issue.severity == "error" for issue in issues)
+    assert {issue.code for issue in issues} <= {"yaml_syntax", "no_listeners", "invalid_config"}
+
+
+@pytest.mark.parametrize(
+    "tag", ["!!python/object/apply:os.system ['true']", "!!python/name:os.system", "!!python/object:object {}"]
+)
+def test_python_tags_are_refused(tag):
+    [issue] = validate(f"organism: {{name: t}}\nevil: {tag}\nlisteners: [{{name: a, handler: output}}]")
+    assert issue.code == "yaml_syntax"
+    assert "python" in issue.message.lower()
+
+
+def test_a_billion_laughs_document_is_refused_before_it_expands():
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, 10):
+        previous = chr(ord("a") + level - 1)
+        name = chr(ord("a") + level)
+        levels.append(f"{name}: &{name} [{','.join(['*' + previous] * 9)}]")
+    [issue] = validate("\n".join(levels) + "\nlisteners: []\n")
+    assert issue.code == "document_too_large"
+
+
+def test_recursive_aliases_are_refused():
+    [issue] = validate("loop: &loop [*loop]\nlisteners: []\n")
+    assert issue.code == "yaml_syntax"
+
+
+def test_modest_anchors_and_merge_keys_still_work():
+    yaml_text = organism("""
+        - &base {name: a, description: x, handler: transform, config: {expression: '@'}, peers: [b]}
+        - <<: *base
+          name: b
+          handler: output
+          config: {}
+          peers: []
+    """)
+    assert validate(yaml_text) == []
+
+
+def test_an_oversized_document_is_refused():
+    [issue] = validate("# " + "x" * 300_000 + "\n" + DEFAULT_ORGANISM_YAML)
+    assert issue.code == "document_too_large"
+
+
+def test_load_organism_raises_with_every_issue_and_the_invalid_flow_code():
+    yaml_text = organism("""
+        - {name: a, description: x, handler: output}
+        - {name: b, description: x, handler: nope}
+        - {name: c, description: x, handler: output}
+    """)
+    with pytest.raises(OrganismError) as raised:
+        load_organism(yaml_text)
+    assert raised.value.code == ErrorCode.INVALID_FLOW
+    assert [issue.code for issue in raised.value.issues] == ["unknown_handler", "unreachable_entry_node"]
+    assert raised.value.details["issues"][0]["listener"] == "b"
+    assert raised.value.message.startswith("listener 'b': unknown handler 'nope'")
+
+
+def test_loading_the_same_text_twice_reuses_the_parsed_organism():
+    text = organism("- {name: cached, description: x, handler: output}")
+    assert load_organism(text) is load_organism(str(text))
