@@ -1,0 +1,180 @@
+"""The http handler and its SSRF guard, against a local server on 127.0.0.1 (allowed by the development setting)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import textwrap
+import time
+
+import pytest
+from engine_fakes import LocalServer, Reply, scripted
+
+from bloxserver.engine import EngineSettings, run_flow
+from bloxserver.engine.httpguard import AddressGuard, AddressRefused
+
+LOOPBACK_ONLY = EngineSettings(allowed_private_cidrs=("127.0.0.1/32",))
+PRODUCTION = EngineSettings()
+
+
+def http_flow(config: str, extra: str = "") -> str:
+    return "organism: {name: http-test}\nlisteners:\n" + textwrap.indent(
+        textwrap.dedent(f"""
+            - name: call
+              description: x
+              handler: http
+              config: {config}
+              {extra}
+        """),
+        "  ",
+    )
+
+
+def run(yaml_text: str, payload: dict, settings: EngineSettings = LOOPBACK_ONLY):
+    return run_flow(
+        yaml_text, json.dumps(payload), execution_id="exec-http", deadline=time.monotonic() + 10, settings=settings
+    )
+
+
+def test_a_get_renders_url_and_headers_from_the_message_and_returns_the_parsed_response():
+    with LocalServer(scripted(Reply(body={"id": 7, "ok": True}))) as server:
+        yaml_text = http_flow(
+            '{url: "{{ base }}/orders/{{ order.id }}?verbose=1", headers: {X-Customer: "{{ order.customer }}"}}'
+        )
+        result = run(yaml_text, {"base": server.url, "order": {"id": 7, "customer": "ada@example.com"}})
+    assert result.status == "success", result.error
+    [request] = server.requests
+    assert (request.method, request.path) == ("GET", "/orders/7?verbose=1")
+    assert request.headers["X-Customer"] == "ada@example.com"
+    output = json.loads(result.output)
+    assert (output["status"], output["body"]) == (200, {"id": 7, "ok": True})
+    assert output["headers"]["content-type"] == "application/json"
+
+
+def test_a_post_sends_the_message_as_json_by_default():
+    with LocalServer(scripted(Reply(status=201, body="created"))) as server:
+        result = run(http_flow(f'{{method: POST, url: "{server.url}/items"}}'), {"name": "widget"})
+    assert json.loads(result.output) == {"status": 201, "headers": json.loads(result.output)["headers"], "body": "created"}
+    [request] = server.requests
+    assert request.json() == {"name": "widget"}
+    assert request.headers["Content-Type"] == "application/json"
+
+
+def test_body_expression_and_text_body_templates_shape_what_is_sent():
+    with LocalServer(scripted(Reply(body="a"), Reply(body="b"))) as server:
+        run(http_flow(f'{{method: PUT, url: "{server.url}/a", body_expression: "{{sku: name}}"}}'), {"name": "w"})
+        run(http_flow(f'{{method: POST, url: "{server.url}/b", body: "name={{{{ name }}}}"}}'), {"name": "w"})
+    assert server.requests[0].json() == {"sku": "w"}
+    assert server.requests[1].body == b"name=w"
+
+
+def test_an_error_status_fails_the_listener_unless_allowed():
+    with LocalServer(lambda request: Reply(status=503, body="down")) as server:
+        failed = run(http_flow(f'{{url: "{server.url}/x?token=secret"}}'), {})
+        allowed = run(http_flow(f'{{url: "{server.url}/x", allow_error_status: true}}'), {})
+    assert failed.status == "error"
+    assert failed.error == f"listener 'call' failed: GET {server.url}/x answered HTTP 503"
+    assert json.loads(allowed.output)["status"] == 503
+
+
+def test_the_http_call_is_logged_without_its_query_string():
+    with LocalServer(scripted(Reply(body="ok"))) as server:
+        result = run(http_flow(f'{{url: "{server.url}/x?token=secret"}}'), {})
+    [logged] = [log for log in result.logs if log.message.startswith("http ")]
+    assert logged.metadata | {"executionId": "exec-http", "listener": "call"} == logged.metadata
+    assert logged.metadata["url"] == f"{server.url}/x"
+    assert "secret" not in json.dumps([log.metadata for log in result.logs] + [log.message for log in result.logs])
+
+
+def test_a_response_over_the_size_cap_fails_the_listener():
+    with LocalServer(scripted(Reply(body=b"x" * 5000))) as server:
+        result = run(http_flow(f'{{url: "{server.url}/big", max_response_bytes: 1000}}'), {})
+    assert result.status == "error"
+    assert "larger than 1000 bytes" in result.error
+
+
+def test_only_http_and_https_urls_are_requested():
+    result = run(http_flow('{url: "file:///etc/passwd"}'), {})
+    assert result.status == "error"
+    assert "only http and https" in result.error
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/",
+        "http://localhost:9/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.1.2.3/",
+        "http://192.168.0.1/",
+        "http://100.100.100.200/",
+        "http://[::1]:9/",
+        "http://[::ffff:127.0.0.1]:9/",
+        "http://[fd00:ec2::254]/",
+        "http://0.0.0.0:9/",
+    ],
+)
+def test_the_guard_refuses_non_public_addresses_in_production(url):
+    result = run(http_flow('{url: "{{ url }}"}'), {"url": url}, settings=PRODUCTION)
+    assert result.status == "error"
+    assert "refusing to connect" in result.error and "non-public address" in result.error
+
+
+def test_the_guard_checks_every_redirect_hop():
+    def respond(request):
+        if request.path == "/start":
+            return Reply(status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
+        return Reply(body="should not be reached")
+
+    with LocalServer(respond) as server:
+        result = run(http_flow(f'{{url: "{server.url}/start"}}'), {})
+    assert result.status == "error"
+    assert "169.254.169.254" in result.error
+    assert [request.path for request in server.requests] == ["/start"]
+
+
+def test_allowed_redirects_are_followed():
+    def respond(request):
+        if request.path == "/old":
+            return Reply(status=301, headers={"Location": "/new"})
+        return Reply(body={"moved": True})
+
+    with LocalServer(respond) as server:
+        result = run(http_flow(f'{{url: "{server.url}/old"}}'), {})
+    assert json.loads(result.output)["body"] == {"moved": True}
+
+
+def test_the_development_switch_allows_any_address():
+    with LocalServer(scripted(Reply(body="ok"))) as server:
+        result = run(http_flow(f'{{url: "{server.url}/"}}'), {}, settings=EngineSettings(allow_private_network=True))
+    assert result.status == "success"
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("93.184.216.34", True),
+        ("2606:2800:220:1:248:1893:25c8:1946", True),
+        ("127.0.0.1", False),
+        ("10.0.0.1", False),
+        ("172.16.5.4", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fd00:ec2::254", False),
+        ("::ffff:10.0.0.1", False),
+        ("::ffff:93.184.216.34", True),
+    ],
+)
+def test_the_guard_allows_public_addresses_only(address, allowed):
+    assert AddressGuard(allow_private_network=False).is_allowed(ipaddress.ip_address(address)) is allowed
+
+
+def test_allowed_cidrs_open_only_the_listed_networks():
+    guard = AddressGuard(allow_private_network=False, allowed_private_cidrs=("127.0.0.1/32",))
+    assert guard.is_allowed(ipaddress.ip_address("127.0.0.1"))
+    assert not guard.is_allowed(ipaddress.ip_address("127.0.0.2"))
+    with pytest.raises(AddressRefused):
+        guard.resolve("10.0.0.1", 80)
