@@ -53,3 +53,64 @@ WEBHOOK_SK = "WEBHOOK"
 def webhook_pk(token: str) -> str:
     """The webhook token lookup item: its own partition, so ingress finds the trigger from the token alone."""
     return f"WEBHOOK#{token}"
+
+
+# Executions, their per-day counters and the running markers the sweeper reads (docs/executions.md).
+
+
+def flow_pk(flow_id: UUID | str) -> str:
+    """A flow's own partition: its executions and their per-day counters."""
+    return f"FLOW#{flow_id}"
+
+
+EXECUTION_SK_PREFIX = "EXEC#"
+
+
+def execution_sk(execution_id: UUID | str) -> str:
+    """Execution ids are time-ordered UUIDs, so SK order is start order."""
+    return f"{EXECUTION_SK_PREFIX}{execution_id}"
+
+
+def executions_by_status_type_pk(flow_id: UUID | str, status: str, trigger_type: str) -> str:
+    """GSI1 partition of a flow's executions in one status started by one trigger type (GSI1SK: execution_sk)."""
+    return f"FLOW#{flow_id}#S#{status}#T#{trigger_type}"
+
+
+FLOW_STATS_SK_PREFIX = "STATS#"
+
+
+def flow_stats_day_sk(day_iso: str) -> str:
+    """Counters of the executions a flow started on one UTC day, e.g. STATS#2026-11-28."""
+    return f"{FLOW_STATS_SK_PREFIX}{day_iso[:10]}"
+
+
+def running_marker_pk(shard: int) -> str:
+    """Markers of unfinished executions, in a few shards so no single partition takes every start."""
+    return f"RUNNING#{shard}"
+
+
+def running_marker_sk(deadline_iso: str, execution_id: UUID | str) -> str:
+    """Sorted by deadline: the sweeper reads `SK <= now` and gets exactly the overdue ones."""
+    return f"{deadline_iso}#{execution_id}"
+
+
+def flow_logs_pk(flow_id: UUID | str) -> str:
+    """The log records of a flow's executions."""
+    return f"FLOWLOG#{flow_id}"
+
+
+def log_record_sk(execution_id: UUID | str, sequence: int) -> str:
+    """Grouped by execution (time-ordered id), in emission order within it."""
+    return f"{execution_id}#{sequence:05d}"
+
+
+def execution_logs_prefix(execution_id: UUID | str) -> str:
+    return f"{execution_id}#"
+
+
+IDEMPOTENCY_SK = "IDEMPOTENCY"
+
+
+def delivery_idempotency_pk(scope: UUID | str, delivery_key: str) -> str:
+    """A remembered delivery (webhook Idempotency-Key, Scheduler execution id) within one trigger or flow."""
+    return f"IDEMP#{scope}#{delivery_key}"

@@ -29,3 +29,9 @@ TIER_LIMITS: dict[Tier, TierLimits] = {
 
 def limits_for(tier: Tier) -> TierLimits:
     return TIER_LIMITS[tier]
+
+
+def stored_tier(profile: dict | None) -> Tier:
+    """The tier on a stored profile item; a missing or unknown one is free."""
+    value = (profile or {}).get("tier")
+    return Tier(value) if value in Tier._value2member_map_ else Tier.FREE
