@@ -1,0 +1,229 @@
+"""Agents: the model calls the agent's peers as tools through both providers, bounded by iterations and tokens.
+
+Bedrock is driven through botocore's Stubber on the engine's own client; the OpenAI-compatible provider talks to
+a local server speaking the chat-completions protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from botocore.stub import Stubber
+from engine_fakes import LocalServer, chat_completion, scripted
+
+from bloxserver.engine import EngineSettings, run_flow
+from bloxserver.engine.bedrock import bedrock_client
+from bloxserver.engine.llm import TOOL_INPUT_SCHEMA
+
+REGION = "us-east-1"
+
+SUPPORT_DESK = """\
+organism: {name: support-desk, entry: triage}
+llm: {model: test-model}
+listeners:
+  - name: triage
+    agent: true
+    description: Answers a ticket
+    prompt: Use the tools, then answer in JSON.
+    peers: [lookup, score]
+    next: [answer]
+    max_tokens: 500
+  - name: lookup
+    description: Finds a customer by email
+    handler: transform
+    config: {expression: "{customer: concat('cust-', email)}"}
+  - name: score
+    description: Scores urgency from a level
+    handler: transform
+    config: {expression: "{urgency: multiply(level, `10`)}"}
+  - name: answer
+    description: The reply
+    handler: output
+    config: {expression: "{reply: @}"}
+"""
+
+TICKET = '{"email": "ada@example.com", "text": "My order is late"}'
+
+
+def run(yaml_text: str, settings: EngineSettings, payload: str = TICKET):
+    return run_flow(yaml_text, payload, execution_id="exec-agent", deadline=time.monotonic() + 10, settings=settings)
+
+
+def bedrock_settings() -> EngineSettings:
+    return EngineSettings(llm_provider="bedrock", bedrock_region=REGION)
+
+
+def converse_response(content: list[dict], input_tokens: int = 20, output_tokens: int = 10) -> dict:
+    return {
+        "output": {"message": {"role": "assistant", "content": content}},
+        "stopReason": "tool_use" if any("toolUse" in block for block in content) else "end_turn",
+        "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": input_tokens + output_tokens},
+        "metrics": {"latencyMs": 5},
+    }
+
+
+TOOL_CONFIG = {
+    "tools": [
+        {"toolSpec": {"name": "lookup", "description": "Finds a customer by email", "inputSchema": {"json": TOOL_INPUT_SCHEMA}}},
+        {"toolSpec": {"name": "score", "description": "Scores urgency from a level", "inputSchema": {"json": TOOL_INPUT_SCHEMA}}},
+    ]
+}
+TOOL_USES = [
+    {"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {"email": "ada@example.com"}}},
+    {"toolUse": {"toolUseId": "t2", "name": "score", "input": {"level": 4}}},
+]
+
+
+def test_a_bedrock_agent_calls_two_tools_and_sends_its_answer_on():
+    first_call = {
+        "modelId": "test-model",
+        "system": [{"text": "Use the tools, then answer in JSON."}],
+        "messages": [{"role": "user", "content": [{"text": TICKET}]}],
+        "inferenceConfig": {"maxTokens": 500},
+        "toolConfig": TOOL_CONFIG,
+    }
+    second_call = {
+        **first_call,
+        "messages": [
+            *first_call["messages"],
+            {"role": "assistant", "content": [{"text": "Looking up."}, *TOOL_USES]},
+            {
+                "role": "user",
+                "content": [
+                    {"toolResult": {"toolUseId": "t1", "content": [{"json": {"customer": "cust-ada@example.com"}}], "status": "success"}},
+                    {"toolResult": {"toolUseId": "t2", "content": [{"json": {"urgency": 40}}], "status": "success"}},
+                ],
+            },
+        ],
+    }
+    with Stubber(bedrock_client(REGION)) as stubber:
+        stubber.add_response("converse", converse_response([{"text": "Looking up."}, *TOOL_USES]), first_call)
+        stubber.add_response("converse", converse_response([{"text": '{"urgency": 40, "sorry": true}'}]), second_call)
+        result = run(SUPPORT_DESK, bedrock_settings())
+        stubber.assert_no_pending_responses()
+    assert result.status == "success", result.error
+    assert json.loads(result.output) == {"reply": {"urgency": 40, "sorry": True}}
+    invoked = [log.metadata["listener"] for log in result.logs if log.message.endswith("invoked")]
+    assert invoked == ["triage", "lookup", "score", "answer"]
+    llm_logs = [log.metadata for log in result.logs if log.message.startswith("llm call")]
+    assert [(m["provider"], m["inputTokens"], m["toolCalls"]) for m in llm_logs] == [
+        ("bedrock", 20, ["lookup", "score"]),
+        ("bedrock", 20, []),
+    ]
+    assert result.logs[-1].metadata["tokensUsed"] == 60
+
+
+def test_a_bedrock_error_fails_the_agent_listener():
+    with Stubber(bedrock_client(REGION)) as stubber:
+        stubber.add_client_error("converse", "ThrottlingException", "slow down")
+        result = run(SUPPORT_DESK, bedrock_settings())
+    assert result.status == "error"
+    assert result.error.startswith("listener 'triage' failed: bedrock call failed")
+
+
+def openai_settings(server: LocalServer) -> EngineSettings:
+    return EngineSettings(llm_provider="openai", openai_base_url=server.url, openai_api_key="sk-test")
+
+
+def test_an_openai_compatible_agent_calls_two_tools_and_sends_its_answer_on():
+    replies = scripted(
+        chat_completion(None, [("c1", "lookup", {"email": "ada@example.com"}), ("c2", "score", {"level": 2})]),
+        chat_completion("Sorry for the delay."),
+    )
+    with LocalServer(replies) as server:
+        result = run(SUPPORT_DESK, openai_settings(server))
+    assert result.status == "success", result.error
+    assert json.loads(result.output) == {"reply": "Sorry for the delay."}
+    first, second = server.requests
+    assert first.path == "/chat/completions"
+    assert first.headers["Authorization"] == "Bearer sk-test"
+    body = first.json()
+    assert (body["model"], body["max_tokens"]) == ("test-model", 500)
+    assert body["messages"] == [
+        {"role": "system", "content": "Use the tools, then answer in JSON."},
+        {"role": "user", "content": TICKET},
+    ]
+    assert [tool["function"]["name"] for tool in body["tools"]] == ["lookup", "score"]
+    assert second.json()["messages"][2:] == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"email": "ada@example.com"}'}},
+                {"id": "c2", "type": "function", "function": {"name": "score", "arguments": '{"level": 2}'}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": '{"customer": "cust-ada@example.com"}'},
+        {"role": "tool", "tool_call_id": "c2", "content": '{"urgency": 20}'},
+    ]
+
+
+def test_a_failing_tool_goes_back_to_the_model_as_an_error():
+    replies = scripted(chat_completion(None, [("c1", "score", {"level": "high"})]), chat_completion("Could not score."))
+    with LocalServer(replies) as server:
+        result = run(SUPPORT_DESK, openai_settings(server))
+    assert json.loads(result.output) == {"reply": "Could not score."}
+    tool_message = server.requests[1].json()["messages"][-1]
+    assert tool_message["role"] == "tool"
+    assert tool_message["content"].startswith("error: listener 'score' failed")
+    assert any(log.level == "warning" and log.metadata["tool"] == "score" for log in result.logs)
+
+
+def test_a_tool_the_agent_does_not_have_is_refused_to_the_model():
+    replies = scripted(chat_completion(None, [("c1", "answer", {})]), chat_completion("ok"))
+    with LocalServer(replies) as server:
+        run(SUPPORT_DESK, openai_settings(server))
+    assert server.requests[1].json()["messages"][-1]["content"] == "error: 'answer' is not one of this agent's tools"
+
+
+def test_the_token_budget_stops_a_runaway_agent():
+    yaml_text = SUPPORT_DESK.replace("llm: {model: test-model}", "llm: {model: test-model}\nmax_tokens_per_thread: 1000")
+    looping = chat_completion(None, [("c", "score", {"level": 1})], prompt_tokens=300, completion_tokens=100)
+    with LocalServer(lambda request: looping) as server:
+        result = run(yaml_text, openai_settings(server))
+    assert result.status == "error"
+    assert result.error == "token budget of 1000 tokens per execution exceeded in listener 'triage'"
+    assert len(server.requests) == 3
+
+
+def test_max_iterations_bounds_an_agent_that_keeps_calling_tools():
+    yaml_text = SUPPORT_DESK.replace("llm: {model: test-model}", "llm: {model: test-model}\nmax_iterations: 6")
+    looping = chat_completion(None, [("c", "score", {"level": 1})], prompt_tokens=1, completion_tokens=1)
+    with LocalServer(lambda request: looping) as server:
+        result = run(yaml_text, openai_settings(server))
+    assert result.status == "error"
+    assert result.error.startswith("max_iterations (6) exceeded at listener")
+
+
+def test_an_endpoint_error_fails_the_agent_listener():
+    from engine_fakes import Reply
+
+    with LocalServer(lambda request: Reply(status=401, body={"error": "bad key"})) as server:
+        result = run(SUPPORT_DESK, openai_settings(server))
+    assert result.status == "error"
+    assert result.error.startswith("listener 'triage' failed: openai-compatible endpoint answered 401")
+
+
+@pytest.mark.parametrize("next_key", ["", "next: [answer]"])
+def test_an_agents_answer_goes_to_next_or_ends_the_run(next_key):
+    yaml_text = f"""\
+organism: {{name: poet}}
+llm: {{provider: openai, model: m}}
+listeners:
+  - name: poet
+    agent: true
+    description: Writes a line
+    prompt: Write one line.
+    {next_key}
+  - name: answer
+    description: The line, wrapped
+    handler: output
+    config: {{expression: "{{line: @}}"}}
+"""
+    with LocalServer(scripted(chat_completion("Roses are red."))) as server:
+        result = run(yaml_text, EngineSettings(openai_base_url=server.url), payload="a poem please")
+    assert server.requests[0].json()["messages"][1] == {"role": "user", "content": "a poem please"}
+    expected = {"line": "Roses are red."} if next_key else "Roses are red."
+    assert json.loads(result.output) == expected
