@@ -19,7 +19,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from bloxserver.auth import Principal, claims_from_event, principal_from_claims
 from bloxserver.errors import HTTP_STATUS, AppError, ErrorCode
-from bloxserver.observability import logger, metrics, tracer
+from bloxserver.observability import logger, metrics
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -137,12 +137,11 @@ async def current_principal(request: Request) -> Principal:
 
 
 def lambda_handler(app: FastAPI, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Callable[[dict, Any], dict]:
-    """The Lambda entry point for an API function: Mangum with Powertools logging, metrics and tracing."""
+    """The Lambda entry point for an API function: Mangum with Powertools logging and metrics."""
     adapter = Mangum(GuardMiddleware(app, max_body_bytes), lifespan="off")
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
     @metrics.log_metrics(capture_cold_start_metric=True)
-    @tracer.capture_lambda_handler(capture_response=False)
     def handler(event: dict, context: Any) -> dict:
         return adapter(event, context)
 
