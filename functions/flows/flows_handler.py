@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from fastapi import Depends, Response
@@ -54,6 +55,11 @@ async def start_flow(flow_id: UUID, principal: Principal = Depends(current_princ
 @app.post("/api/v1/flows/{flow_id}/stop", response_model=Flow)
 async def stop_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Flow:
     return flows_logic.stop_flow(principal, flow_id)
+
+
+@app.post("/api/v1/flows/{flow_id}/validate")
+async def validate_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> list[dict[str, Any]]:
+    return flows_logic.validate_flow(principal, flow_id)
 
 
 handler = lambda_handler(app)

@@ -201,3 +201,14 @@ def test_given_a_flow_when_deleted_then_gone_and_the_limit_frees_up(flows):
     assert call(flows, "GET", f"/api/v1/flows/{flow_id}", claims=ALICE).status == 404
     assert call(flows, "DELETE", f"/api/v1/flows/{flow_id}", claims=ALICE).status == 404
     assert create(flows).status == 201
+
+
+def test_validate_lists_issues_without_changing_the_flow(flows):
+    good = create(flows, claims=PRO, organism_yaml=VALID_YAML).json
+    issues = call(flows, "POST", f"/api/v1/flows/{good['id']}/validate", claims=PRO).json
+    assert [issue for issue in issues if issue["severity"] == "error"] == []
+    bad = create(flows, claims=PRO, organism_yaml="listeners:\n  - name: a\n    handler: os.system\n").json
+    issues = call(flows, "POST", f"/api/v1/flows/{bad['id']}/validate", claims=PRO).json
+    assert any(issue["code"] == "unknown_handler" and issue["severity"] == "error" for issue in issues)
+    assert call(flows, "GET", f"/api/v1/flows/{bad['id']}", claims=PRO).json["status"] == "stopped"
+    assert call(flows, "POST", f"/api/v1/flows/{bad['id']}/validate", claims=BOB).status == 404
