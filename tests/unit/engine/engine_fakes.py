@@ -91,8 +91,12 @@ def scripted(*replies: Reply) -> Callable[[Recorded], Reply]:
     return lambda recorded: queue.pop(0)
 
 
-def chat_completion(content: str | None = None, tool_calls: list[tuple[str, str, dict]] = (),
-                    prompt_tokens: int = 10, completion_tokens: int = 5) -> Reply:  # fmt: skip
+def chat_completion(
+    content: str | None = None,
+    tool_calls: list[tuple[str, str, dict]] = (),
+    prompt_tokens: int = 10,
+    completion_tokens: int = 5,
+) -> Reply:
     """An OpenAI chat-completions response; tool_calls are (id, name, arguments)."""
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -61,9 +62,16 @@ def test_custom_functions_do_arithmetic_and_text():
     """)
     result = run(yaml_text, '{"a": 7, "b": 2, "s": "MiXed", "pad": "  x  ", "flag": true}')
     assert json.loads(result.output) == {
-        "sum": 9, "diff": 5, "product": 14, "ratio": 3.5, "rounded": 2.33,
-        "up": "MIXED", "low": "mixed", "trimmed": "x", "joined": "MiXed-7-true",
-    }  # fmt: skip
+        "sum": 9,
+        "diff": 5,
+        "product": 14,
+        "ratio": 3.5,
+        "rounded": 2.33,
+        "up": "MIXED",
+        "low": "mixed",
+        "trimmed": "x",
+        "joined": "MiXed-7-true",
+    }
 
 
 def test_a_failing_expression_ends_the_run_as_an_error_naming_the_listener():
@@ -260,5 +268,6 @@ def test_importing_the_engine_and_running_a_flow_loads_neither_httpx_nor_boto3()
         "assert result.status == 'success', result\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'httpcore', 'boto3', 'botocore'}))\n"
     )
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=environment)
     assert completed.stdout.strip() == "[]"

@@ -79,12 +79,11 @@ class BedrockProvider:
             "inferenceConfig": inference,
         }
         if request.tools:
-            arguments["toolConfig"] = {
-                "tools": [
-                    {"toolSpec": {"name": t.name, "description": t.description, "inputSchema": {"json": TOOL_INPUT_SCHEMA}}}
-                    for t in request.tools
-                ]
-            }
+            specs = [
+                {"name": tool.name, "description": tool.description, "inputSchema": {"json": TOOL_INPUT_SCHEMA}}
+                for tool in request.tools
+            ]
+            arguments["toolConfig"] = {"tools": [{"toolSpec": spec} for spec in specs]}
         try:
             response = self.client.converse(**arguments)
         except (ClientError, BotoCoreError) as exc:

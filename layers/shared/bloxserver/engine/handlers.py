@@ -50,6 +50,10 @@ def compile_config_expression(key: str, source: Any) -> Expression:
         raise InvalidConfig(f"config {key}: {exc}") from exc
 
 
+def optional_expression(config: dict[str, Any], key: str) -> Expression | None:
+    return compile_config_expression(key, config[key]) if key in config else None
+
+
 def evaluate(expression: Expression, message: Any) -> Any:
     try:
         return expression.search(message)
@@ -71,7 +75,7 @@ class Transform:
         config = config_keys(spec, {"expression", "set"})
         if ("expression" in config) == ("set" in config):
             raise InvalidConfig("transform needs exactly one of config.expression or config.set")
-        self.expression = compile_config_expression("expression", config["expression"]) if "expression" in config else None
+        self.expression = optional_expression(config, "expression")
         assignments = config.get("set", {})
         if not isinstance(assignments, dict) or ("set" in config and not assignments):
             raise InvalidConfig("config.set must be a non-empty mapping of key: JMESPath expression")
@@ -102,7 +106,8 @@ class Conditional:
         for index, branch in enumerate(branches):
             if not isinstance(branch, dict) or set(branch) != {"if", "to"}:
                 raise InvalidConfig(f"config.when[{index}] must have exactly the keys `if` and `to`")
-            compiled.append((compile_config_expression(f"when[{index}].if", branch["if"]), self._peer(spec, branch["to"])))
+            condition = compile_config_expression(f"when[{index}].if", branch["if"])
+            compiled.append((condition, self._peer(spec, branch["to"])))
         self.branches = tuple(compiled)
         self.default = self._peer(spec, config["default"]) if config.get("default") is not None else None
 
@@ -126,13 +131,14 @@ class Output:
         config = config_keys(spec, {"expression"})
         if spec.peers:
             raise InvalidConfig("an output listener is terminal: remove its peers")
-        self.expression = compile_config_expression("expression", config["expression"]) if "expression" in config else None
+        self.expression = optional_expression(config, "expression")
 
     def run(self, message: Any, invocation: Invocation) -> HandlerResult:
         return HandlerResult(message if self.expression is None else evaluate(self.expression, message))
 
 
 def _registry() -> dict[str, Callable[[ListenerSpec], Handler]]:
+    # Imported here: these modules import this one for the handler base types.
     from bloxserver.engine.agent import Agent
     from bloxserver.engine.http_handler import HttpRequest
 

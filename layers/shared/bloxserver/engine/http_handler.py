@@ -14,14 +14,15 @@ from bloxserver.engine.handlers import (
     HandlerResult,
     InvalidConfig,
     ListenerFailed,
-    compile_config_expression,
     config_keys,
     evaluate,
+    optional_expression,
 )
 
 if TYPE_CHECKING:
     from bloxserver.engine.model import ListenerSpec
     from bloxserver.engine.runtime import Invocation
+    from bloxserver.engine.settings import EngineSettings
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -29,6 +30,16 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
+CONFIG_KEYS = {
+    "method",
+    "url",
+    "headers",
+    "body",
+    "body_expression",
+    "timeout_seconds",
+    "max_response_bytes",
+    "allow_error_status",
+}
 
 
 def _template(key: str, source: Any) -> Template:
@@ -40,12 +51,7 @@ def _template(key: str, source: Any) -> Template:
 
 class HttpRequest:
     def __init__(self, spec: ListenerSpec) -> None:
-        config = config_keys(
-            spec,
-            {"method", "url", "headers", "body", "body_expression", "timeout_seconds", "max_response_bytes",
-             "allow_error_status"},
-            {"url"},
-        )  # fmt: skip
+        config = config_keys(spec, CONFIG_KEYS, {"url"})
         self.method = str(config.get("method", "GET")).upper()
         if self.method not in METHODS:
             raise InvalidConfig(f"config.method must be one of {', '.join(METHODS)}")
@@ -57,11 +63,10 @@ class HttpRequest:
         if "body" in config and "body_expression" in config:
             raise InvalidConfig("use config.body (a text template) or config.body_expression (JSON), not both")
         self.body = _template("body", config["body"]) if "body" in config else None
-        self.body_expression = (
-            compile_config_expression("body_expression", config["body_expression"]) if "body_expression" in config else None
-        )
+        self.body_expression = optional_expression(config, "body_expression")
         self.timeout_seconds = config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
-        if isinstance(self.timeout_seconds, bool) or not isinstance(self.timeout_seconds, (int, float)) or self.timeout_seconds <= 0:
+        timeout_is_number = isinstance(self.timeout_seconds, (int, float)) and not isinstance(self.timeout_seconds, bool)
+        if not timeout_is_number or self.timeout_seconds <= 0:
             raise InvalidConfig("config.timeout_seconds must be a positive number")
         self.max_response_bytes = config.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
         if not isinstance(self.max_response_bytes, int) or not 0 < self.max_response_bytes <= MAX_RESPONSE_BYTES:
@@ -89,11 +94,9 @@ class HttpRequest:
             content = json.dumps(body, ensure_ascii=False).encode()
             headers.setdefault("Content-Type", "application/json")
         timeout = max(0.001, min(self.timeout_seconds, invocation.remaining()))
-        settings = invocation.settings
         status, response_headers, raw = invocation.call_blocking(
-            _send, self.method, url, headers, content, timeout, self.max_response_bytes,
-            settings.allow_private_network, settings.allowed_private_cidrs,
-        )  # fmt: skip
+            _send, self.method, url, headers, content, timeout, self.max_response_bytes, invocation.settings
+        )
         invocation.log(
             "info",
             f"http {self.method} {_loggable(url)} -> {status}",
@@ -130,14 +133,13 @@ def _send(
     content: bytes | None,
     timeout: float,
     max_response_bytes: int,
-    allow_private_network: bool,
-    allowed_private_cidrs: tuple[str, ...],
+    settings: EngineSettings,
 ) -> tuple[int, dict[str, str], bytes]:
     import httpx
 
     from bloxserver.engine.httpguard import AddressGuard, AddressRefused, GuardedTransport
 
-    guard = AddressGuard(allow_private_network, allowed_private_cidrs)
+    guard = AddressGuard(settings.allow_private_network, settings.allowed_private_cidrs)
     try:
         with httpx.Client(
             transport=GuardedTransport(guard),
@@ -151,7 +153,8 @@ def _send(
                 for chunk in response.iter_bytes():
                     body += chunk
                     if len(body) > max_response_bytes:
-                        raise ListenerFailed(f"response from {_loggable(url)} is larger than {max_response_bytes} bytes")
+                        too_large = f"response from {_loggable(url)} is larger than {max_response_bytes} bytes"
+                        raise ListenerFailed(too_large)
                 return response.status_code, {k.lower(): v for k, v in response.headers.items()}, bytes(body)
     except AddressRefused as exc:
         raise ListenerFailed(str(exc)) from exc

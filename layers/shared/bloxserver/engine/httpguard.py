@@ -54,8 +54,14 @@ class _GuardedBackend(httpcore.SyncBackend):
     def __init__(self, guard: AddressGuard) -> None:
         self.guard = guard
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> httpcore.NetworkStream:  # fmt: skip
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
         # TLS still verifies the certificate against the request's hostname (httpcore passes it as the SNI).
         return super().connect_tcp(self.guard.resolve(host, port), port, timeout, local_address, socket_options)
 

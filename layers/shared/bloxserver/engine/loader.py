@@ -25,15 +25,13 @@ CACHE_SIZE = 64
 
 LLM_PROVIDERS = ("bedrock", "openai")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-TOP_LEVEL_KEYS = {
-    "organism", "listeners", "llm", "max_iterations", "timeout_seconds", "max_tokens_per_thread", "log_payloads",
-}  # fmt: skip
+TOP_LEVEL_KEYS = set("organism listeners llm max_iterations timeout_seconds max_tokens_per_thread log_payloads".split())
 ORGANISM_KEYS = {"name", "description", "entry", "max_tokens_per_thread"}
 LLM_KEYS = {"provider", "model", "temperature", "max_tokens"}
-LISTENER_KEYS = {
-    "name", "description", "handler", "payload_class", "agent", "peers", "next", "prompt", "timeout_seconds",
-    "config", "model", "temperature", "max_tokens",
-}  # fmt: skip
+LISTENER_KEYS = set(
+    "name description handler payload_class agent peers next prompt timeout_seconds config model temperature max_tokens"
+    .split()
+)
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -52,7 +50,8 @@ def _check_nodes(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -
     if key in open_nodes:
         raise _Refused("yaml_syntax", "recursive YAML aliases are not allowed")
     if node.tag.startswith("tag:yaml.org,2002:python/"):
-        raise _Refused("yaml_syntax", f"YAML tag {node.tag!r} is not allowed: organisms cannot construct Python objects")
+        message = f"YAML tag {node.tag!r} is not allowed: organisms cannot construct Python objects"
+        raise _Refused("yaml_syntax", message)
     open_nodes.add(key)
     size = 1
     if isinstance(node, yaml.SequenceNode):
@@ -101,8 +100,15 @@ class _Builder:
             if key not in allowed:
                 self.issue("unknown_key", f"{where}: unknown key {key!r} is ignored", listener, "warning")
 
-    def number(self, mapping: dict, key: str, default: float, where: str, listener: str | None = None,
-               integer: bool = False) -> Any:  # fmt: skip
+    def number(
+        self,
+        mapping: dict,
+        key: str,
+        default: float | None,
+        where: str,
+        listener: str | None = None,
+        integer: bool = False,
+    ) -> Any:
         value = mapping.get(key, default)
         kinds = (int,) if integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
@@ -133,8 +139,10 @@ class _Builder:
         if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))):
             self.issue("invalid_config", f"{where}.temperature must be a number", listener)
             temperature = None
-        max_tokens = self.number(mapping, "max_tokens", 0, where, listener, integer=True) if "max_tokens" in mapping else None
-        return LlmChoice(provider, model, temperature, max_tokens or None)
+        max_tokens = None
+        if "max_tokens" in mapping:
+            max_tokens = self.number(mapping, "max_tokens", None, where, listener, integer=True)
+        return LlmChoice(provider, model, temperature, max_tokens)
 
     def listener_spec(self, index: int, entry: Any, seen: set[str]) -> ListenerSpec | None:
         where = f"listeners[{index}]"

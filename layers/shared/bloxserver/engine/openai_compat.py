@@ -92,14 +92,19 @@ class OpenAICompatibleProvider:
         if request.temperature is not None:
             body["temperature"] = request.temperature
         if request.tools:
-            body["tools"] = [
-                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": TOOL_INPUT_SCHEMA}}
-                for t in request.tools
+            functions = [
+                {"name": tool.name, "description": tool.description, "parameters": TOOL_INPUT_SCHEMA}
+                for tool in request.tools
             ]
+            body["tools"] = [{"type": "function", "function": function} for function in functions]
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         try:
             response = httpx.post(
-                f"{self.base_url}/chat/completions", json=body, headers=headers, timeout=request.timeout, trust_env=False
+                f"{self.base_url}/chat/completions",
+                json=body,
+                headers=headers,
+                timeout=request.timeout,
+                trust_env=False,
             )
         except httpx.HTTPError as exc:
             raise LlmCallFailed(f"openai-compatible call failed: {type(exc).__name__}: {exc}") from exc

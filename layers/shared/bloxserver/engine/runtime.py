@@ -147,7 +147,8 @@ class Run:
     def count_iteration(self, listener: str) -> None:
         self.iterations += 1
         if self.iterations > self.organism.max_iterations:
-            raise RunStopped(f"max_iterations ({self.organism.max_iterations}) exceeded at listener '{listener}'", listener)
+            limit = self.organism.max_iterations
+            raise RunStopped(f"max_iterations ({limit}) exceeded at listener '{listener}'", listener)
 
     def begin(self, listener: Listener, message: Any, parent: Invocation | None) -> Invocation:
         self.count_iteration(listener.name)
