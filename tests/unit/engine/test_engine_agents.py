@@ -45,6 +45,7 @@ listeners:
 """
 
 TICKET = '{"email": "ada@example.com", "text": "My order is late"}'
+ADA = {"email": "ada@example.com"}
 
 
 def run(yaml_text: str, settings: EngineSettings, payload: str = TICKET):
@@ -59,15 +60,27 @@ def converse_response(content: list[dict], input_tokens: int = 20, output_tokens
     return {
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": "tool_use" if any("toolUse" in block for block in content) else "end_turn",
-        "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": input_tokens + output_tokens},
+        "usage": {
+            "inputTokens": input_tokens,
+            "outputTokens": output_tokens,
+            "totalTokens": input_tokens + output_tokens,
+        },
         "metrics": {"latencyMs": 5},
     }
 
 
+def tool_spec(name: str, description: str) -> dict:
+    return {"toolSpec": {"name": name, "description": description, "inputSchema": {"json": TOOL_INPUT_SCHEMA}}}
+
+
+def tool_result(tool_use_id: str, value: dict) -> dict:
+    return {"toolResult": {"toolUseId": tool_use_id, "content": [{"json": value}], "status": "success"}}
+
+
 TOOL_CONFIG = {
     "tools": [
-        {"toolSpec": {"name": "lookup", "description": "Finds a customer by email", "inputSchema": {"json": TOOL_INPUT_SCHEMA}}},
-        {"toolSpec": {"name": "score", "description": "Scores urgency from a level", "inputSchema": {"json": TOOL_INPUT_SCHEMA}}},
+        tool_spec("lookup", "Finds a customer by email"),
+        tool_spec("score", "Scores urgency from a level"),
     ]
 }
 TOOL_USES = [
@@ -92,8 +105,8 @@ def test_a_bedrock_agent_calls_two_tools_and_sends_its_answer_on():
             {
                 "role": "user",
                 "content": [
-                    {"toolResult": {"toolUseId": "t1", "content": [{"json": {"customer": "cust-ada@example.com"}}], "status": "success"}},
-                    {"toolResult": {"toolUseId": "t2", "content": [{"json": {"urgency": 40}}], "status": "success"}},
+                    tool_result("t1", {"customer": "cust-ada@example.com"}),
+                    tool_result("t2", {"urgency": 40}),
                 ],
             },
         ],
@@ -129,7 +142,7 @@ def openai_settings(server: LocalServer) -> EngineSettings:
 
 def test_an_openai_compatible_agent_calls_two_tools_and_sends_its_answer_on():
     replies = scripted(
-        chat_completion(None, [("c1", "lookup", {"email": "ada@example.com"}), ("c2", "score", {"level": 2})]),
+        chat_completion(None, [("c1", "lookup", ADA), ("c2", "score", {"level": 2})]),
         chat_completion("Sorry for the delay."),
     )
     with LocalServer(replies) as server:
@@ -151,7 +164,7 @@ def test_an_openai_compatible_agent_calls_two_tools_and_sends_its_answer_on():
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"email": "ada@example.com"}'}},
+                {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": json.dumps(ADA)}},
                 {"id": "c2", "type": "function", "function": {"name": "score", "arguments": '{"level": 2}'}},
             ],
         },
@@ -179,7 +192,7 @@ def test_a_tool_the_agent_does_not_have_is_refused_to_the_model():
 
 
 def test_the_token_budget_stops_a_runaway_agent():
-    yaml_text = SUPPORT_DESK.replace("llm: {model: test-model}", "llm: {model: test-model}\nmax_tokens_per_thread: 1000")
+    yaml_text = "max_tokens_per_thread: 1000\n" + SUPPORT_DESK
     looping = chat_completion(None, [("c", "score", {"level": 1})], prompt_tokens=300, completion_tokens=100)
     with LocalServer(lambda request: looping) as server:
         result = run(yaml_text, openai_settings(server))
@@ -189,7 +202,7 @@ def test_the_token_budget_stops_a_runaway_agent():
 
 
 def test_max_iterations_bounds_an_agent_that_keeps_calling_tools():
-    yaml_text = SUPPORT_DESK.replace("llm: {model: test-model}", "llm: {model: test-model}\nmax_iterations: 6")
+    yaml_text = "max_iterations: 6\n" + SUPPORT_DESK
     looping = chat_completion(None, [("c", "score", {"level": 1})], prompt_tokens=1, completion_tokens=1)
     with LocalServer(lambda request: looping) as server:
         result = run(yaml_text, openai_settings(server))
@@ -227,3 +240,17 @@ listeners:
     assert server.requests[0].json()["messages"][1] == {"role": "user", "content": "a poem please"}
     expected = {"line": "Roses are red."} if next_key else "Roses are red."
     assert json.loads(result.output) == expected
+
+
+def test_the_openai_key_can_come_from_an_ssm_parameter(aws):
+    import boto3
+
+    boto3.client("ssm").put_parameter(Name="/blox/test/openai-key", Value="sk-from-ssm", Type="SecureString")
+    replies = scripted(chat_completion("done"))
+    with LocalServer(replies) as server:
+        settings = EngineSettings(
+            llm_provider="openai", openai_base_url=server.url, openai_api_key_ssm_parameter="/blox/test/openai-key"
+        )
+        result = run(SUPPORT_DESK, settings)
+    assert result.status == "success", result.error
+    assert server.requests[0].headers["Authorization"] == "Bearer sk-from-ssm"

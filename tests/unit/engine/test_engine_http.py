@@ -54,7 +54,8 @@ def test_a_get_renders_url_and_headers_from_the_message_and_returns_the_parsed_r
 def test_a_post_sends_the_message_as_json_by_default():
     with LocalServer(scripted(Reply(status=201, body="created"))) as server:
         result = run(http_flow(f'{{method: POST, url: "{server.url}/items"}}'), {"name": "widget"})
-    assert json.loads(result.output) == {"status": 201, "headers": json.loads(result.output)["headers"], "body": "created"}
+    output = json.loads(result.output)
+    assert (output["status"], output["body"]) == (201, "created")
     [request] = server.requests
     assert request.json() == {"name": "widget"}
     assert request.headers["Content-Type"] == "application/json"

@@ -264,10 +264,13 @@ def test_importing_the_engine_and_running_a_flow_loads_neither_httpx_nor_boto3()
     script = (
         "import sys, time\n"
         "from bloxserver.engine import run_flow, REFERENCE_FLOW_YAML, REFERENCE_FLOW_INPUT\n"
-        "result = run_flow(REFERENCE_FLOW_YAML, REFERENCE_FLOW_INPUT, execution_id='x', deadline=time.monotonic() + 5)\n"
+        "deadline = time.monotonic() + 5\n"
+        "result = run_flow(REFERENCE_FLOW_YAML, REFERENCE_FLOW_INPUT, execution_id='x', deadline=deadline)\n"
         "assert result.status == 'success', result\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'httpcore', 'boto3', 'botocore'}))\n"
     )
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=environment)
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=environment
+    )
     assert completed.stdout.strip() == "[]"

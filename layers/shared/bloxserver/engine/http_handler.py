@@ -65,8 +65,8 @@ class HttpRequest:
         self.body = _template("body", config["body"]) if "body" in config else None
         self.body_expression = optional_expression(config, "body_expression")
         self.timeout_seconds = config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
-        timeout_is_number = isinstance(self.timeout_seconds, (int, float)) and not isinstance(self.timeout_seconds, bool)
-        if not timeout_is_number or self.timeout_seconds <= 0:
+        timeout = self.timeout_seconds
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InvalidConfig("config.timeout_seconds must be a positive number")
         self.max_response_bytes = config.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
         if not isinstance(self.max_response_bytes, int) or not 0 < self.max_response_bytes <= MAX_RESPONSE_BYTES:
