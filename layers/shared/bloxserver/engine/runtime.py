@@ -32,10 +32,12 @@ class RunStopped(Exception):
 
 
 class ListenerError(RunStopped):
-    pass
+    """A listener's handler failed: the run ends as `error`, unless the listener was an agent's tool."""
 
 
 class DeadlineExceeded(RunStopped):
+    """A listener's, the flow's or the executor's deadline passed: the run ends as `timeout`."""
+
     status = "timeout"
 
 
