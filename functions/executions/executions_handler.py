@@ -1,0 +1,74 @@
+"""HTTP entry point of the executions resource group: a flow's executions, stats, manual runs and logs."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import Depends, Query, Request
+
+from bloxserver.api import create_app, current_principal, lambda_handler
+from bloxserver.auth import Principal
+from bloxserver.contract import (
+    Execution,
+    ExecutionStatus,
+    ExecutionSummary,
+    FlowStats,
+    LogEntry,
+    LogLevel,
+    PaginatedResponse,
+    TriggerType,
+)
+from bloxserver.pagination import PageRequest, page_query
+
+import executions_logic
+
+MAX_RUN_INPUT_BYTES = 256 * 1024  # the same cap as a webhook delivery's body
+
+app = create_app("BloxServer executions")
+
+
+@app.get("/api/v1/flows/{flow_id}/executions", response_model=PaginatedResponse[ExecutionSummary])
+async def list_executions(
+    flow_id: UUID,
+    page: PageRequest = Depends(page_query(50)),
+    status: ExecutionStatus | None = Query(None),
+    trigger_type: TriggerType | None = Query(None),
+    principal: Principal = Depends(current_principal),
+) -> PaginatedResponse[ExecutionSummary]:
+    return executions_logic.list_executions(principal, flow_id, page, status, trigger_type)
+
+
+@app.post("/api/v1/flows/{flow_id}/executions/run", response_model=Execution, status_code=201)
+async def run_flow(
+    flow_id: UUID,
+    request: Request,
+    input_payload: str | None = Query(None),
+    principal: Principal = Depends(current_principal),
+) -> Execution:
+    return executions_logic.run_flow(principal, flow_id, await request.body(), input_payload)
+
+
+@app.get("/api/v1/flows/{flow_id}/executions/{execution_id}", response_model=Execution)
+async def get_execution(
+    flow_id: UUID, execution_id: UUID, principal: Principal = Depends(current_principal)
+) -> Execution:
+    return executions_logic.get_execution(principal, flow_id, execution_id)
+
+
+@app.get("/api/v1/flows/{flow_id}/stats", response_model=FlowStats)
+async def flow_stats(flow_id: UUID, principal: Principal = Depends(current_principal)) -> FlowStats:
+    return executions_logic.flow_stats(principal, flow_id)
+
+
+@app.get("/api/v1/flows/{flow_id}/logs", response_model=list[LogEntry])
+async def flow_logs(
+    flow_id: UUID,
+    execution_id: UUID | None = Query(None),
+    level: LogLevel | None = Query(None),
+    limit: int = Query(100, ge=1, le=1000),
+    principal: Principal = Depends(current_principal),
+) -> list[LogEntry]:
+    return executions_logic.flow_logs(principal, flow_id, execution_id, level, limit)
+
+
+handler = lambda_handler(app, max_body_bytes=MAX_RUN_INPUT_BYTES)

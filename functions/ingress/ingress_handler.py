@@ -1,0 +1,32 @@
+"""HTTP entry point of the ingress resource group: public webhook deliveries and their dry-run check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Header, Request
+from fastapi.responses import JSONResponse
+
+from bloxserver.api import create_app, lambda_handler
+
+import ingress_logic
+
+MAX_WEBHOOK_BODY_BYTES = 256 * 1024
+
+app = create_app("BloxServer ingress")
+
+
+@app.post("/webhooks/{token}", status_code=202)
+async def receive_webhook(
+    token: str, request: Request, idempotency_key: str | None = Header(None, alias="Idempotency-Key")
+) -> JSONResponse:
+    execution_id = ingress_logic.receive_webhook(token, await request.body(), idempotency_key)
+    return JSONResponse({"status": "accepted", "executionId": execution_id}, status_code=202)
+
+
+@app.get("/webhooks/{token}/test")
+async def check_webhook(token: str) -> dict[str, Any]:
+    return ingress_logic.check_webhook(token)
+
+
+handler = lambda_handler(app, max_body_bytes=MAX_WEBHOOK_BODY_BYTES)

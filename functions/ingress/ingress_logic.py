@@ -1,0 +1,71 @@
+"""Webhook ingress rules: resolve the token, start an execution (quota, idempotent deliveries), or report on it."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from bloxserver.contract import TriggerType
+from bloxserver.dal import flows as flow_store
+from bloxserver.dal import triggers as trigger_store
+from bloxserver.errors import BadRequest, NotFound
+from bloxserver.executions import StartRequest, start_execution
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+def _target(token: str) -> dict[str, Any]:
+    target = trigger_store.get_webhook_target(token)
+    if target is None:
+        raise NotFound("Webhook not found")
+    return target
+
+
+def _delivery_key(idempotency_key: str | None) -> str | None:
+    if idempotency_key is None:
+        return None
+    if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH or not idempotency_key.isprintable():
+        raise BadRequest(
+            f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY_LENGTH} printable characters",
+            {"header.idempotency-key": "invalid"},
+        )
+    return idempotency_key
+
+
+def receive_webhook(token: str, body: bytes, idempotency_key: str | None) -> str:
+    """Accept one delivery; returns the execution id (the first one's, for a replayed Idempotency-Key)."""
+    delivery_key = _delivery_key(idempotency_key)
+    try:
+        payload = body.decode()
+    except UnicodeDecodeError as exc:
+        raise BadRequest("Webhook body must be UTF-8 text", {"body": "not UTF-8"}) from exc
+    target = _target(token)
+    trigger_id = UUID(target["triggerId"])
+    outcome = start_execution(
+        StartRequest(
+            user_id=UUID(target["userId"]),
+            flow_id=UUID(target["flowId"]),
+            trigger_type=TriggerType.WEBHOOK.value,
+            trigger_id=trigger_id,
+            input_payload=payload,
+            tier=None,
+            delivery_scope=trigger_id if delivery_key else None,
+            delivery_key=delivery_key,
+        )
+    )
+    return outcome.execution["id"]
+
+
+def check_webhook(token: str) -> dict[str, Any]:
+    target = _target(token)
+    user_id, flow_id = UUID(target["userId"]), UUID(target["flowId"])
+    flow = flow_store.get_flow(user_id, flow_id)
+    trigger = trigger_store.get_trigger(user_id, flow_id, UUID(target["triggerId"]))
+    if flow is None or trigger is None:
+        raise NotFound("Webhook not found")
+    return {
+        "valid": True,
+        "triggerName": trigger["name"],
+        "flowName": flow["name"],
+        "flowStatus": flow["status"],
+    }

@@ -1,0 +1,44 @@
+"""Ending what nothing else will: executions still running past their deadline become `timeout`.
+
+The running markers are sorted by deadline, so each sweep reads only the overdue ones (no scan).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bloxserver import clock
+from bloxserver.dal import executions as execution_store
+from bloxserver.executions import end_execution
+from bloxserver.observability import logger
+
+MARKERS_PER_QUERY = 100
+MAX_PER_SWEEP = 1000  # bounds one invocation; the next sweep continues
+
+
+def sweep(now: datetime) -> int:
+    """End every overdue execution as timeout; returns how many it ended."""
+    now_iso = clock.iso(now)
+    ended = handled = 0
+    for shard in range(execution_store.RUNNING_MARKER_SHARDS):
+        while handled < MAX_PER_SWEEP:
+            markers = execution_store.overdue_markers(shard, now_iso, MARKERS_PER_QUERY)
+            for marker in markers:
+                handled += 1
+                execution = execution_store.get_execution(marker["flowId"], marker["executionId"])
+                if execution is None or execution["status"] != "running":
+                    execution_store.delete_marker(marker)  # its execution ended or its flow was deleted
+                    continue
+                reason = (
+                    f"Execution timed out: no result by its deadline ({marker['deadlineAt']})"
+                    if execution.get("claimedAt")
+                    else f"Execution timed out: never picked up from the queue by {marker['deadlineAt']}"
+                )
+                if end_execution(execution, "timeout", {"errorMessage": reason}, now=now):
+                    ended += 1
+                    logger.warning("Execution timed out", extra={"executionId": execution["id"]})
+                else:
+                    execution_store.delete_marker(marker)
+            if len(markers) < MARKERS_PER_QUERY:
+                break
+    return ended

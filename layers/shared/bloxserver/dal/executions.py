@@ -1,0 +1,480 @@
+"""Execution items, the per-day counters beside them, running markers and remembered deliveries.
+
+Every state change of an execution is one transaction with the counters it moves, so counts are exact.
+Layout and access patterns: docs/executions.md.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bloxserver import keys
+from bloxserver.dal.table import (
+    cancellation_codes,
+    client,
+    deserialize,
+    error_code,
+    key,
+    serialize,
+    table_name,
+    transact_write,
+)
+from bloxserver.dal.users import delete_items, profile_key
+
+STATUSES = ("running", "success", "error", "timeout")
+TRIGGER_TYPES = ("webhook", "schedule", "manual")
+RUNNING_MARKER_SHARDS = 4
+SUMMARY_FIELDS = "id, #status, triggerType, startedAt, durationMs, expiresAt"
+
+
+class FlowNotRunning(Exception):
+    """The start's flow check failed: `status` is the flow's status, None when the flow does not exist."""
+
+    def __init__(self, status: str | None) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class MonthlyQuotaFull(Exception):
+    pass
+
+
+class DeliveryAlreadyAccepted(Exception):
+    """The delivery key was seen within its window: `execution_id` is the execution it started."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(execution_id)
+        self.execution_id = execution_id
+
+
+def status_counter(status: str) -> str:
+    return f"s_{status}"
+
+
+def trigger_counter(trigger_type: str) -> str:
+    return f"t_{trigger_type}"
+
+
+def status_trigger_counter(status: str, trigger_type: str) -> str:
+    return f"st_{status}_{trigger_type}"
+
+
+def marker_shard(execution_id: str) -> int:
+    return int(execution_id[-2:], 16) % RUNNING_MARKER_SHARDS
+
+
+def execution_key(flow_id: str, execution_id: str) -> dict[str, Any]:
+    return key(keys.flow_pk(flow_id), keys.execution_sk(execution_id))
+
+
+def _marker_key(execution_id: str, marker_sk: str) -> dict[str, Any]:
+    return key(keys.running_marker_pk(marker_shard(execution_id)), marker_sk)
+
+
+def _marker_put(execution: dict[str, Any], marker_sk: str, deadline_iso: str) -> dict[str, Any]:
+    item = {
+        **_marker_key(execution["id"], marker_sk),
+        **serialize(
+            {
+                "entity": "runningMarker",
+                "deadlineAt": deadline_iso,
+                "executionId": execution["id"],
+                "flowId": execution["flowId"],
+                "userId": execution["userId"],
+                "triggerType": execution["triggerType"],
+                "startedAt": execution["startedAt"],
+                "expiresAt": execution["expiresAt"],
+            }
+        ),
+    }
+    return {"Put": {"TableName": table_name(), "Item": item}}
+
+
+def _stats_update(execution: dict[str, Any], adds: dict[str, int], sets: dict[str, Any]) -> dict[str, Any]:
+    names: dict[str, str] = {"#expiresAt": "expiresAt"}
+    values: dict[str, Any] = {":expiresAt": execution["expiresAt"]}
+    add_parts, set_parts = [], ["#expiresAt = if_not_exists(#expiresAt, :expiresAt)"]
+    for index, (counter, amount) in enumerate(adds.items()):
+        names[f"#a{index}"] = counter
+        values[f":a{index}"] = amount
+        add_parts.append(f"#a{index} :a{index}")
+    for index, (field, value) in enumerate(sets.items()):
+        names[f"#s{index}"] = field
+        values[f":s{index}"] = value
+        set_parts.append(f"#s{index} = :s{index}")
+    return {
+        "Update": {
+            "TableName": table_name(),
+            "Key": key(keys.flow_pk(execution["flowId"]), keys.flow_stats_day_sk(execution["startedAt"])),
+            "UpdateExpression": "SET " + ", ".join(set_parts) + " ADD " + ", ".join(add_parts),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize(values),
+        }
+    }
+
+
+def record_start(
+    execution: dict[str, Any],
+    *,
+    marker_sk: str,
+    deadline_iso: str,
+    month_limit: int,
+    delivery: tuple[str, int] | None,
+    now_epoch: int,
+) -> None:
+    """One transaction: the flow is running, the month's count is below `month_limit` (and counts this one),
+    the day's count, the execution, its flow's day counters, its running marker and, when `delivery`
+    (pk, expiresAt) is given, the remembered delivery, written only if that key is unseen or expired."""
+    user_id, flow_id, trigger_type = execution["userId"], execution["flowId"], execution["triggerType"]
+    user_pk = keys.user_pk(user_id)
+    item = {
+        "PK": keys.flow_pk(flow_id),
+        "SK": keys.execution_sk(execution["id"]),
+        "GSI1PK": keys.executions_by_status_type_pk(flow_id, "running", trigger_type),
+        "GSI1SK": keys.execution_sk(execution["id"]),
+        "entity": "execution",
+        "runningMarker": marker_sk,
+        **execution,
+    }
+    actions: list[dict[str, Any]] = [
+        {
+            "ConditionCheck": {
+                "TableName": table_name(),
+                "Key": key(user_pk, keys.flow_sk(flow_id)),
+                "ConditionExpression": "#status = :running",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":running": {"S": "running"}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        },
+        {
+            "Update": {
+                "TableName": table_name(),
+                "Key": key(user_pk, keys.usage_month_sk(execution["startedAt"])),
+                "UpdateExpression": "ADD #count :one",
+                "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
+                "ExpressionAttributeNames": {"#count": "count"},
+                "ExpressionAttributeValues": {":one": {"N": "1"}, ":limit": {"N": str(month_limit)}},
+            }
+        },
+        {
+            "Update": {
+                "TableName": table_name(),
+                "Key": key(user_pk, keys.usage_day_sk(execution["startedAt"])),
+                "UpdateExpression": "ADD #count :one",
+                "ExpressionAttributeNames": {"#count": "count"},
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            }
+        },
+        {
+            "Put": {
+                "TableName": table_name(),
+                "Item": serialize(item),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        },
+        _stats_update(
+            execution,
+            {
+                "total": 1,
+                status_counter("running"): 1,
+                trigger_counter(trigger_type): 1,
+                status_trigger_counter("running", trigger_type): 1,
+            },
+            {"lastExecutedAt": execution["startedAt"]},
+        ),
+        _marker_put(execution, marker_sk, deadline_iso),
+    ]
+    if delivery is not None:
+        delivery_pk, delivery_expires_at = delivery
+        actions.append(
+            {
+                "Put": {
+                    "TableName": table_name(),
+                    "Item": serialize(
+                        {
+                            "PK": delivery_pk,
+                            "SK": keys.IDEMPOTENCY_SK,
+                            "entity": "delivery",
+                            "executionId": execution["id"],
+                            "expiresAt": delivery_expires_at,
+                        }
+                    ),
+                    "ConditionExpression": "attribute_not_exists(PK) OR expiresAt < :now",
+                    "ExpressionAttributeValues": {":now": {"N": str(now_epoch)}},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+        )
+    try:
+        transact_write(actions)
+    except ClientError as exc:
+        if error_code(exc) != "TransactionCanceledException":
+            raise
+        reasons = exc.response.get("CancellationReasons", [])
+        codes = cancellation_codes(exc)
+        # A replayed delivery answers with its first execution, whatever else changed since.
+        if delivery is not None and codes[-1] == "ConditionalCheckFailed":
+            raise DeliveryAlreadyAccepted(deserialize(reasons[-1]["Item"])["executionId"]) from exc
+        if codes[0] == "ConditionalCheckFailed":
+            flow = reasons[0].get("Item")
+            raise FlowNotRunning(deserialize(flow).get("status") if flow else None) from exc
+        if codes[1] == "ConditionalCheckFailed":
+            raise MonthlyQuotaFull() from exc
+        raise
+
+
+def get_profile(user_id: str) -> dict[str, Any] | None:
+    response = client().get_item(TableName=table_name(), Key=profile_key(user_id))
+    item = response.get("Item")
+    return deserialize(item) if item else None
+
+
+def get_execution(flow_id: str, execution_id: str) -> dict[str, Any] | None:
+    response = client().get_item(
+        TableName=table_name(), Key=execution_key(flow_id, execution_id), ConsistentRead=True
+    )
+    item = response.get("Item")
+    return deserialize(item) if item else None
+
+
+def get_execution_and_flow(user_id: str, flow_id: str, execution_id: str) -> tuple[dict | None, dict | None]:
+    """The execution and its flow in one round trip (the executor's first read)."""
+    flow_key = key(keys.user_pk(user_id), keys.flow_sk(flow_id))
+    response = client().batch_get_item(
+        RequestItems={
+            table_name(): {"Keys": [execution_key(flow_id, execution_id), flow_key], "ConsistentRead": True}
+        }
+    )
+    execution = flow = None
+    for raw in response.get("Responses", {}).get(table_name(), []):
+        item = deserialize(raw)
+        if item["SK"] == keys.execution_sk(execution_id):
+            execution = item
+        else:
+            flow = item
+    return execution, flow
+
+
+def claim(execution: dict[str, Any], claimed_at: str, marker_sk: str, deadline_iso: str) -> bool:
+    """Take the execution for this run: only while it is running and unclaimed. Moves its running marker to the
+    run's deadline. False: another delivery claimed it, or it already ended."""
+    try:
+        transact_write(
+            [
+                {
+                    "Update": {
+                        "TableName": table_name(),
+                        "Key": execution_key(execution["flowId"], execution["id"]),
+                        "UpdateExpression": "SET claimedAt = :claimedAt, runningMarker = :marker",
+                        "ConditionExpression": "#status = :running AND attribute_not_exists(claimedAt)",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": serialize(
+                            {":claimedAt": claimed_at, ":marker": marker_sk, ":running": "running"}
+                        ),
+                    }
+                },
+                {
+                    "Delete": {
+                        "TableName": table_name(),
+                        "Key": _marker_key(execution["id"], execution["runningMarker"]),
+                    }
+                },
+                _marker_put(execution, marker_sk, deadline_iso),
+            ]
+        )
+    except ClientError as exc:
+        if error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[0] == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
+
+
+def finish(
+    execution: dict[str, Any],
+    status: str,
+    completed_at: str,
+    duration_ms: int,
+    result: dict[str, Any],
+    *,
+    claimed_at: str | None = None,
+    unclaimed: bool = False,
+) -> bool:
+    """End a running execution (status, completion, `result`: outputPayload or errorMessage), move its flow's day
+    counters and drop its running marker, in one transaction. `claimed_at`: only if this run's claim still holds;
+    `unclaimed`: only if nobody claimed it. False: it had already ended (or is gone)."""
+    flow_id, trigger_type = execution["flowId"], execution["triggerType"]
+    names = {"#status": "status", "#gsi1pk": "GSI1PK"}
+    values: dict[str, Any] = {
+        ":running": "running",
+        ":status": status,
+        ":gsi1pk": keys.executions_by_status_type_pk(flow_id, status, trigger_type),
+        ":completedAt": completed_at,
+        ":durationMs": duration_ms,
+    }
+    sets = ["#status = :status", "#gsi1pk = :gsi1pk", "completedAt = :completedAt", "durationMs = :durationMs"]
+    for index, (field, value) in enumerate(result.items()):
+        if value is not None:
+            names[f"#r{index}"] = field
+            values[f":r{index}"] = value
+            sets.append(f"#r{index} = :r{index}")
+    conditions = ["#status = :running"]
+    if claimed_at is not None:
+        values[":claimedAt"] = claimed_at
+        conditions.append("claimedAt = :claimedAt")
+    if unclaimed:
+        conditions.append("attribute_not_exists(claimedAt)")
+    try:
+        transact_write(
+            [
+                {
+                    "Update": {
+                        "TableName": table_name(),
+                        "Key": execution_key(flow_id, execution["id"]),
+                        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE runningMarker",
+                        "ConditionExpression": " AND ".join(conditions),
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": serialize(values),
+                    }
+                },
+                _stats_update(
+                    execution,
+                    {
+                        status_counter("running"): -1,
+                        status_counter(status): 1,
+                        status_trigger_counter("running", trigger_type): -1,
+                        status_trigger_counter(status, trigger_type): 1,
+                        "durationMsSum": duration_ms,
+                        "finished": 1,
+                    },
+                    {},
+                ),
+                {
+                    "Delete": {
+                        "TableName": table_name(),
+                        "Key": _marker_key(execution["id"], execution["runningMarker"]),
+                    }
+                },
+            ]
+        )
+    except ClientError as exc:
+        if error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[0] == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
+
+
+def _query_newest(kwargs: dict[str, Any], limit: int, now_epoch: int) -> list[dict[str, Any]]:
+    """Up to `limit` unexpired items of one query, newest first (TTL deletes lag, so expired ones are skipped)."""
+    kwargs = {
+        **kwargs,
+        "TableName": table_name(),
+        "ScanIndexForward": False,
+        "FilterExpression": "expiresAt > :now",
+        "Limit": limit,
+    }
+    kwargs["ExpressionAttributeValues"] = {**kwargs["ExpressionAttributeValues"], ":now": {"N": str(now_epoch)}}
+    found: list[dict[str, Any]] = []
+    while len(found) < limit:
+        response = client().query(**kwargs)
+        found.extend(deserialize(item) for item in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            break
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return found[:limit]
+
+
+def list_summaries(
+    flow_id: str, statuses: tuple[str, ...], trigger_types: tuple[str, ...], limit: int, now_epoch: int
+) -> list[dict[str, Any]]:
+    """The newest `limit` executions of the flow with a status in `statuses` and a trigger type in
+    `trigger_types`. Unfiltered: one query of the flow's partition. Filtered: one GSI1 query per
+    (status, trigger type) pair, each bounded by `limit`, merged newest first."""
+    summary = {"ProjectionExpression": SUMMARY_FIELDS, "ExpressionAttributeNames": {"#status": "status"}}
+    if statuses == STATUSES and trigger_types == TRIGGER_TYPES:
+        return _query_newest(
+            {
+                **summary,
+                "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": keys.flow_pk(flow_id)},
+                    ":prefix": {"S": keys.EXECUTION_SK_PREFIX},
+                },
+            },
+            limit,
+            now_epoch,
+        )
+    listings = [
+        _query_newest(
+            {
+                **summary,
+                "IndexName": "GSI1",
+                "KeyConditionExpression": "GSI1PK = :pk",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": keys.executions_by_status_type_pk(flow_id, status, trigger_type)}
+                },
+            },
+            limit,
+            now_epoch,
+        )
+        for status, trigger_type in itertools.product(statuses, trigger_types)
+    ]
+    merged = heapq.merge(*listings, key=lambda item: item["id"], reverse=True)
+    return list(itertools.islice(merged, limit))
+
+
+def day_counters(flow_id: str, first_day: str, last_day: str) -> list[dict[str, Any]]:
+    """The flow's per-day counter items from `first_day` to `last_day` (ISO dates), one query."""
+    response = client().query(
+        TableName=table_name(),
+        KeyConditionExpression="PK = :pk AND SK BETWEEN :first AND :last",
+        ExpressionAttributeValues={
+            ":pk": {"S": keys.flow_pk(flow_id)},
+            ":first": {"S": keys.flow_stats_day_sk(first_day)},
+            ":last": {"S": keys.flow_stats_day_sk(last_day)},
+        },
+        ConsistentRead=True,
+    )
+    return [deserialize(item) for item in response.get("Items", [])]
+
+
+def overdue_markers(shard: int, now_iso: str, limit: int) -> list[dict[str, Any]]:
+    """Running markers of one shard whose deadline is at or before `now_iso`, earliest first."""
+    response = client().query(
+        TableName=table_name(),
+        KeyConditionExpression="PK = :pk AND SK <= :now",
+        ExpressionAttributeValues={":pk": {"S": keys.running_marker_pk(shard)}, ":now": {"S": f"{now_iso}~"}},
+        Limit=limit,
+    )
+    return [deserialize(item) for item in response.get("Items", [])]
+
+
+def delete_marker(marker: dict[str, Any]) -> None:
+    client().delete_item(TableName=table_name(), Key=key(marker["PK"], marker["SK"]))
+
+
+def partition_keys(pk: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": table_name(),
+        "KeyConditionExpression": "PK = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": pk}},
+        "ProjectionExpression": "PK, SK",
+    }
+    while True:
+        response = client().query(**kwargs)
+        found.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return found
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def delete_flow_executions(flow_id: str) -> None:
+    """Every execution, day counter and log record of the flow. Running markers left behind are dropped by the
+    sweeper when it finds their execution gone; remembered deliveries expire within a day."""
+    delete_items(partition_keys(keys.flow_pk(flow_id)))
+    delete_items(partition_keys(keys.flow_logs_pk(flow_id)))

@@ -1,0 +1,179 @@
+"""The execution lifecycle shared by every way one starts (webhook, schedule, manual) and ends (executor,
+sweeper, dead letters). Rules and timings live here; DynamoDB and SQS calls live in dal/. See docs/executions.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from bloxserver import clock, keys
+from bloxserver.contract import Tier
+from bloxserver.dal import executions as execution_store
+from bloxserver.dal import queue
+from bloxserver.errors import InvalidState, NotFound, QuotaExceeded, ServiceUnavailable
+from bloxserver.ids import time_ordered_uuid
+from bloxserver.limits import TIER_LIMITS, stored_tier
+from bloxserver.observability import logger
+
+RETENTION_DAYS = 30  # executions, their counters and logs are kept for the start day plus 30 full days
+DELIVERY_MEMORY_SECONDS = 24 * 3600  # how long an Idempotency-Key (or Scheduler execution id) is remembered
+# Must match template.yaml (tests/integration/test_executor.py checks): the executor's Timeout, the queue's
+# VisibilityTimeout (6× the executor's, as AWS advises for event source mappings) and the redrive maxReceiveCount.
+EXECUTOR_TIMEOUT_SECONDS = 900
+QUEUE_VISIBILITY_TIMEOUT_SECONDS = 6 * EXECUTOR_TIMEOUT_SECONDS
+QUEUE_MAX_RECEIVES = 3
+# A queued execution nobody claimed by then was lost (never queued, or its message vanished): the sweeper ends
+# it. Every delivery attempt fits before it, so a slow queue is never mistaken for a lost message.
+QUEUED_DEADLINE_SECONDS = QUEUE_MAX_RECEIVES * QUEUE_VISIBILITY_TIMEOUT_SECONDS + 600
+# A claimed execution whose executor is gone (crash, Lambda timeout) is ended this long after the time its
+# invocation had left, which it cannot outlive.
+CLAIM_GRACE_SECONDS = 60
+
+
+def retention_expiry(started: datetime) -> int:
+    """expiresAt (epoch seconds) of everything about an execution started at `started`: the end of its start
+    day plus RETENTION_DAYS, so a whole day's counters expire with the day's executions."""
+    start_of_day = started.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((start_of_day + timedelta(days=RETENTION_DAYS + 1)).timestamp())
+
+
+def retained_days(now: datetime) -> tuple[str, str]:
+    """First and last UTC day (ISO) whose executions are still retained at `now`."""
+    today = now.astimezone(UTC).date()
+    return (today - timedelta(days=RETENTION_DAYS)).isoformat(), today.isoformat()
+
+
+def next_month_start(now: datetime) -> datetime:
+    now = now.astimezone(UTC)
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+QUEUE_MESSAGE_FIELDS = ("userId", "flowId", "executionId")
+
+
+def queue_message(execution: dict[str, Any]) -> dict[str, str]:
+    """The execution queue's message body: enough to find the execution and its flow."""
+    return {"userId": execution["userId"], "flowId": execution["flowId"], "executionId": execution["id"]}
+
+
+def parse_queue_message(body: str) -> dict[str, str] | None:
+    """A queue message's fields, or None when it is not one."""
+    try:
+        message = json.loads(body)
+        return {name: str(message[name]) for name in QUEUE_MESSAGE_FIELDS}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    user_id: UUID
+    flow_id: UUID
+    trigger_type: str
+    trigger_id: UUID | None
+    input_payload: str | None
+    tier: Tier | None  # from the caller's token; None: the owner's stored tier applies
+    delivery_scope: UUID | None = None  # with delivery_key: a replay of that delivery starts nothing new
+    delivery_key: str | None = None
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    execution: dict[str, Any]
+    created: bool  # False: a replayed delivery; `execution` holds only its id
+
+
+def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
+    limit = TIER_LIMITS[tier].executions_per_month
+    reset_at = next_month_start(now)
+    retry_after = max(1, math.ceil((reset_at - now).total_seconds()))
+    return QuotaExceeded(
+        f"Monthly execution quota reached ({limit}); it resets at {clock.iso(reset_at)}",
+        {"limit": limit, "tier": tier.value, "resetAt": clock.iso(reset_at)},
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def start_execution(request: StartRequest) -> StartOutcome:
+    """Record a running execution (counted against the owner's monthly quota) and queue it.
+
+    Raises NotFound (no such flow), InvalidState (flow not running), QuotaExceeded, ServiceUnavailable (queue
+    unreachable: the execution is ended as error, so it never stays running)."""
+    tier = request.tier or stored_tier(execution_store.get_profile(str(request.user_id)))
+    started = clock.utc_now()
+    execution_id = str(time_ordered_uuid(int(started.timestamp() * 1000)))
+    started_at = clock.iso(started)
+    deadline_at = clock.iso(started + timedelta(seconds=QUEUED_DEADLINE_SECONDS))
+    execution = {
+        "id": execution_id,
+        "flowId": str(request.flow_id),
+        "userId": str(request.user_id),
+        "triggerId": str(request.trigger_id) if request.trigger_id else None,
+        "triggerType": request.trigger_type,
+        "status": "running",
+        "startedAt": started_at,
+        "inputPayload": request.input_payload,
+        "expiresAt": retention_expiry(started),
+    }
+    delivery = None
+    if request.delivery_key is not None:
+        delivery_pk = keys.delivery_idempotency_pk(request.delivery_scope, request.delivery_key)
+        delivery = (delivery_pk, int(started.timestamp()) + DELIVERY_MEMORY_SECONDS)
+    marker_sk = keys.running_marker_sk(deadline_at, execution_id)
+    try:
+        execution_store.record_start(
+            execution,
+            marker_sk=marker_sk,
+            deadline_iso=deadline_at,
+            month_limit=TIER_LIMITS[tier].executions_per_month,
+            delivery=delivery,
+            now_epoch=int(started.timestamp()),
+        )
+    except execution_store.DeliveryAlreadyAccepted as replay:
+        return StartOutcome({"id": replay.execution_id}, created=False)
+    except execution_store.FlowNotRunning as refused:
+        if refused.status is None:
+            raise NotFound("Flow not found") from refused
+        raise InvalidState(
+            f"Flow is {refused.status}; start it to run executions", {"status": refused.status}
+        ) from refused
+    except execution_store.MonthlyQuotaFull as full:
+        raise _quota_exceeded(tier, started) from full
+    execution["runningMarker"] = marker_sk
+    try:
+        queue.send_execution(queue_message(execution))
+    except Exception as exc:
+        logger.exception("Could not queue execution", extra={"executionId": execution_id})
+        end_execution(execution, "error", {"errorMessage": "Execution could not be queued"}, unclaimed=True)
+        raise ServiceUnavailable("Could not queue the execution; try again") from exc
+    return StartOutcome(execution, created=True)
+
+
+def end_execution(
+    execution: dict[str, Any],
+    status: str,
+    result: dict[str, Any],
+    *,
+    now: datetime | None = None,
+    claimed_at: str | None = None,
+    unclaimed: bool = False,
+) -> bool:
+    """End a running execution now (see dal.executions.finish for the conditions); False if it had ended."""
+    completed = now or clock.utc_now()
+    started = datetime.fromisoformat(execution["startedAt"].replace("Z", "+00:00"))
+    duration_ms = max(0, int((completed - started).total_seconds() * 1000))
+    return execution_store.finish(
+        execution,
+        status,
+        clock.iso(completed),
+        duration_ms,
+        result,
+        claimed_at=claimed_at,
+        unclaimed=unclaimed,
+    )
