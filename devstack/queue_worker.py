@@ -97,9 +97,15 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
 
 
 def deliver_batch(
-    sqs: Any, queue_url: str, mapping: QueueMapping, function: LocalFunction, wait_seconds: int = 0
+    sqs: Any,
+    queue_url: str,
+    mapping: QueueMapping,
+    function: LocalFunction,
+    wait_seconds: int = 0,
+    retry_delay_seconds: int = LOCAL_RETRY_DELAY_SECONDS,
 ) -> int:
-    """Receive one batch, invoke the function with it, settle it; returns how many messages were received."""
+    """Receive one batch, invoke the function with it, settle it; returns how many messages were received.
+    Failed records become visible again after `retry_delay_seconds`."""
     received = sqs.receive_message(
         QueueUrl=queue_url,
         MaxNumberOfMessages=mapping.batch_size,
@@ -125,7 +131,7 @@ def deliver_batch(
     for message in received:
         if message["MessageId"] in failed:
             sqs.change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=LOCAL_RETRY_DELAY_SECONDS
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=retry_delay_seconds
             )
     return len(received)
 

@@ -82,7 +82,7 @@ class System:
         """One batch from `queue` into the executor (or `handler`); returns how many messages it received."""
         mapping = QueueMapping(function="ExecutorFunction", queue=queue, batch_size=10, reports_item_failures=True)
         invoker = Invoker(handler or self.executor, "ExecutorFunction", timeout_seconds)
-        return deliver_batch(boto3.client("sqs"), queue_url(queue), mapping, invoker)
+        return deliver_batch(boto3.client("sqs"), queue_url(queue), mapping, invoker, retry_delay_seconds=0)
 
     def drain(self) -> int:
         """Deliver until the execution queue is empty; returns how many messages were delivered."""

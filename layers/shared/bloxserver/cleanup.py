@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import users as user_store
 
 
 def delete_flow_and_dependents(user_id: UUID, flow_id: UUID) -> bool:
     """Delete a flow and everything that belongs to it; False when the user has no such flow."""
-    return flow_store.delete_flow(user_id, flow_id)
+    deleted = flow_store.delete_flow(user_id, flow_id)
+    if deleted:
+        # Executions are keyed by flow alone, so only the owner's successful deletion may remove them; a
+        # half-done removal is finished by their TTL, and reads never show them without their flow.
+        execution_store.delete_flow_executions(str(flow_id))
+    return deleted
 
 
 def delete_user_and_dependents(user_id: UUID) -> None:

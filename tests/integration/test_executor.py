@@ -1,0 +1,286 @@
+"""The executor, sweeper, dead-letter consumer and schedule target on embedded AWS: every execution ends, once."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from bloxserver import clock, executions
+from bloxserver.dal import queue
+from devstack.aws_calls import count_aws_calls
+from devstack.events import LambdaContext
+from devstack.template import load_template
+from tests.executions_support import ALICE, messages_in, system_of_handlers
+from tests.support import call
+
+
+@pytest.fixture
+def system(aws):
+    return system_of_handlers()
+
+
+@pytest.fixture
+def hook(system):
+    flow_id = system.running_flow()
+    trigger = system.webhook(flow_id)
+    return {"flowId": flow_id, "token": trigger["webhookToken"], "triggerId": trigger["id"]}
+
+
+def accept(system, hook, body='{"name": "ada"}') -> str:
+    reply = call(system.ingress, "POST", f"/webhooks/{hook['token']}", body=body)
+    assert reply.status == 202, reply.body
+    return reply.json["executionId"]
+
+
+def logs_of(system, flow_id, execution_id):
+    reply = call(system.executions, "GET", f"/api/v1/flows/{flow_id}/logs", claims=ALICE, query={"execution_id": execution_id})
+    assert reply.status == 200
+    return reply.json
+
+
+def stats_of(system, flow_id):
+    return call(system.executions, "GET", f"/api/v1/flows/{flow_id}/stats", claims=ALICE).json
+
+
+class Crash(BaseException):
+    """The executor's process dying mid-run (not an exception its code could handle)."""
+
+
+def test_given_a_queued_execution_when_the_executor_runs_it_then_success_with_output_duration_and_logs(system, hook):
+    execution_id = accept(system, hook)
+    assert system.drain() == 1
+    execution = system.execution(hook["flowId"], execution_id)
+    assert execution["status"] == "success"
+    assert json.loads(execution["outputPayload"]) == {"shout": "ADA"}
+    assert execution["errorMessage"] is None
+    assert execution["completedAt"] >= execution["startedAt"] and execution["durationMs"] >= 0
+    logs = logs_of(system, hook["flowId"], execution_id)
+    assert logs[0]["message"] == "execution finished: success"
+    assert logs[-1]["message"].startswith("execution started")
+    assert all(entry["metadata"]["executionId"] == execution_id for entry in logs)
+    assert {entry["metadata"]["listener"] for entry in logs} >= {None, "upper", "done"}
+    assert messages_in("ExecutionQueue") == 0
+
+
+def test_given_a_redelivered_message_then_the_execution_runs_once(system, hook):
+    execution_id = accept(system, hook)
+    queue.send_execution({"userId": hook_owner(), "flowId": hook["flowId"], "executionId": execution_id})
+    assert system.drain() == 2
+    logs = logs_of(system, hook["flowId"], execution_id)
+    assert [entry["message"] for entry in logs].count("execution finished: success") == 1
+    stats = stats_of(system, hook["flowId"])
+    assert stats["executionsTotal"] == 1 and stats["executionsSuccess"] == 1
+
+
+def fire(system, event):
+    """EventBridge Scheduler invoking the ScheduleFunction with its target input."""
+    return system.schedule(event, LambdaContext("ScheduleFunction"))
+
+
+def hook_owner() -> str:
+    from bloxserver.auth import user_id_for
+
+    return str(user_id_for(ALICE["sub"]))
+
+
+def test_given_the_flow_is_stopped_before_its_queued_execution_starts_then_it_ends_error(system, hook):
+    execution_id = accept(system, hook)
+    system.stop_flow(hook["flowId"])
+    system.drain()
+    execution = system.execution(hook["flowId"], execution_id)
+    assert execution["status"] == "error"
+    assert execution["errorMessage"] == "Flow stopped before the execution started"
+    assert logs_of(system, hook["flowId"], execution_id) == []
+
+
+def test_given_a_failing_input_then_the_execution_ends_error_with_the_engines_message(system, hook):
+    execution_id = accept(system, hook, body='{"no_name": 1}')
+    system.drain()
+    execution = system.execution(hook["flowId"], execution_id)
+    assert execution["status"] == "error" and execution["outputPayload"] is None
+    assert execution["errorMessage"].startswith("listener 'upper' failed")
+    errors = call(
+        system.executions, "GET", f"/api/v1/flows/{hook['flowId']}/logs", claims=ALICE, query={"level": "error"}
+    ).json
+    assert [entry["message"] for entry in errors] == [execution["errorMessage"]]
+    stats = stats_of(system, hook["flowId"])
+    assert stats["executionsError"] == 1 and stats["executionsSuccess"] == 0
+
+
+def test_given_a_message_that_fails_every_delivery_then_it_reaches_the_dlq_and_the_execution_ends_error(
+    system, hook, monkeypatch
+):
+    import executor_logic
+
+    execution_id = accept(system, hook)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("database unreachable")
+
+    monkeypatch.setattr(executor_logic, "process", broken)
+    deliveries = 0
+    while system.deliver():
+        deliveries += 1
+    assert deliveries == executions.QUEUE_MAX_RECEIVES
+    assert messages_in("ExecutionDeadLetterQueue") == 1
+    assert system.execution(hook["flowId"], execution_id)["status"] == "running"
+    system.deliver(handler=system.deadletter, queue="ExecutionDeadLetterQueue")
+    execution = system.execution(hook["flowId"], execution_id)
+    assert execution["status"] == "error"
+    assert execution["errorMessage"] == "Execution failed: not processed after 3 delivery attempts"
+    assert messages_in("ExecutionDeadLetterQueue") == 0
+
+
+def test_given_an_executor_crash_after_claiming_then_the_sweeper_ends_it_as_timeout_after_its_deadline(
+    system, hook, monkeypatch
+):
+    import sweeper_logic
+
+    import bloxserver.engine
+
+    execution_id = accept(system, hook)
+
+    def crash(*_args, **_kwargs):
+        raise Crash()
+
+    monkeypatch.setattr(bloxserver.engine, "run_flow", crash)
+    with pytest.raises(Crash):
+        system.deliver()
+    monkeypatch.undo()
+    assert sweeper_logic.sweep(clock.utc_now()) == 0
+    assert system.execution(hook["flowId"], execution_id)["status"] == "running"
+
+    system.drain()  # the message comes back: the claim stops a second run
+    assert system.execution(hook["flowId"], execution_id)["status"] == "running"
+
+    past_deadline = clock.utc_now() + timedelta(seconds=900 + executions.CLAIM_GRACE_SECONDS)
+    assert sweeper_logic.sweep(past_deadline) == 1
+    execution = system.execution(hook["flowId"], execution_id)
+    assert execution["status"] == "timeout"
+    assert execution["errorMessage"].startswith("Execution timed out: no result by its deadline")
+    stats = stats_of(system, hook["flowId"])
+    assert stats["executionsTotal"] == 1 and stats["executionsError"] == 1
+    assert sweeper_logic.sweep(past_deadline + timedelta(hours=1)) == 0
+
+
+def test_given_an_execution_never_picked_up_then_the_sweeper_ends_it_after_the_queued_deadline(system, hook):
+    import sweeper_logic
+
+    execution_id = accept(system, hook)
+    just_before = clock.utc_now() + timedelta(seconds=executions.QUEUED_DEADLINE_SECONDS - 60)
+    assert sweeper_logic.sweep(just_before) == 0
+    later = clock.utc_now() + timedelta(seconds=executions.QUEUED_DEADLINE_SECONDS + 1)
+    assert sweeper_logic.sweep(later) == 1
+    execution = system.execution(hook["flowId"], execution_id)
+    assert execution["status"] == "timeout" and "never picked up" in execution["errorMessage"]
+    system.drain()  # the late message finds it ended and does not run it
+    assert system.execution(hook["flowId"], execution_id)["status"] == "timeout"
+
+
+def test_given_too_little_time_left_in_the_invocation_then_the_message_goes_back_unclaimed(system, hook):
+    execution_id = accept(system, hook)
+    assert system.deliver(timeout_seconds=20) == 1
+    assert system.execution(hook["flowId"], execution_id)["status"] == "running"
+    assert messages_in("ExecutionQueue") == 1
+    system.drain()
+    assert system.execution(hook["flowId"], execution_id)["status"] == "success"
+
+
+def test_given_a_malformed_message_then_it_is_dropped_and_the_batch_continues(system, hook):
+    import boto3
+
+    from devstack.resources import queue_url
+
+    boto3.client("sqs").send_message(QueueUrl=queue_url("ExecutionQueue"), MessageBody="not json")
+    execution_id = accept(system, hook)
+    system.drain()
+    assert messages_in("ExecutionQueue") == 0 and messages_in("ExecutionDeadLetterQueue") == 0
+    assert system.execution(hook["flowId"], execution_id)["status"] == "success"
+
+
+def test_given_an_execution_then_the_executor_uses_a_bounded_number_of_round_trips(system, hook):
+    accept(system, hook)
+    with count_aws_calls() as calls:
+        system.deliver()
+    dynamodb = {name: n for name, n in calls.items() if name.startswith("dynamodb.")}
+    # read execution+flow, claim, logs (4 records: one batch), finish
+    assert dynamodb == {
+        "dynamodb.BatchGetItem": 1,
+        "dynamodb.TransactWriteItems": 2,
+        "dynamodb.BatchWriteItem": 1,
+    }
+
+
+def test_given_more_log_records_than_the_cap_then_the_stored_log_ends_with_a_truncation_record():
+    from datetime import UTC, datetime
+
+    import executor_logic
+
+    from bloxserver.engine import EngineLog
+
+    records = [EngineLog(datetime.now(UTC), "info", f"step {i}", {"executionId": "e", "listener": "l"}) for i in range(250)]
+    items = executor_logic.log_items(records)
+    assert len(items) == executor_logic.MAX_LOG_RECORDS
+    assert items[-2]["message"] == "step 198"
+    assert items[-1]["message"] == "log truncated: 51 of 250 records not stored"
+
+
+def test_given_a_schedule_firing_then_one_schedule_execution_even_when_the_scheduler_retries(system, hook):
+    event = {
+        "userId": hook_owner(),
+        "flowId": hook["flowId"],
+        "triggerId": hook["triggerId"],
+        "scheduledTime": "2026-11-28T09:00:00Z",
+        "executionId": "a1b2c3d4-scheduler-execution",
+    }
+    first = fire(system, event)
+    again = fire(system, event)
+    assert first["status"] == "accepted" and again == first
+    execution = system.execution(hook["flowId"], first["executionId"])
+    assert execution["triggerType"] == "schedule" and execution["triggerId"] == hook["triggerId"]
+    assert json.loads(execution["inputPayload"]) == {"scheduledTime": "2026-11-28T09:00:00Z"}
+    assert messages_in("ExecutionQueue") == 1
+
+
+def test_given_a_schedule_firing_for_a_stopped_or_deleted_flow_then_nothing_is_recorded(system, hook):
+    event = {
+        "userId": hook_owner(),
+        "flowId": hook["flowId"],
+        "triggerId": hook["triggerId"],
+        "scheduledTime": "2026-11-28T09:00:00Z",
+        "executionId": "x",
+    }
+    system.stop_flow(hook["flowId"])
+    assert fire(system, event)["status"] == "skipped"
+    assert call(system.flows, "DELETE", f"/api/v1/flows/{hook['flowId']}", claims=ALICE).status == 204
+    assert fire(system, {**event, "executionId": "y"})["status"] == "skipped"
+    assert fire(system, {"flowId": "not-a-uuid"})["status"] == "skipped"
+    assert messages_in("ExecutionQueue") == 0
+
+
+def test_given_a_deleted_flow_then_its_executions_and_logs_are_gone_and_the_sweeper_drops_their_markers(system, hook):
+    import sweeper_logic
+
+    finished = accept(system, hook)
+    system.drain()
+    accept(system, hook)  # still queued when the flow goes
+    assert call(system.flows, "DELETE", f"/api/v1/flows/{hook['flowId']}", claims=ALICE).status == 204
+    from bloxserver import keys
+    from bloxserver.dal.executions import partition_keys
+
+    assert partition_keys(keys.flow_pk(hook["flowId"])) == []
+    assert partition_keys(keys.flow_logs_pk(hook["flowId"])) == []
+    later = clock.utc_now() + timedelta(seconds=executions.QUEUED_DEADLINE_SECONDS + 1)
+    assert sweeper_logic.sweep(later) == 0
+    assert all(partition_keys(keys.running_marker_pk(shard)) == [] for shard in range(4))
+    assert finished
+
+
+def test_the_lifecycle_timings_match_the_template():
+    resources = load_template()["Resources"]
+    queue_props = resources["ExecutionQueue"]["Properties"]
+    assert resources["ExecutorFunction"]["Properties"]["Timeout"] == executions.EXECUTOR_TIMEOUT_SECONDS
+    assert queue_props["VisibilityTimeout"] == executions.QUEUE_VISIBILITY_TIMEOUT_SECONDS
+    assert queue_props["RedrivePolicy"]["maxReceiveCount"] == executions.QUEUE_MAX_RECEIVES
