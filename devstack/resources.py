@@ -6,6 +6,7 @@ cannot drift from what `sam deploy` creates.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -16,7 +17,72 @@ from devstack.template import resources_of_type
 PHYSICAL_NAMES = {
     "AppTable": "bloxserver-app",
     "IdempotencyTable": "bloxserver-idempotency",
+    "ScheduleGroup": "bloxserver-schedules",
+    "SchedulerRole": "bloxserver-scheduler",
+    "ExecutionQueue": "bloxserver-executions",
+    "ExecutionDeadLetterQueue": "bloxserver-executions-dlq",
 }
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
+
+
+def function_arn(logical_id: str) -> str:
+    """The ARN a template function has locally (what `!GetAtt <Function>.Arn` gives): its name is its logical id."""
+    return f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{logical_id}"
+
+
+def role_arn(logical_id: str) -> str:
+    return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{PHYSICAL_NAMES[logical_id]}"
+
+
+def create_schedule_groups(scheduler: Any | None = None) -> dict[str, str]:
+    """Create every AWS::Scheduler::ScheduleGroup of the template; returns logical id → name (its Ref)."""
+    scheduler = scheduler or boto3.client("scheduler")
+    created = {}
+    for logical_id in resources_of_type("AWS::Scheduler::ScheduleGroup"):
+        scheduler.create_schedule_group(Name=PHYSICAL_NAMES[logical_id])
+        created[logical_id] = PHYSICAL_NAMES[logical_id]
+    return created
+
+
+def queue_url(logical_id: str) -> str:
+    """The URL moto gives a queue created without an endpoint override (in tests, under mock_aws)."""
+    return f"https://sqs.{LOCAL_REGION}.amazonaws.com/{LOCAL_ACCOUNT_ID}/{PHYSICAL_NAMES[logical_id]}"
+
+
+def create_queues(sqs: Any | None = None) -> dict[str, str]:
+    """Create every AWS::SQS::Queue of the template, dead-letter targets first; returns logical id → URL (its
+    Ref) and "LogicalId.Arn" → ARN. A RedrivePolicy's `!GetAtt X.Arn` is resolved to the created queue."""
+    sqs = sqs or boto3.client("sqs")
+    definitions = resources_of_type("AWS::SQS::Queue")
+    ordered = sorted(definitions, key=lambda logical_id: "RedrivePolicy" in definitions[logical_id]["Properties"])
+    created: dict[str, str] = {}
+    for logical_id in ordered:
+        props = definitions[logical_id]["Properties"]
+        attributes = {
+            name: str(props[name]) for name in ("VisibilityTimeout", "MessageRetentionPeriod") if name in props
+        }
+        if "RedrivePolicy" in props:
+            policy = props["RedrivePolicy"]
+            target = policy["deadLetterTargetArn"]["Fn::GetAtt"]
+            target_id = target[0] if isinstance(target, list) else target.split(".")[0]
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": created[f"{target_id}.Arn"], "maxReceiveCount": policy["maxReceiveCount"]}
+            )
+        url = sqs.create_queue(QueueName=PHYSICAL_NAMES[logical_id], Attributes=attributes)["QueueUrl"]
+        created[logical_id] = url
+        created[f"{logical_id}.Arn"] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+    return created
+
+
+def attribute_refs() -> dict[str, str]:
+    """`!GetAtt` values the template reads: every function's and IAM role's Arn (moto needs no such resources:
+    schedules only store their target and role ARNs)."""
+    refs = {f"{logical_id}.Arn": function_arn(logical_id) for logical_id in resources_of_type("AWS::Serverless::Function")}
+    refs.update({f"{logical_id}.Arn": role_arn(logical_id) for logical_id in resources_of_type("AWS::IAM::Role")})
+    return refs
 
 
 def table_definitions() -> dict[str, dict[str, Any]]:
@@ -49,10 +115,16 @@ def create_tables(dynamodb: Any | None = None) -> dict[str, str]:
 def create_all(endpoint_url: str | None = None) -> dict[str, str]:
     """Create every stateful resource of the template the local stack emulates.
 
-    Returns logical id → what `Ref` gives for it in CloudFormation (a table's name), which is how the local
-    stack resolves the template's environment variables. Add new resource types here.
+    Returns logical id → what `Ref` gives for it in CloudFormation (a table's or schedule group's name), plus
+    "LogicalId.Arn" → what `!GetAtt` gives, which is how the local stack resolves the template's environment
+    variables. Add new resource types here.
     """
-    return create_tables(boto3.client("dynamodb", endpoint_url=endpoint_url))
+    return {
+        **create_tables(boto3.client("dynamodb", endpoint_url=endpoint_url)),
+        **create_schedule_groups(boto3.client("scheduler", endpoint_url=endpoint_url)),
+        **create_queues(boto3.client("sqs", endpoint_url=endpoint_url)),
+        **attribute_refs(),
+    }
 
 
 def environment() -> dict[str, str]:
@@ -60,4 +132,8 @@ def environment() -> dict[str, str]:
     return {
         "TABLE_NAME": PHYSICAL_NAMES["AppTable"],
         "IDEMPOTENCY_TABLE_NAME": PHYSICAL_NAMES["IdempotencyTable"],
+        "SCHEDULE_GROUP_NAME": PHYSICAL_NAMES["ScheduleGroup"],
+        "SCHEDULER_ROLE_ARN": role_arn("SchedulerRole"),
+        "SCHEDULE_FUNCTION_ARN": function_arn("ScheduleFunction"),
+        "EXECUTION_QUEUE_URL": queue_url("ExecutionQueue"),
     }

@@ -43,7 +43,7 @@ def parameter_defaults() -> dict[str, Any]:
 
 def resolve(value: Any, refs: dict[str, Any]) -> Any:
     """Evaluate the intrinsic functions the template uses outside resource wiring: Ref, Fn::If with the
-    template's Conditions, Fn::Not, Fn::Equals and Fn::Sub. `refs` gives parameters, pseudo parameters and
+    template's Conditions, Fn::Not, Fn::Equals, Fn::GetAtt and Fn::Sub. `refs` gives parameters, pseudo parameters and
     resources their local values; anything else raises, so a new intrinsic is noticed rather than passed raw."""
     if isinstance(value, list):
         return [resolve(item, refs) for item in value]
@@ -64,6 +64,12 @@ def resolve(value: Any, refs: dict[str, Any]) -> Any:
     if function == "Fn::Equals":
         left, right = (resolve(item, refs) for item in argument)
         return left == right
+    if function == "Fn::GetAtt":
+        # refs holds "Resource.Attribute" for the attributes the template reads (a function's or role's Arn).
+        name = argument if isinstance(argument, str) else ".".join(argument)
+        if name not in refs:
+            raise KeyError(f"template.yaml reads {name!r}, which has no local value")
+        return refs[name]
     if function == "Fn::Sub":
         return re.sub(r"\$\{([^}!]+)\}", lambda match: str(resolve({"Ref": match.group(1)}, refs)), argument)
     if function.startswith("Fn::") or function == "Condition":

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from bloxserver import cleanup, clock
+from bloxserver import cleanup, clock, triggers
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     CreateFlowRequest,
@@ -201,7 +201,7 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
             expected,
         )
         raise InvalidFlow(message, {"issues": issues})
-    return _transition(
+    flow = _transition(
         principal,
         flow_id,
         STARTABLE_STATUSES,
@@ -209,9 +209,19 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
         "start",
         expected,
     )
+    triggers.set_flow_schedules_state(principal.user_id, flow_id, enabled=True)  # after the status is written
+    return flow
+
+
+def validate_flow(principal: Principal, flow_id: UUID) -> list[dict[str, Any]]:
+    from bloxserver.engine import validate
+
+    return [issue.as_dict() for issue in validate(_get_item(principal, flow_id)["organismYaml"])]
 
 
 def stop_flow(principal: Principal, flow_id: UUID) -> Flow:
-    return _transition(
+    flow = _transition(
         principal, flow_id, STOPPABLE_STATUSES, {"status": FlowStatus.STOPPED.value, "errorMessage": None}, "stop"
     )
+    triggers.set_flow_schedules_state(principal.user_id, flow_id, enabled=False)
+    return flow

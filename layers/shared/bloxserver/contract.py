@@ -209,6 +209,10 @@ class Trigger(BaseModel):
     webhook_token: str | None = Field(default=None, alias="webhookToken")
     webhook_url: str | None = Field(default=None, alias="webhookUrl")
     created_at: datetime = Field(alias="createdAt")
+    # extra: schedule triggers only. nextRunAt is the next time it will run (None while the flow is not
+    # running); nextRunTimes previews the next 5 times the expression matches, whatever the flow's state.
+    next_run_at: datetime | None = Field(default=None, alias="nextRunAt")
+    next_run_times: list[datetime] | None = Field(default=None, alias="nextRunTimes")
 
 
 
