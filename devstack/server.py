@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devstack import embedded_aws, issuer, resources, template
+from devstack import embedded_aws, issuer, queue_worker, resources, template
 from devstack.authorizer import JwtAuthorizer
 from devstack.gateway import Cors, Gateway, GatewayServer, LocalFunction
 from devstack.routing import RouteTable
@@ -49,11 +49,13 @@ class LocalStack:
             raise
         self._http_thread = threading.Thread(target=self._http.serve_forever, name="devstack-gateway", daemon=True)
         self._http_thread.start()
+        queue_worker.start_workers(self, self.resource_refs)  # the SQS event sources and ScheduleV2 rates
 
     def _wire(self) -> None:
         # The functions' boto3 clients are created after this point, so they all talk to the embedded moto.
         self._set_environment({**embedded_aws.FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.aws.endpoint_url})
         refs = {**self._template_refs(), **resources.create_all(self.aws.endpoint_url)}
+        self.resource_refs = refs
         self._set_environment(_process_environment(template.function_environments(refs)))
         forget_cached_clients()
         api = template.resolve(template.http_api(), refs)
@@ -150,9 +152,11 @@ def _process_environment(environments: dict[str, dict[str, str]]) -> dict[str, s
 def forget_cached_clients() -> None:
     """The shared layer caches its settings and AWS clients per process, like a warm Lambda; a stack that
     starts (or stops) in a process that already used them must make them re-read the environment."""
-    from bloxserver.dal import idempotency, table
+    from bloxserver.dal import idempotency, queue, schedules, table
     from bloxserver.settings import get_settings
 
     get_settings.cache_clear()
     table.client.cache_clear()
+    schedules.client.cache_clear()
+    queue.client.cache_clear()
     idempotency.persistence_store.cache_clear()
