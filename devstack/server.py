@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devstack import embedded_aws, issuer, queue_worker, resources, template
+from devstack import embedded_aws, issuer, queue_worker, resources, scheduler, template
 from devstack.authorizer import JwtAuthorizer
 from devstack.gateway import Cors, Gateway, GatewayServer, LocalFunction
 from devstack.routing import RouteTable
@@ -50,6 +50,7 @@ class LocalStack:
         self._http_thread = threading.Thread(target=self._http.serve_forever, name="devstack-gateway", daemon=True)
         self._http_thread.start()
         queue_worker.start_workers(self, self.resource_refs)  # the SQS event sources and ScheduleV2 rates
+        scheduler.start_worker(self, self.resource_refs["ScheduleGroup"])  # the schedules triggers create
 
     def _wire(self) -> None:
         # The functions' boto3 clients are created after this point, so they all talk to the embedded moto.
