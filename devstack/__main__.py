@@ -18,7 +18,11 @@ def _interrupt(*_: object) -> None:
 
 
 def main() -> None:
-    stack = start_local_stack(port=int(os.environ.get("PORT", DEFAULT_PORT)))
+    port = int(os.environ.get("PORT", DEFAULT_PORT))
+    try:
+        stack = start_local_stack(port=port)
+    except OSError as exc:
+        raise SystemExit(f"Cannot serve on 127.0.0.1:{port} ({exc.strerror}); choose another port with PORT=...") from None
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         token = stack.token(**DEMO_USER)

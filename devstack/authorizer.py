@@ -17,15 +17,20 @@ class JwtAuthorizer:
     signature by a key of the issuer's JWKS chosen by `kid`, `iss`, `aud` (or `client_id` when there is no `aud`)
     in the audience list, and `exp`, `nbf`, `iat` against the clock."""
 
-    def __init__(self, issuer: str, audience: list[str], jwks: dict[str, Any]) -> None:
+    def __init__(self, identity_source: str, issuer: str, audience: list[str], jwks: dict[str, Any]) -> None:
+        prefix = "$request.header."
+        if not identity_source.startswith(prefix):
+            raise ValueError(f"the local authorizer reads tokens from headers only, not {identity_source}")
+        self.identity_header = identity_source[len(prefix):].lower()
         self.issuer = issuer
         self.audience = audience
         self._keys = {key.key_id: key for key in jwt.PyJWKSet.from_dict(jwks).keys}
 
-    def claims(self, authorization: str | None) -> dict[str, Any]:
-        if not authorization:
+    def claims(self, identity: str | None) -> dict[str, Any]:
+        """The verified claims of the token in `identity` (the identity source header's value)."""
+        if not identity:
             raise Unauthorized("Missing authentication token")
-        token = authorization.strip()
+        token = identity.strip()
         if token[:7].lower() == "bearer ":
             token = token[7:].strip()
         try:

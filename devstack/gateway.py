@@ -166,10 +166,12 @@ class Gateway:
             return api_error(404, "not_found", "Not Found")
         claims = None
         if match.route.authorizer is not None:
+            authorizer = self.authorizers[match.route.authorizer]
+            identity = request.header(authorizer.identity_header)
             try:
-                claims = self.authorizers[match.route.authorizer].claims(request.header("authorization"))
+                claims = authorizer.claims(identity)
             except Unauthorized as refusal:
-                challenge = "Bearer" if request.header("authorization") is None else 'Bearer error="invalid_token"'
+                challenge = "Bearer" if identity is None else 'Bearer error="invalid_token"'
                 return api_error(401, "unauthorized", str(refusal), [("www-authenticate", challenge)])
         event = http_api_event(
             request.method,

@@ -62,6 +62,7 @@ class LocalStack:
         api = template.resolve(template.http_api(), refs)
         authorizers = {
             name: JwtAuthorizer(
+                identity_source=authorizer["IdentitySource"],
                 issuer=authorizer["JwtConfiguration"]["issuer"],
                 audience=authorizer["JwtConfiguration"]["audience"],
                 jwks=self.issuer.jwks(),
