@@ -131,7 +131,7 @@ def get_trigger(user_id: UUID, flow_id: UUID, trigger_id: UUID) -> dict[str, Any
 
 
 def list_triggers(user_id: UUID, flow_id: UUID) -> list[dict[str, Any]]:
-    """Every trigger of the flow, oldest first (trigger ids are random, so: in id order)."""
+    """Every trigger of the flow, in key order (random trigger ids: callers sort as they need)."""
     found: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {
         "TableName": table_name(),
