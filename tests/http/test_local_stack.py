@@ -91,7 +91,7 @@ def test_each_template_route_receives_its_own_requests(route: HttpRoute):
     match = RouteTable(http_routes()).match(route.method, concrete)
 
     assert match is not None and match.route == route
-    assert set(match.path_parameters) == {part[1:-1] for part in route.path.split("/") if part.startswith("{")}
+    assert set(match.path_parameters) == {part.strip("{+}") for part in route.path.split("/") if part.startswith("{")}
 
 
 def _route(method: str, path: str) -> HttpRoute:
