@@ -64,6 +64,11 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     return error_response(code, message)
 
 
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    # Starlette's ServerErrorMiddleware answers with this, then re-raises for GuardMiddleware to log.
+    return error_response(ErrorCode.INTERNAL_ERROR, "An unexpected error occurred")
+
+
 class GuardMiddleware:
     """Outermost ASGI layer: refuses bodies over the cap before any parsing, and turns any unexpected
     exception into a 500 ApiError that leaks nothing (the trace goes to the log)."""
@@ -128,6 +133,7 @@ def create_app(title: str) -> FastAPI:
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error)
     return app
 
 
