@@ -106,11 +106,32 @@ def test_the_layer_is_built_for_the_runtime_with_pinned_requirements():
     assert pins and all("==" in line for line in pins)
 
 
-def test_policies_grant_no_wildcard_actions(rendered):
+def _policy_documents(rendered: dict):
     for name, resource in rendered["Resources"].items():
-        if resource["Type"] != "AWS::IAM::Role":
-            continue
-        for policy in resource["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                assert "*" not in actions and not any(a.endswith(":*") for a in actions), (name, actions)
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in resource["Properties"].get("Policies", []):
+                yield name, policy["PolicyDocument"]
+        elif resource["Type"] == "AWS::IAM::ManagedPolicy":
+            yield name, resource["Properties"]["PolicyDocument"]
+
+
+def test_policies_grant_no_wildcard_actions(rendered):
+    documents = list(_policy_documents(rendered))
+    assert documents
+    for name, document in documents:
+        for statement in document["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert "*" not in actions and not any(a.endswith(":*") for a in actions), (name, actions)
+
+
+def test_pass_role_is_scoped_to_the_scheduler_service(rendered):
+    pass_role = [
+        statement
+        for _, document in _policy_documents(rendered)
+        for statement in document["Statement"]
+        if "iam:PassRole" in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    ]
+    assert pass_role
+    for statement in pass_role:
+        assert statement["Condition"]["StringEquals"]["iam:PassedToService"] == "scheduler.amazonaws.com"
+        assert statement["Resource"] != "*"
