@@ -15,6 +15,7 @@ from bloxserver import clock, keys
 from bloxserver.contract import Tier
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import queue
+from bloxserver.dal import users as user_store
 from bloxserver.errors import InvalidState, NotFound, QuotaExceeded, ServiceUnavailable
 from bloxserver.ids import time_ordered_uuid
 from bloxserver.limits import TIER_LIMITS, stored_tier
@@ -105,7 +106,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
 
     Raises NotFound (no such flow), InvalidState (flow not running), QuotaExceeded, ServiceUnavailable (queue
     unreachable: the execution is ended as error, so it never stays running)."""
-    tier = request.tier or stored_tier(execution_store.get_profile(str(request.user_id)))
+    tier = request.tier or stored_tier(user_store.get_user(request.user_id))
     started = clock.utc_now()
     execution_id = str(time_ordered_uuid(int(started.timestamp() * 1000)))
     started_at = clock.iso(started)

@@ -23,7 +23,7 @@ from bloxserver.dal.table import (
     table_name,
     transact_write,
 )
-from bloxserver.dal.users import delete_items, profile_key
+from bloxserver.dal.users import delete_items
 
 STATUSES = ("running", "success", "error", "timeout")
 TRIGGER_TYPES = ("webhook", "schedule", "manual")
@@ -226,12 +226,6 @@ def record_start(
         if codes[1] == "ConditionalCheckFailed":
             raise MonthlyQuotaFull() from exc
         raise
-
-
-def get_profile(user_id: str) -> dict[str, Any] | None:
-    response = client().get_item(TableName=table_name(), Key=profile_key(user_id))
-    item = response.get("Item")
-    return deserialize(item) if item else None
 
 
 def get_execution(flow_id: str, execution_id: str) -> dict[str, Any] | None:
