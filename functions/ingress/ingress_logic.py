@@ -12,10 +12,12 @@ from bloxserver.errors import BadRequest, NotFound
 from bloxserver.executions import StartRequest, start_execution
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_TOKEN_LENGTH = 256
 
 
 def _target(token: str) -> dict[str, Any]:
-    target = trigger_store.get_webhook_target(token)
+    # Real tokens are short; anything longer cannot exist and would exceed DynamoDB's key size.
+    target = trigger_store.get_webhook_target(token) if len(token) <= MAX_TOKEN_LENGTH else None
     if target is None:
         raise NotFound("Webhook not found")
     return target

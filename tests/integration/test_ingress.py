@@ -67,6 +67,11 @@ def test_given_an_unknown_token_then_404_and_nothing_is_queued(system, hook):
     assert messages_in("ExecutionQueue") == 0
 
 
+def test_given_an_absurdly_long_token_then_404_not_500(system, hook):
+    assert post(system, "t" * 5000).status == 404
+    assert call(system.ingress, "GET", f"/webhooks/{'t' * 5000}/test").status == 404
+
+
 def test_given_a_stopped_flow_then_409_and_nothing_is_recorded(system, hook):
     system.stop_flow(hook["flowId"])
     reply = post(system, hook["token"])
