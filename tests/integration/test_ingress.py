@@ -72,6 +72,12 @@ def test_given_an_absurdly_long_token_then_404_not_500(system, hook):
     assert call(system.ingress, "GET", f"/webhooks/{'t' * 5000}/test").status == 404
 
 
+def test_given_a_body_that_is_not_utf8_text_then_400_and_nothing_is_queued(system, hook):
+    reply = post(system, hook["token"], body=b"\xff\xfe\x00binary")
+    assert reply.status == 400 and "UTF-8" in reply.json["message"]
+    assert messages_in("ExecutionQueue") == 0
+
+
 def test_given_a_stopped_flow_then_409_and_nothing_is_recorded(system, hook):
     system.stop_flow(hook["flowId"])
     reply = post(system, hook["token"])
