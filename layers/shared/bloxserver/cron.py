@@ -147,10 +147,10 @@ def parse_unix_cron(expr: str) -> UnixCron:
     """Validate a 5-field Unix cron expression (lists, ranges, steps, JAN-DEC, SUN-SAT, day-of-week 0-7)."""
     if not isinstance(expr, str):
         raise CronError("cron", "the cron expression must be a string")
-    fields = expr.split()
     if expr.strip().lower().startswith("cron("):
         raise CronError("cron", f"expected a 5-field Unix cron expression ({_UNIX_FIELD_ORDER}), "
                                 "not an AWS cron(...) expression")
+    fields = expr.split()
     if len(fields) != 5:
         raise CronError("cron", f"expected 5 fields ({_UNIX_FIELD_ORDER}), got {len(fields)}")
     minute, hour, day_of_month, month, day_of_week = fields
