@@ -39,8 +39,8 @@ from bloxserver.errors import ValidationFailed
 AWS_MAX_YEAR = 2199
 AWS_MIN_YEAR = 1970
 
-_MONTH_NAMES = {name: number for number, name in enumerate(
-    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1)}
+_MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+_MONTH_NAMES = {name: number for number, name in enumerate(_MONTHS, start=1)}
 _DAY_NAMES = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 _UNIX_DAY_NAMES = {name: number for number, name in enumerate(_DAY_NAMES)}
 _AWS_DAY_NAMES = {name: number for number, name in enumerate(_DAY_NAMES, start=1)}
@@ -76,7 +76,7 @@ _UNIX_DAY_OF_WEEK = _FieldSpec("day-of-week", 0, 7, _UNIX_DAY_NAMES, 6)
 _AWS_DAY_OF_WEEK = _FieldSpec("day-of-week", 1, 7, _AWS_DAY_NAMES, 7, allows_step=False)
 _YEAR = _FieldSpec("year", AWS_MIN_YEAR, AWS_MAX_YEAR, {}, AWS_MAX_YEAR)
 
-_ITEM = re.compile(r"^(?:(?P<star>\*)|(?P<start>\w+)(?:-(?P<end>\w+))?)(?:/(?P<step>\w*))?$")
+_ITEM = re.compile(r"(?:(?P<star>\*)|(?P<start>\w+)(?:-(?P<end>\w+))?)(?:/(?P<step>\w*))?")
 
 
 def _is_number(text: str) -> bool:
@@ -102,7 +102,7 @@ def _parse_list(text: str, spec: _FieldSpec) -> frozenset[int]:
     """Values of a list field: items `*`, `n`, `a-b`, each optionally with `/step`, separated by commas."""
     values: set[int] = set()
     for item in text.split(","):
-        match = _ITEM.match(item)
+        match = _ITEM.fullmatch(item)
         if match is None:
             raise CronError("cron", f"{spec.name} field: cannot read {item!r}")
         if match["star"]:
