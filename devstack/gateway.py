@@ -233,6 +233,7 @@ class GatewayServer(ThreadingHTTPServer):
     """One thread per connection, so requests run concurrently, as separate Lambda instances would."""
 
     daemon_threads = True
+    request_queue_size = 128  # the default listen backlog (5) resets bursts of parallel clients
 
     def __init__(self, port: int) -> None:
         super().__init__(("127.0.0.1", port), _RequestHandler)

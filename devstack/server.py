@@ -54,11 +54,9 @@ class LocalStack:
 
     def _wire(self) -> None:
         # The functions' boto3 clients are created after this point, so they all talk to the embedded moto.
-        self._set_environment({**embedded_aws.FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.aws.endpoint_url})
-        refs = {**self._template_refs(), **resources.create_all(self.aws.endpoint_url)}
-        self.resource_refs = refs
-        self._set_environment(_process_environment(template.function_environments(refs)))
-        forget_cached_clients()
+        self.resource_refs = refs = configure_functions(
+            self.aws.endpoint_url, local_template_refs(self.url, self.webhook_secret), self._set_environment
+        )
         api = template.resolve(template.http_api(), refs)
         authorizers = {
             name: JwtAuthorizer(
@@ -76,22 +74,6 @@ class LocalStack:
             cors=Cors(api.get("CorsConfiguration", {})),
             jwks=self.issuer.jwks(),
         )
-
-    def _template_refs(self) -> dict[str, Any]:
-        """Local values for the template's parameters, pseudo parameters and the HttpApi."""
-        return {
-            **template.parameter_defaults(),
-            "Environment": "dev",
-            "ClerkIssuer": self.url,
-            "ClerkAudience": issuer.AUDIENCE,
-            "PublicBaseUrl": self.url,
-            "ClerkWebhookSecret": self.webhook_secret,
-            "AWS::Region": embedded_aws.FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
-            "AWS::AccountId": "123456789012",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackName": "bloxserver-local",
-            "HttpApi": "local",
-        }
 
     def _set_environment(self, variables: dict[str, str]) -> None:
         for name, value in variables.items():
@@ -137,6 +119,36 @@ class LocalStack:
 def start_local_stack(port: int = 0, key_path: Path = issuer.DEFAULT_KEY_PATH) -> LocalStack:
     """Start the stack on 127.0.0.1:`port` (0: a free port) and return once it accepts requests."""
     return LocalStack(port=port, key_path=key_path)
+
+
+def local_template_refs(url: str, webhook_secret: str) -> dict[str, Any]:
+    """Local values for the template's parameters, pseudo parameters and the HttpApi."""
+    return {
+        **template.parameter_defaults(),
+        "Environment": "dev",
+        "ClerkIssuer": url,
+        "ClerkAudience": issuer.AUDIENCE,
+        "PublicBaseUrl": url,
+        "ClerkWebhookSecret": webhook_secret,
+        "AWS::Region": embedded_aws.FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
+        "AWS::AccountId": "123456789012",
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackName": "bloxserver-local",
+        "HttpApi": "local",
+    }
+
+
+def configure_functions(
+    endpoint_url: str, template_refs: dict[str, Any], set_environment: Callable[[dict[str, str]], None]
+) -> dict[str, Any]:
+    """Create the template's resources at `endpoint_url` and give this process the environment its functions
+    get in AWS, pointed there; returns the resolved references (logical id → name, URL or ARN)."""
+    # The functions' boto3 clients are created after this point, so they all talk to the embedded AWS.
+    set_environment({**embedded_aws.FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint_url})
+    refs = {**template_refs, **resources.create_all(endpoint_url)}
+    set_environment(_process_environment(template.function_environments(refs)))
+    forget_cached_clients()
+    return refs
 
 
 def _process_environment(environments: dict[str, dict[str, str]]) -> dict[str, str]:

@@ -10,18 +10,15 @@ from bloxserver.auth import Principal, user_id_for
 from bloxserver.contract import Tier, UsageStats, User
 from bloxserver.dal import users as user_store
 from bloxserver.errors import BadRequest, InvalidSignature, ServiceUnavailable
-from bloxserver.limits import TIER_LIMITS
+from bloxserver.limits import TIER_LIMITS, stored_tier
 from bloxserver.settings import get_settings
 
 CLERK_DELIVERY_MEMORY_SECONDS = 7 * 24 * 3600  # Clerk (Svix) retries a delivery for up to about 3 days
 
 
 def effective_tier(principal: Principal, stored: dict[str, Any] | None) -> Tier:
-    """A `tier` claim wins (it is as fresh as the token); otherwise the stored tier; otherwise free."""
-    if principal.tier_claim is not None:
-        return principal.tier_claim
-    stored_tier = (stored or {}).get("tier")
-    return Tier(stored_tier) if stored_tier in Tier._value2member_map_ else Tier.FREE
+    """A `tier` claim wins (it is as fresh as the token); otherwise the stored tier."""
+    return principal.tier_claim or stored_tier(stored)
 
 
 def get_me(principal: Principal) -> User:
