@@ -1,4 +1,5 @@
-"""`make bench`: cold start of every API function against the FastAPI + Mangum + boto3 floor.
+"""`make bench`: cold start of every API function against the FastAPI + Mangum + boto3 floor, then the flow
+engine's CPU and AWS round trips per execution (devstack/bench/pipeline.py).
 
 Each sample is a fresh Python process that imports one handler module and serves its first request against the
 embedded AWS (moto server mode, tables from template.yaml). Targets are interleaved run by run so machine noise
@@ -95,10 +96,18 @@ def report(samples: dict[str, list[float]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--executions", type=int, default=300)
+    parser.add_argument("--only", choices=["cold-start", "pipeline"], help="run one of the two benchmarks")
     args = parser.parse_args()
-    print(f"Cold start, median of {args.runs} fresh processes per target, {sys.version.split()[0]}:\n")
-    print(report(measure(args.runs)))
+    if args.only != "pipeline":
+        print(f"Cold start, median of {args.runs} fresh processes per target, {sys.version.split()[0]}:\n")
+        print(report(measure(args.runs)), flush=True)
+    if args.only != "cold-start":
+        from devstack.bench import pipeline
+
+        print(f"\nExecutions, {args.executions} per flow, webhook → queue → executor (CPU in our handlers only):\n")
+        print(pipeline.report(pipeline.measure(args.executions)))
 
 
 if __name__ == "__main__":
