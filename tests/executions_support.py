@@ -11,23 +11,8 @@ import boto3
 from devstack.events import LambdaContext, run_handler
 from devstack.queue_worker import QueueMapping, deliver_batch
 from devstack.resources import queue_url
-from tests.support import call, claims_for
+from tests.support import ALICE, BOB, SHOUT_YAML, call
 
-ALICE = claims_for("user_alice")
-BOB = claims_for("user_bob")
-
-SHOUT_YAML = """
-organism: {name: shout}
-listeners:
-  - name: upper
-    description: Upper-cases the name
-    handler: transform
-    config: {expression: "{shout: upper(name)}"}
-    peers: [done]
-  - name: done
-    description: The result
-    handler: output
-"""
 
 EXECUTOR_TIMEOUT_SECONDS = 900.0
 

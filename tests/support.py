@@ -10,6 +10,21 @@ from typing import Any
 from devstack.events import LambdaContext, http_api_event, run_handler
 
 
+# A small valid flow: upper-cases `name` and outputs {"shout": ...}.
+SHOUT_YAML = """
+organism: {name: shout}
+listeners:
+  - name: upper
+    description: Upper-cases the name
+    handler: transform
+    config: {expression: "{shout: upper(name)}"}
+    peers: [done]
+  - name: done
+    description: The result
+    handler: output
+"""
+
+
 def claims_for(sub: str = "user_alice", *, email: str | None = None, tier: str | None = None) -> dict[str, Any]:
     claims: dict[str, Any] = {"sub": sub, "email": email or f"{sub}@example.com", "name": sub.title()}
     if tier:
@@ -44,3 +59,7 @@ def call(
     if response.get("isBase64Encoded"):
         raw = base64.b64decode(raw).decode()
     return Reply(response["statusCode"], response.get("headers") or {}, raw)
+
+
+ALICE = claims_for("user_alice")
+BOB = claims_for("user_bob")

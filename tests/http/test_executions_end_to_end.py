@@ -11,19 +11,8 @@ from typing import Any
 import pytest
 
 from devstack.server import LocalStack, start_local_stack
+from tests.support import SHOUT_YAML
 
-SHOUT_YAML = """
-organism: {name: shout}
-listeners:
-  - name: upper
-    description: Upper-cases the name
-    handler: transform
-    config: {expression: "{shout: upper(name)}"}
-    peers: [done]
-  - name: done
-    description: The result
-    handler: output
-"""
 WAIT_FOR_RESULT_SECONDS = 30  # an upper bound for a slow machine, not a timing requirement
 
 

@@ -7,24 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.support import call, claims_for
+from tests.support import ALICE, BOB, SHOUT_YAML, call, claims_for
 
-ALICE = claims_for("user_alice")
-BOB = claims_for("user_bob")
 PRO = claims_for("user_pat", tier="pro")
-
-VALID_YAML = """
-organism: {name: shout}
-listeners:
-  - name: upper
-    description: Upper-cases the name
-    handler: transform
-    config: {expression: "{shout: upper(name)}"}
-    peers: [done]
-  - name: done
-    description: The result
-    handler: output
-"""
 
 
 @pytest.fixture
@@ -50,8 +35,8 @@ def test_given_a_new_user_when_they_create_a_flow_then_it_is_stopped_with_the_de
 
 
 def test_given_snake_case_fields_when_creating_then_they_are_accepted(flows):
-    reply = create(flows, claims=PRO, organism_yaml=VALID_YAML)
-    assert reply.status == 201 and reply.json["organismYaml"] == VALID_YAML
+    reply = create(flows, claims=PRO, organism_yaml=SHOUT_YAML)
+    assert reply.status == 201 and reply.json["organismYaml"] == SHOUT_YAML
 
 
 def test_given_a_free_user_with_one_flow_when_creating_another_then_limit_reached(flows):
@@ -155,24 +140,24 @@ def test_given_a_stopped_flow_when_patched_then_fields_change_and_updated_at_mov
         flows,
         "PATCH",
         f"/api/v1/flows/{flow['id']}",
-        body={"description": "new", "organismYaml": VALID_YAML, "canvasState": {"nodes": [], "edges": [], "viewport": {"x": 0, "y": 0, "zoom": 1}}},
+        body={"description": "new", "organismYaml": SHOUT_YAML, "canvasState": {"nodes": [], "edges": [], "viewport": {"x": 0, "y": 0, "zoom": 1}}},
         claims=PRO,
     )
     assert reply.status == 200
-    assert reply.json["description"] == "new" and reply.json["organismYaml"] == VALID_YAML
+    assert reply.json["description"] == "new" and reply.json["organismYaml"] == SHOUT_YAML
     assert reply.json["canvasState"]["viewport"]["zoom"] == 1
     assert reply.json["updatedAt"] > flow["updatedAt"]
 
 
 def test_lifecycle_start_stop_and_edit_rules(flows):
-    flow_id = create(flows, claims=PRO, organism_yaml=VALID_YAML).json["id"]
+    flow_id = create(flows, claims=PRO, organism_yaml=SHOUT_YAML).json["id"]
     started = call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=PRO)
     assert started.status == 200 and started.json["status"] == "running"
 
     again = call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=PRO)
     assert again.status == 409 and again.json["code"] == "invalid_state"
 
-    edit = call(flows, "PATCH", f"/api/v1/flows/{flow_id}", body={"organismYaml": VALID_YAML}, claims=PRO)
+    edit = call(flows, "PATCH", f"/api/v1/flows/{flow_id}", body={"organismYaml": SHOUT_YAML}, claims=PRO)
     assert edit.status == 409 and edit.json["code"] == "invalid_state"
     rename = call(flows, "PATCH", f"/api/v1/flows/{flow_id}", body={"name": "still running"}, claims=PRO)
     assert rename.status == 200 and rename.json["status"] == "running"
@@ -190,7 +175,7 @@ def test_given_unusable_yaml_when_started_then_422_and_the_flow_is_in_error(flow
     flow = call(flows, "GET", f"/api/v1/flows/{flow_id}", claims=PRO).json
     assert flow["status"] == "error" and flow["errorMessage"]
     # error → stop is allowed, and from error the YAML may be fixed and the flow started
-    fixed = call(flows, "PATCH", f"/api/v1/flows/{flow_id}", body={"organismYaml": VALID_YAML}, claims=PRO)
+    fixed = call(flows, "PATCH", f"/api/v1/flows/{flow_id}", body={"organismYaml": SHOUT_YAML}, claims=PRO)
     assert fixed.status == 200
     assert call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=PRO).json["status"] == "running"
 
@@ -204,7 +189,7 @@ def test_given_a_flow_when_deleted_then_gone_and_the_limit_frees_up(flows):
 
 
 def test_validate_lists_issues_without_changing_the_flow(flows):
-    good = create(flows, claims=PRO, organism_yaml=VALID_YAML).json
+    good = create(flows, claims=PRO, organism_yaml=SHOUT_YAML).json
     issues = call(flows, "POST", f"/api/v1/flows/{good['id']}/validate", claims=PRO).json
     assert [issue for issue in issues if issue["severity"] == "error"] == []
     bad = create(flows, claims=PRO, organism_yaml="listeners:\n  - name: a\n    handler: os.system\n").json

@@ -13,23 +13,8 @@ import pytest
 
 from bloxserver.dal.triggers import get_webhook_target
 from bloxserver.settings import get_settings
-from tests.support import call, claims_for
+from tests.support import ALICE, BOB, SHOUT_YAML, call, claims_for
 
-ALICE = claims_for("user_alice")
-BOB = claims_for("user_bob")
-
-VALID_YAML = """
-organism: {name: shout}
-listeners:
-  - name: upper
-    description: Upper-cases the name
-    handler: transform
-    config: {expression: "{shout: upper(name)}"}
-    peers: [done]
-  - name: done
-    description: The result
-    handler: output
-"""
 
 EVERY_MINUTE = {"type": "schedule", "cron": "* * * * *", "timezone": "UTC"}
 WEEKDAYS_AT_NINE_BERLIN = {"type": "schedule", "cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"}
@@ -55,7 +40,7 @@ def triggers(handlers):
 
 @pytest.fixture
 def flow_id(flows):
-    reply = call(flows, "POST", "/api/v1/flows", body={"name": "Triggered", "organismYaml": VALID_YAML}, claims=ALICE)
+    reply = call(flows, "POST", "/api/v1/flows", body={"name": "Triggered", "organismYaml": SHOUT_YAML}, claims=ALICE)
     assert reply.status == 201
     return reply.json["id"]
 
