@@ -18,6 +18,8 @@ from devstack.template import ROOT, functions
 EVENTS = ROOT / "events"
 DEMO_FLOW_ID = "3f2b6c1e-0000-4000-8000-000000000001"
 DEMO_SUB = "user_demo"
+DEMO_TRIGGER_ID = "7c1d2e3f-0000-4000-8000-000000000002"
+DEMO_WEBHOOK_TOKEN = "demo-webhook-token-0000000000000000000000000"
 
 
 def documented_rows() -> list[tuple[str, str, int, str]]:
@@ -50,7 +52,25 @@ def seed_demo_flow() -> None:
     flows.create_flow(flow, profile, {"pro": None}, "pro", "free")
 
 
-SEEDS = {"demo flow": seed_demo_flow}
+def seed_demo_webhook() -> None:
+    from bloxserver import clock
+    from bloxserver.auth import user_id_for
+    from bloxserver.dal import triggers
+
+    trigger = {
+        "id": DEMO_TRIGGER_ID,
+        "flowId": DEMO_FLOW_ID,
+        "userId": str(user_id_for(DEMO_SUB)),
+        "type": "webhook",
+        "name": "Demo webhook",
+        "config": {"type": "webhook"},
+        "webhookToken": DEMO_WEBHOOK_TOKEN,
+        "createdAt": clock.now_iso(),
+    }
+    triggers.create_trigger(trigger, max_per_flow=20)
+
+
+SEEDS = {"demo flow": seed_demo_flow, "demo webhook": seed_demo_webhook}
 
 
 def test_every_event_file_is_documented():
