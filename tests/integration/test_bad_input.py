@@ -1,0 +1,87 @@
+"""No route answers 500 to anything a client can send: every route of every API function, with each method, odd
+bodies and odd query strings, with and without a token, answers below 500."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+
+from tests.support import SHOUT_YAML, call, claims_for
+
+PRO = claims_for("user_fuzz", tier="pro")
+
+ODD_BODIES = [
+    None, "", "null", "[]", "{}", "123", '"x"', "{bad", "\x00\xff",
+    json.dumps({"name": None}),
+    json.dumps({"name": ["a"]}),
+    json.dumps({"name": "x" * 5000}),
+    json.dumps({"name": "ok", "canvasState": {"nodes": "x"}}),
+    json.dumps({"type": "webhook"}),
+    json.dumps({"type": "bogus", "name": "m", "config": {}}),
+    json.dumps({"type": "manual", "name": "m", "config": {"type": "webhook"}}),
+    json.dumps({"type": "schedule", "name": "s", "config": {"type": "schedule"}}),
+    json.dumps({"type": "schedule", "name": "s", "config": {"type": "schedule", "cron": "*/0 * * * *"}}),
+    json.dumps({"type": "schedule", "name": "s", "config": {"type": "schedule", "cron": "0 0 1 * 1"}}),
+    json.dumps({"organismYaml": "!!python/object/apply:os.system ['ls']"}),
+    json.dumps({"organismYaml": "a: &a [*a]"}),
+]
+ODD_QUERIES = [
+    None, {"page": "0"}, {"page": "-1"}, {"page_size": "abc"}, {"status": "nope"}, {"trigger_type": "x"},
+    {"level": "loud"}, {"limit": "100000"}, {"execution_id": "not-uuid"}, {"period": "year"}, {"input_payload": "{bad"},
+]
+METHODS = ("GET", "POST", "PATCH", "DELETE")
+
+
+def test_no_route_answers_500_to_odd_requests(aws):
+    import executions_handler
+    import flows_handler
+    import ingress_handler
+    import triggers_handler
+    import users_handler
+
+    # Given a running flow with a webhook trigger
+    flow = call(flows_handler.handler, "POST", "/api/v1/flows", body={"name": "f", "organismYaml": SHOUT_YAML}, claims=PRO)
+    flow_id = flow.json["id"]
+    call(flows_handler.handler, "POST", f"/api/v1/flows/{flow_id}/start", claims=PRO)
+    trigger = call(
+        triggers_handler.handler, "POST", f"/api/v1/flows/{flow_id}/triggers",
+        body={"type": "webhook", "name": "w", "config": {"type": "webhook"}}, claims=PRO,
+    ).json
+    base = f"/api/v1/flows/{flow_id}"
+    routes = {
+        flows_handler.handler: [
+            "/api/v1/flows", base, f"{base}/start", f"{base}/stop", f"{base}/validate",
+            f"/api/v1/flows/{uuid.uuid4()}", "/api/v1/flows/x",
+        ],
+        triggers_handler.handler: [
+            f"{base}/triggers", f"{base}/triggers/{trigger['id']}",
+            f"{base}/triggers/{trigger['id']}/regenerate-token", f"{base}/triggers/x",
+        ],
+        executions_handler.handler: [
+            f"{base}/executions", f"{base}/executions/run", f"{base}/executions/{uuid.uuid4()}",
+            f"{base}/executions/x", f"{base}/stats", f"{base}/logs",
+        ],
+        ingress_handler.handler: [
+            f"/webhooks/{trigger['webhookToken']}", f"/webhooks/{trigger['webhookToken']}/test",
+            "/webhooks/x", "/webhooks/" + "a" * 500,
+        ],
+        users_handler.handler: ["/api/v1/me", "/api/v1/me/usage", "/webhooks/clerk"],
+    }
+    # When odd requests arrive (a fixed sample of query strings per request keeps the run short and repeatable)
+    rng = random.Random(7)
+    server_errors = []
+    for handler, paths in routes.items():
+        for path in paths:
+            for method in METHODS:
+                for body in ODD_BODIES:
+                    for query in rng.sample(ODD_QUERIES, 3):
+                        for claims in (PRO, None):
+                            reply = call(
+                                handler, method, path, body=body, claims=claims, query=query,
+                                headers={"content-type": "application/json"},
+                            )
+                            if reply.status >= 500:
+                                server_errors.append((method, path, body, query, reply.status, reply.body[:200]))
+    # Then none is a server error
+    assert not server_errors, server_errors[:10]
