@@ -5,7 +5,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench lint clean
+.PHONY: dev test bench lint validate clean
 
 $(STAMP): pyproject.toml layers/shared/requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,5 +25,10 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 
+# `sam validate --lint` with SAM CLI in a venv of its own (its pins differ from the runtime's).
+validate:
+	test -x .sam-venv/bin/sam || { $(PYTHON) -m venv .sam-venv && .sam-venv/bin/pip install --quiet aws-sam-cli==1.170.0; }
+	SAM_CLI_TELEMETRY=0 .sam-venv/bin/sam validate --lint
+
 clean:
-	rm -rf $(VENV) .aws-sam
+	rm -rf $(VENV) .sam-venv .aws-sam
