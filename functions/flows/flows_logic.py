@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from bloxserver import cleanup, clock, triggers
+from bloxserver import clock
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     CreateFlowRequest,
@@ -149,6 +149,8 @@ def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest)
 
 
 def delete_flow(principal: Principal, flow_id: UUID) -> None:
+    from bloxserver import cleanup  # lazily: the trigger/schedule/execution cleanup chain (cold start)
+
     if not cleanup.delete_flow_and_dependents(principal.user_id, flow_id):
         raise _flow_not_found()
 
@@ -181,6 +183,7 @@ def _transition(
 
 
 def start_flow(principal: Principal, flow_id: UUID) -> Flow:
+    from bloxserver import triggers  # lazily: schedules are only touched on start/stop (cold start)
     from bloxserver.engine import validate
 
     current = _get_item(principal, flow_id)
@@ -220,6 +223,8 @@ def validate_flow(principal: Principal, flow_id: UUID) -> list[dict[str, Any]]:
 
 
 def stop_flow(principal: Principal, flow_id: UUID) -> Flow:
+    from bloxserver import triggers  # lazily: schedules are only touched on start/stop (cold start)
+
     flow = _transition(
         principal, flow_id, STOPPABLE_STATUSES, {"status": FlowStatus.STOPPED.value, "errorMessage": None}, "stop"
     )

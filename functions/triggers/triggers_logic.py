@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from bloxserver import clock, cron
+from bloxserver import clock
 from bloxserver import triggers as trigger_rules
 from bloxserver.auth import Principal
 from bloxserver.contract import CreateTriggerRequest, Trigger, TriggerType
@@ -63,6 +63,8 @@ def to_trigger(item: dict[str, Any], flow_running: bool) -> Trigger:
         shaped["webhookToken"] = item["webhookToken"]
         shaped["webhookUrl"] = webhook_url(item["webhookToken"])
     if item["type"] == TriggerType.SCHEDULE.value:
+        from bloxserver import cron  # lazily: only schedule triggers need it (cold start)
+
         config = item["config"]
         upcoming = cron.next_fire_times(config["cron"], config["timezone"], NEXT_RUN_PREVIEW_COUNT)
         shaped["nextRunTimes"] = upcoming
@@ -79,6 +81,8 @@ def _validate(request: CreateTriggerRequest) -> dict[str, Any]:
         )
     config = request.config.model_dump(mode="json")
     if request.type == TriggerType.SCHEDULE:
+        from bloxserver import cron  # lazily: only schedule triggers need it (cold start)
+
         try:
             cron.validate_timezone(config["timezone"])
             cron.to_aws_cron(config["cron"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from bloxserver import cleanup, clock, keys
+from bloxserver import clock, keys
 from bloxserver.auth import Principal, user_id_for
 from bloxserver.contract import Tier, UsageStats, User
 from bloxserver.dal import users as user_store
@@ -72,6 +72,8 @@ def _apply_clerk_event(delivery: dict[str, Any]) -> dict[str, Any]:
         user_store.upsert_profile(user_id_for(data["id"]), _clerk_profile(data), clock.now_iso())
         return {"status": "processed", "type": event_type}
     if event_type == "user.deleted":
+        from bloxserver import cleanup  # lazily: the flow/trigger/schedule cleanup chain (cold start)
+
         cleanup.delete_user_and_dependents(user_id_for(data["id"]))
         return {"status": "processed", "type": event_type}
     return {"status": "ignored", "type": event_type}

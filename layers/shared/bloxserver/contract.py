@@ -5,8 +5,6 @@ tests/unit/test_contract.py loads the contract file and fails on any drift. Fiel
 or dropped. Additions are marked "extra" and listed in docs/api.md.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -26,7 +24,7 @@ T = TypeVar("T")
 class BaseModel(_PydanticBase):
     """Every contract model: accepts camelCase aliases and snake_case names, serialises by alias (FastAPI does)."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
 
 class PaginatedResponse(BaseModel, Generic[T]):

@@ -15,7 +15,6 @@ import json
 from typing import Any
 from uuid import UUID
 
-from bloxserver import cron
 from bloxserver.contract import FlowStatus, TriggerType
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import schedules as schedule_store
@@ -32,6 +31,8 @@ def schedule_name(trigger_id: UUID | str) -> str:
 
 def schedule_definition(trigger: dict[str, Any], enabled: bool) -> schedule_store.ScheduleDefinition:
     """The schedule of a stored schedule trigger; its input is what the schedule function parses."""
+    from bloxserver import cron  # lazily: cron (zoneinfo, regexes) is only for schedules; keeps API cold starts low
+
     config = trigger["config"]
     schedule_input = {
         "userId": trigger["userId"],
