@@ -37,7 +37,8 @@ class PageRequest:
 def page_query(default_size: int):
     """A FastAPI dependency reading `page` (≥ 1) and `page_size` (1–100) from the query string."""
 
-    def dependency(
+    # async: FastAPI runs a sync dependency in a worker thread, whose first use imports anyio's backend (cold start)
+    async def dependency(
         page: int = Query(1, ge=1, le=10_000),
         page_size: int = Query(default_size, ge=1, le=MAX_PAGE_SIZE),
     ) -> PageRequest:
