@@ -11,7 +11,10 @@ from botocore.config import Config
 
 from bloxserver.settings import get_settings
 
-_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+# parameter_validation off: the one request is built here (see dal/table.py).
+_CLIENT_CONFIG = Config(
+    connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}, parameter_validation=False
+)
 
 
 @cache
