@@ -1,7 +1,10 @@
-"""Running one queued execution: claim it once, run the engine within the time left, record the outcome.
+"""Running one invocation's batch of queued executions: claim each once, run the engine within the time left,
+record the outcomes.
 
-The claim protocol (docs/executions.md): a delivery runs the execution only if its conditional claim wins, so a
-redelivered message never runs it twice; anything that stops before the end is ended by the sweeper.
+The claim protocol (docs/executions.md): a delivery runs an execution only if its conditional claim wins, so a
+redelivered message never runs it twice; anything that stops before the end is ended by the sweeper. The
+bookkeeping of a batch is batched (one read, one claim transaction, shared log writes, one end transaction),
+each execution's claim and end staying individually conditional.
 """
 
 from __future__ import annotations
@@ -9,26 +12,26 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from bloxserver import clock, keys
 from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
-from bloxserver.executions import CLAIM_GRACE_SECONDS, end_execution
+from bloxserver.executions import CLAIM_GRACE_SECONDS, ending
 from bloxserver.observability import logger
 
 # Time kept back from the invocation's remaining time for the writes after the run.
 FINISH_MARGIN_SECONDS = 15
 # Below this much run time a delivery is handed back to the queue instead of starting a run bound to time out.
 MIN_RUN_SECONDS = 10
+# Results of a batch wait to be written together; before starting another run, those that have waited this long
+# are written first, so a long run does not hold back the results of the quick ones before it.
+FLUSH_AFTER_SECONDS = 1.0
 MAX_LOG_RECORDS = 200  # per execution, the last one saying how many were left out
 MAX_LOG_MESSAGE_CHARS = 4000
 MAX_OUTPUT_BYTES = 128 * 1024  # with a webhook's 256 KB input, keeps the execution under the 400 KB item limit
-
-
-class NotEnoughTime(Exception):
-    """The invocation cannot give this execution a useful run; the message goes back to the queue."""
 
 
 def log_items(result_logs: list[Any]) -> list[dict[str, Any]]:
@@ -66,39 +69,155 @@ def _outcome(result: Any) -> tuple[str, dict[str, Any]]:
     return result.status, {"errorMessage": result.error or f"Execution ended: {result.status}"}
 
 
-def process(message: dict[str, str], remaining_seconds: Callable[[], float]) -> None:
-    """Run the execution `message` names, unless it already ran, ended or is running elsewhere."""
-    execution_id = message["executionId"]
-    execution, flow = execution_store.get_execution_and_flow(message["userId"], message["flowId"], execution_id)
-    if execution is None or execution["status"] != "running" or execution.get("claimedAt"):
-        logger.info("Execution already handled or gone", extra={"executionId": execution_id})
-        return
-    if flow is None or flow["status"] != "running":
-        end_execution(execution, "error", {"errorMessage": "Flow stopped before the execution started"}, unclaimed=True)
-        return
+@dataclass
+class _Results:
+    """Outcomes waiting to be written: log records, then the endings (with the message each answers)."""
+
+    logs: list[tuple[str, str, list[dict[str, Any]], int]] = field(default_factory=list)
+    endings: list[tuple[int, execution_store.Ending]] = field(default_factory=list)
+    since: float | None = None
+
+    def add(self, index: int, end: execution_store.Ending, logs: list[dict[str, Any]] | None = None) -> None:
+        execution = end.execution
+        if logs:
+            self.logs.append((execution["flowId"], execution["id"], logs, execution["expiresAt"]))
+        self.endings.append((index, end))
+        if self.since is None:
+            self.since = time.monotonic()
+
+    def overdue(self) -> bool:
+        return self.since is not None and time.monotonic() - self.since >= FLUSH_AFTER_SECONDS
+
+    def flush(self) -> set[int]:
+        """Write the logs (best effort: the outcomes matter more), then the endings; returns the indexes of the
+        messages whose ending could not be written."""
+        logs, endings = self.logs, self.endings
+        self.logs, self.endings, self.since = [], [], None
+        if logs:
+            try:
+                log_store.put_many(logs)
+            except Exception:  # the outcome matters more than its logs: still record it
+                logger.exception(
+                    "Could not store the executions' logs", extra={"executionIds": [log[1] for log in logs]}
+                )
+        if not endings:
+            return set()
+        try:
+            written = execution_store.finish_many([end for _, end in endings])
+        except Exception:  # e.g. conflicts past the retries: nothing was written; try each on its own
+            logger.warning("Batched end failed; ending one by one", exc_info=True)
+            return self._finish_one_by_one(endings)
+        for (_, end), ok in zip(endings, written):
+            _report_lost_end(end, ok)
+        return set()
+
+    @staticmethod
+    def _finish_one_by_one(endings: list[tuple[int, execution_store.Ending]]) -> set[int]:
+        failed = set()
+        for index, end in endings:
+            try:
+                _report_lost_end(end, execution_store.finish_many([end])[0])
+            except Exception:
+                logger.exception("Could not end the execution", extra={"executionId": end.execution["id"]})
+                failed.add(index)
+        return failed
+
+
+def _report_lost_end(end: execution_store.Ending, written: bool) -> None:
+    if not written and end.claimed_at is not None:
+        logger.warning(
+            "Execution was ended by the sweeper before the run finished", extra={"executionId": end.execution["id"]}
+        )
+
+
+def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], float]) -> set[int]:
+    """Run the executions `messages` name, each unless it already ran, ended or is running elsewhere. Returns the
+    indexes of the messages to hand back to the queue (not claimed for lack of time, or not recorded)."""
+    executions, flows = execution_store.get_executions_and_flows(
+        [(message["userId"], message["flowId"], message["executionId"]) for message in messages]
+    )
+    results = _Results()
+    runnable: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    seen: set[str] = set()
+    for index, message in enumerate(messages):
+        execution_id = message["executionId"]
+        execution = executions.get(execution_id)
+        if execution_id in seen or execution is None or execution["status"] != "running" or execution.get("claimedAt"):
+            logger.info("Execution already handled or gone", extra={"executionId": execution_id})
+            continue
+        seen.add(execution_id)
+        flow = flows.get((message["userId"], message["flowId"]))
+        if flow is None or flow["status"] != "running":
+            stopped = {"errorMessage": "Flow stopped before the execution started"}
+            results.add(index, ending(execution, "error", stopped, unclaimed=True))
+        else:
+            runnable.append((index, execution, flow))
+
+    failed: set[int] = set()
+    claimed: list[tuple[int, execution_store.Claim, dict[str, Any]]] = []
+    remaining = remaining_seconds()
+    if runnable and remaining - FINISH_MARGIN_SECONDS < MIN_RUN_SECONDS:
+        failed.update(index for index, _, _ in runnable)  # handed back unclaimed
+    elif runnable:
+        now = clock.utc_now()
+        claimed_at = clock.iso(now)
+        # The claim lasts what the invocation can live, plus grace: past that, the sweeper ends the execution.
+        marker_deadline = clock.iso(now + timedelta(seconds=remaining + CLAIM_GRACE_SECONDS))
+        claims = [
+            execution_store.Claim(
+                execution, claimed_at, keys.running_marker_sk(marker_deadline, execution["id"]), marker_deadline
+            )
+            for _, execution, _ in runnable
+        ]
+        try:
+            won = execution_store.claim_many(claims)
+        except Exception:  # nothing was claimed: all go back to the queue
+            logger.exception("Could not claim the executions", extra={"executionIds": list(seen)})
+            won = [False] * len(claims)
+            failed.update(index for index, _, _ in runnable)
+        for (index, execution, flow), claim, ok in zip(runnable, claims, won):
+            if ok:
+                claimed.append((index, claim, flow))
+            elif index not in failed:
+                logger.info("Execution claimed by another delivery", extra={"executionId": execution["id"]})
+
+    for index, claim, flow in claimed:
+        if results.overdue():
+            failed |= results.flush()
+        try:
+            outcome = _run(claim, flow, remaining_seconds)
+        except Exception:  # the claim holds: a redelivery will not run it again, the sweeper ends it
+            logger.exception("Execution run failed", extra={"executionId": claim.execution["id"]})
+            failed.add(index)
+            continue
+        if outcome is None:
+            failed.add(index)
+        else:
+            results.add(index, *outcome)
+    failed |= results.flush()
+    return failed
+
+
+def _run(
+    claim: execution_store.Claim, flow: dict[str, Any], remaining_seconds: Callable[[], float]
+) -> tuple[execution_store.Ending, list[dict[str, Any]]] | None:
+    """Run one claimed execution; None when too little time is left, its claim then released so that a
+    redelivery runs it."""
+    execution = claim.execution
     run_seconds = remaining_seconds() - FINISH_MARGIN_SECONDS
     if run_seconds < MIN_RUN_SECONDS:
-        raise NotEnoughTime(execution_id)
-    claimed = clock.utc_now()
-    claimed_at = clock.iso(claimed)
-    marker_deadline = clock.iso(claimed + timedelta(seconds=run_seconds + FINISH_MARGIN_SECONDS + CLAIM_GRACE_SECONDS))
-    if not execution_store.claim(execution, claimed_at, keys.running_marker_sk(marker_deadline, execution_id), marker_deadline):
-        logger.info("Execution claimed by another delivery", extra={"executionId": execution_id})
-        return
-    execution["runningMarker"] = keys.running_marker_sk(marker_deadline, execution_id)
+        if not execution_store.release_claim(execution, claim):
+            logger.warning("Claim could not be released", extra={"executionId": execution["id"]})
+        return None
 
     from bloxserver.engine import run_flow
 
     result = run_flow(
         flow["organismYaml"],
         execution.get("inputPayload"),
-        execution_id=execution_id,
+        execution_id=execution["id"],
         deadline=time.monotonic() + run_seconds,
     )
-    try:
-        log_store.put_records(execution["flowId"], execution_id, log_items(result.logs), execution["expiresAt"])
-    except Exception:  # the outcome matters more than its logs: still record it
-        logger.exception("Could not store the execution's logs", extra={"executionId": execution_id})
     status, fields = _outcome(result)
-    if not end_execution(execution, status, fields, claimed_at=claimed_at):
-        logger.warning("Execution was ended by the sweeper before the run finished", extra={"executionId": execution_id})
+    claimed_execution = dict(execution, runningMarker=claim.marker_sk)
+    return ending(claimed_execution, status, fields, claimed_at=claim.claimed_at), log_items(result.logs)

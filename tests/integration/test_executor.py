@@ -215,6 +215,104 @@ def test_given_an_execution_then_the_executor_uses_a_bounded_number_of_round_tri
     }
 
 
+def test_given_a_batch_of_ten_then_its_bookkeeping_is_batched_and_every_count_is_exact(system, hook):
+    ids = [accept(system, hook) for _ in range(10)]
+    with count_aws_calls() as calls:
+        assert system.deliver() == 10
+    dynamodb = {name: n for name, n in calls.items() if name.startswith("dynamodb.")}
+    # one read, one claim transaction, 40 log records in 25-item batches, one end transaction (counters merged)
+    assert dynamodb == {
+        "dynamodb.BatchGetItem": 1,
+        "dynamodb.TransactWriteItems": 2,
+        "dynamodb.BatchWriteItem": 2,
+    }
+    assert all(system.execution(hook["flowId"], execution_id)["status"] == "success" for execution_id in ids)
+    assert all(len(logs_of(system, hook["flowId"], execution_id)) == 4 for execution_id in ids)
+    stats = stats_of(system, hook["flowId"])
+    assert stats["executionsTotal"] == 10 and stats["executionsSuccess"] == 10 and stats["executionsError"] == 0
+    assert messages_in("ExecutionQueue") == 0
+
+
+def _stored_execution(flow_id, execution_id):
+    from bloxserver.dal import executions as execution_store
+
+    return execution_store.get_execution(flow_id, execution_id)
+
+
+def test_given_a_batch_with_one_execution_claimed_elsewhere_then_only_the_others_run(system, hook):
+    from bloxserver.dal import executions as execution_store
+
+    ids = [accept(system, hook) for _ in range(3)]
+    taken = _stored_execution(hook["flowId"], ids[1])
+    assert execution_store.claim(taken, clock.now_iso(), f"9999-01-01T00:00:00.000000Z#{ids[1]}", "9999-01-01")
+    assert system.deliver() == 3
+    assert messages_in("ExecutionQueue") == 0  # the lost claim is settled, not retried
+    assert [system.execution(hook["flowId"], i)["status"] for i in ids] == ["success", "running", "success"]
+    assert logs_of(system, hook["flowId"], ids[1]) == []
+    stats = stats_of(system, hook["flowId"])
+    assert stats["executionsTotal"] == 3 and stats["executionsSuccess"] == 2
+
+
+def test_given_the_sweeper_ends_one_execution_of_a_batch_mid_run_then_the_others_are_still_recorded(
+    system, hook, monkeypatch
+):
+    import bloxserver.engine
+
+    ids = [accept(system, hook) for _ in range(3)]
+    real_run_flow = bloxserver.engine.run_flow
+
+    def run_flow(*args, **kwargs):
+        result = real_run_flow(*args, **kwargs)
+        if kwargs["execution_id"] == ids[1]:  # the sweeper gets there first
+            executions.end_execution(_stored_execution(hook["flowId"], ids[1]), "timeout", {"errorMessage": "swept"})
+        return result
+
+    monkeypatch.setattr(bloxserver.engine, "run_flow", run_flow)
+    assert system.deliver() == 3
+    assert messages_in("ExecutionQueue") == 0
+    assert [system.execution(hook["flowId"], i)["status"] for i in ids] == ["success", "timeout", "success"]
+    assert system.execution(hook["flowId"], ids[1])["errorMessage"] == "swept"
+    stats = stats_of(system, hook["flowId"])
+    assert stats["executionsTotal"] == 3 and stats["executionsSuccess"] == 2 and stats["executionsError"] == 1
+
+
+def test_given_a_batch_mixing_a_stopped_flow_and_a_running_one_then_each_ends_as_its_flow_says(system, hook):
+    from tests.support import BOB
+
+    stopped_id = accept(system, hook)
+    bob_flow = system.running_flow(claims=BOB)
+    bob_hook = {"flowId": bob_flow, "token": system.webhook(bob_flow, claims=BOB)["webhookToken"]}
+    running_id = accept(system, bob_hook)
+    system.stop_flow(hook["flowId"])
+    assert system.deliver() == 2
+    stopped = system.execution(hook["flowId"], stopped_id)
+    assert stopped["status"] == "error" and stopped["errorMessage"] == "Flow stopped before the execution started"
+    assert system.execution(bob_flow, running_id, claims=BOB)["status"] == "success"
+    assert stats_of(system, hook["flowId"])["executionsError"] == 1
+
+
+def test_given_the_time_left_runs_out_mid_batch_then_the_unrun_claims_are_released_and_run_on_redelivery(
+    system, hook
+):
+    import executor_logic
+
+    import sweeper_logic
+
+    ids = [accept(system, hook) for _ in range(2)]
+    messages = [{"userId": hook_owner(), "flowId": hook["flowId"], "executionId": i} for i in ids]
+    times = iter([900.0, 900.0, 20.0])  # claim, first run, second run
+    assert executor_logic.process(messages, lambda: next(times)) == {1}
+    assert system.execution(hook["flowId"], ids[0])["status"] == "success"
+    released = _stored_execution(hook["flowId"], ids[1])
+    assert released["status"] == "running" and "claimedAt" not in released
+    # its queued marker is back: the sweeper leaves it alone until the queued deadline
+    past_claim = clock.utc_now() + timedelta(seconds=900 + executions.CLAIM_GRACE_SECONDS + 1)
+    assert sweeper_logic.sweep(past_claim) == 0
+    assert executor_logic.process(messages[1:], lambda: 900.0) == set()
+    assert system.execution(hook["flowId"], ids[1])["status"] == "success"
+    assert stats_of(system, hook["flowId"])["executionsSuccess"] == 2
+
+
 def test_given_more_log_records_than_the_cap_then_the_stored_log_ends_with_a_truncation_record():
     from datetime import UTC, datetime
 

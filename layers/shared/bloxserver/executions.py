@@ -156,6 +156,25 @@ def start_execution(request: StartRequest) -> StartOutcome:
     return StartOutcome(execution, created=True)
 
 
+def ending(
+    execution: dict[str, Any],
+    status: str,
+    result: dict[str, Any],
+    *,
+    now: datetime | None = None,
+    claimed_at: str | None = None,
+    unclaimed: bool = False,
+) -> execution_store.Ending:
+    """Ending a running execution at `now` (see dal.executions.Ending for the conditions), to write alone
+    (end_execution) or with others (dal.executions.finish_many)."""
+    completed = now or clock.utc_now()
+    started = datetime.fromisoformat(execution["startedAt"].replace("Z", "+00:00"))
+    duration_ms = max(0, int((completed - started).total_seconds() * 1000))
+    return execution_store.Ending(
+        execution, status, clock.iso(completed), duration_ms, result, claimed_at=claimed_at, unclaimed=unclaimed
+    )
+
+
 def end_execution(
     execution: dict[str, Any],
     status: str,
@@ -165,16 +184,7 @@ def end_execution(
     claimed_at: str | None = None,
     unclaimed: bool = False,
 ) -> bool:
-    """End a running execution now (see dal.executions.finish for the conditions); False if it had ended."""
-    completed = now or clock.utc_now()
-    started = datetime.fromisoformat(execution["startedAt"].replace("Z", "+00:00"))
-    duration_ms = max(0, int((completed - started).total_seconds() * 1000))
-    return execution_store.finish(
-        execution,
-        status,
-        clock.iso(completed),
-        duration_ms,
-        result,
-        claimed_at=claimed_at,
-        unclaimed=unclaimed,
-    )
+    """End a running execution now (see dal.executions.Ending for the conditions); False if it had ended."""
+    return execution_store.finish_many(
+        [ending(execution, status, result, now=now, claimed_at=claimed_at, unclaimed=unclaimed)]
+    )[0]

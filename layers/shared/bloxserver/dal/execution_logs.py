@@ -13,6 +13,12 @@ PAGES_PER_READ = 10  # a filtered read stops after this many 1 MB pages: bounded
 
 def put_records(flow_id: str, execution_id: str, records: list[dict[str, Any]], expires_at: int) -> None:
     """Store `records` (timestamp, level, message, metadataJson) in order, expiring with their execution."""
+    put_many([(flow_id, execution_id, records, expires_at)])
+
+
+def put_many(logs: list[tuple[str, str, list[dict[str, Any]], int]]) -> None:
+    """Store the records of several executions (flowId, executionId, records, expiresAt each, as put_records),
+    packed 25 to a BatchWriteItem whatever execution they belong to."""
     items = [
         {
             "PutRequest": {
@@ -28,6 +34,7 @@ def put_records(flow_id: str, execution_id: str, records: list[dict[str, Any]], 
                 )
             }
         }
+        for flow_id, execution_id, records, expires_at in logs
         for sequence, record in enumerate(records)
     ]
     for start in range(0, len(items), BATCH_WRITE_LIMIT):

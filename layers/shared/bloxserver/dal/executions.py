@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -29,6 +30,10 @@ STATUSES = ("running", "success", "error", "timeout")
 TRIGGER_TYPES = ("webhook", "schedule", "manual")
 RUNNING_MARKER_SHARDS = 4
 SUMMARY_FIELDS = "id, #status, triggerType, startedAt, durationMs, expiresAt"
+BATCH_GET_LIMIT = 100
+# Executions per batched claim or end: 3 (claim) or 2 + a shared counter update (end) actions each, within a
+# transaction's 100 actions.
+MAX_UNITS_PER_TRANSACTION = 33
 
 
 class FlowNotRunning(Exception):
@@ -236,27 +241,124 @@ def get_execution(flow_id: str, execution_id: str) -> dict[str, Any] | None:
     return deserialize(item) if item else None
 
 
-def get_execution_and_flow(user_id: str, flow_id: str, execution_id: str) -> tuple[dict | None, dict | None]:
-    """The execution and its flow in one round trip (the executor's first read)."""
-    flow_key = key(keys.user_pk(user_id), keys.flow_sk(flow_id))
-    response = client().batch_get_item(
-        RequestItems={
-            table_name(): {"Keys": [execution_key(flow_id, execution_id), flow_key], "ConsistentRead": True}
-        }
-    )
-    execution = flow = None
-    for raw in response.get("Responses", {}).get(table_name(), []):
-        item = deserialize(raw)
-        if item["SK"] == keys.execution_sk(execution_id):
-            execution = item
-        else:
-            flow = item
-    return execution, flow
+def get_executions_and_flows(
+    refs: list[tuple[str, str, str]],
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
+    """The executions and their flows named by `refs` (userId, flowId, executionId), in one round trip for a
+    batch (BatchGetItem, 100 keys; unprocessed keys are read again). Returns executions by id and flows by
+    (userId, flowId); missing items are absent."""
+    # (PK, SK) → where the item goes: ("execution", id) or ("flow", (userId, flowId)). Keys are unique per request.
+    wanted: dict[tuple[str, str], tuple[str, Any]] = {}
+    for user_id, flow_id, execution_id in refs:
+        wanted[(keys.flow_pk(flow_id), keys.execution_sk(execution_id))] = ("execution", execution_id)
+        wanted[(keys.user_pk(user_id), keys.flow_sk(flow_id))] = ("flow", (user_id, flow_id))
+    executions: dict[str, dict[str, Any]] = {}
+    flows: dict[tuple[str, str], dict[str, Any]] = {}
+    found: dict[str, dict[Any, dict[str, Any]]] = {"execution": executions, "flow": flows}
+    pending = [key(pk, sk) for pk, sk in wanted]
+    while pending:
+        chunk, pending = pending[:BATCH_GET_LIMIT], pending[BATCH_GET_LIMIT:]
+        request: dict[str, Any] = {table_name(): {"Keys": chunk, "ConsistentRead": True}}
+        while request:
+            response = client().batch_get_item(RequestItems=request)
+            for raw in response.get("Responses", {}).get(table_name(), []):
+                item = deserialize(raw)
+                kind, name = wanted[(item["PK"], item["SK"])]
+                found[kind][name] = item
+            request = response.get("UnprocessedKeys") or {}
+    return executions, flows
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Taking `execution` for a run at `claimed_at`, its running marker moved to `marker_sk` (`deadline_iso`)."""
+
+    execution: dict[str, Any]
+    claimed_at: str
+    marker_sk: str
+    deadline_iso: str
+
+
+def _claim_actions(claim_: Claim) -> list[dict[str, Any]]:
+    execution = claim_.execution
+    return [
+        {
+            "Update": {
+                "TableName": table_name(),
+                "Key": execution_key(execution["flowId"], execution["id"]),
+                "UpdateExpression": "SET claimedAt = :claimedAt, runningMarker = :marker",
+                "ConditionExpression": "#status = :running AND attribute_not_exists(claimedAt)",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": serialize(
+                    {":claimedAt": claim_.claimed_at, ":marker": claim_.marker_sk, ":running": "running"}
+                ),
+            }
+        },
+        {"Delete": {"TableName": table_name(), "Key": _marker_key(execution["id"], execution["runningMarker"])}},
+        _marker_put(execution, claim_.marker_sk, claim_.deadline_iso),
+    ]
+
+
+def _transact_each_conditional(
+    units: list[Any], actions_of: Any, conditional_index: Any
+) -> list[bool]:
+    """Write `units` (each a group of actions whose first one carries the unit's condition) in as few
+    transactions as possible, each unit still individually conditional: when a transaction is cancelled because
+    some units' conditions failed, those units are answered False (a failed condition never becomes true again
+    for these writes: they require a running execution in a given claim state) and the others are written again
+    without them. Returns, per unit, whether it was written. Raises on any other failure (nothing of the failing
+    transaction was written). `actions_of(units)` builds one transaction's actions; `conditional_index(units)`
+    maps an action index to the unit whose condition it carries (None for other actions)."""
+    written = [True] * len(units)
+    pending = list(range(len(units)))
+    while pending:
+        chunk = pending[:MAX_UNITS_PER_TRANSACTION]
+        try:
+            transact_write(actions_of([units[i] for i in chunk]))
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            index_of = conditional_index([units[i] for i in chunk])
+            lost = {
+                chunk[index_of[position]]
+                for position, code in enumerate(cancellation_codes(exc))
+                if code == "ConditionalCheckFailed" and position in index_of
+            }
+            if not lost:
+                raise
+            for unit in lost:
+                written[unit] = False
+            pending = [i for i in pending if i not in lost]
+            continue
+        pending = pending[len(chunk) :]
+    return written
+
+
+def claim_many(claims: list[Claim]) -> list[bool]:
+    """Take each execution for its run, only while it is running and unclaimed, moving its running marker to the
+    run's deadline: one transaction for the whole batch, each claim individually conditional (see
+    _transact_each_conditional). False for a claim lost to another delivery or an execution that already ended."""
+
+    def actions_of(chunk: list[Claim]) -> list[dict[str, Any]]:
+        return [action for claim_ in chunk for action in _claim_actions(claim_)]
+
+    def conditional_index(chunk: list[Claim]) -> dict[int, int]:
+        return {3 * unit: unit for unit in range(len(chunk))}
+
+    return _transact_each_conditional(claims, actions_of, conditional_index)
 
 
 def claim(execution: dict[str, Any], claimed_at: str, marker_sk: str, deadline_iso: str) -> bool:
     """Take the execution for this run: only while it is running and unclaimed. Moves its running marker to the
     run's deadline. False: another delivery claimed it, or it already ended."""
+    return claim_many([Claim(execution, claimed_at, marker_sk, deadline_iso)])[0]
+
+
+def release_claim(execution: dict[str, Any], claim_: Claim) -> bool:
+    """Undo `claim_` on an execution that did not run (its invocation ran out of time): unclaimed again, with its
+    queued running marker (`execution["runningMarker"]`) back, so a redelivery can claim and run it. Only while
+    the claim holds and it is still running; False otherwise."""
+    queued_marker = execution["runningMarker"]
     try:
         transact_write(
             [
@@ -264,21 +366,16 @@ def claim(execution: dict[str, Any], claimed_at: str, marker_sk: str, deadline_i
                     "Update": {
                         "TableName": table_name(),
                         "Key": execution_key(execution["flowId"], execution["id"]),
-                        "UpdateExpression": "SET claimedAt = :claimedAt, runningMarker = :marker",
-                        "ConditionExpression": "#status = :running AND attribute_not_exists(claimedAt)",
+                        "UpdateExpression": "SET runningMarker = :marker REMOVE claimedAt",
+                        "ConditionExpression": "#status = :running AND claimedAt = :claimedAt",
                         "ExpressionAttributeNames": {"#status": "status"},
                         "ExpressionAttributeValues": serialize(
-                            {":claimedAt": claimed_at, ":marker": marker_sk, ":running": "running"}
+                            {":claimedAt": claim_.claimed_at, ":marker": queued_marker, ":running": "running"}
                         ),
                     }
                 },
-                {
-                    "Delete": {
-                        "TableName": table_name(),
-                        "Key": _marker_key(execution["id"], execution["runningMarker"]),
-                    }
-                },
-                _marker_put(execution, marker_sk, deadline_iso),
+                {"Delete": {"TableName": table_name(), "Key": _marker_key(execution["id"], claim_.marker_sk)}},
+                _marker_put(execution, queued_marker, queued_marker.rpartition("#")[0]),
             ]
         )
     except ClientError as exc:
@@ -288,78 +385,92 @@ def claim(execution: dict[str, Any], claimed_at: str, marker_sk: str, deadline_i
     return True
 
 
-def finish(
-    execution: dict[str, Any],
-    status: str,
-    completed_at: str,
-    duration_ms: int,
-    result: dict[str, Any],
-    *,
-    claimed_at: str | None = None,
-    unclaimed: bool = False,
-) -> bool:
-    """End a running execution (status, completion, `result`: outputPayload or errorMessage), move its flow's day
-    counters and drop its running marker, in one transaction. `claimed_at`: only if this run's claim still holds;
-    `unclaimed`: only if nobody claimed it. False: it had already ended (or is gone)."""
+@dataclass(frozen=True)
+class Ending:
+    """Ending `execution` with `status` and `result` (outputPayload or errorMessage). `claimed_at`: only if that
+    run's claim still holds; `unclaimed`: only if nobody claimed it."""
+
+    execution: dict[str, Any]
+    status: str
+    completed_at: str
+    duration_ms: int
+    result: dict[str, Any]
+    claimed_at: str | None = None
+    unclaimed: bool = False
+
+
+def _end_update(ending: Ending) -> dict[str, Any]:
+    execution, status = ending.execution, ending.status
     flow_id, trigger_type = execution["flowId"], execution["triggerType"]
     names = {"#status": "status", "#gsi1pk": "GSI1PK"}
     values: dict[str, Any] = {
         ":running": "running",
         ":status": status,
         ":gsi1pk": keys.executions_by_status_type_pk(flow_id, status, trigger_type),
-        ":completedAt": completed_at,
-        ":durationMs": duration_ms,
+        ":completedAt": ending.completed_at,
+        ":durationMs": ending.duration_ms,
     }
     sets = ["#status = :status", "#gsi1pk = :gsi1pk", "completedAt = :completedAt", "durationMs = :durationMs"]
-    for index, (field, value) in enumerate(result.items()):
+    for index, (field, value) in enumerate(ending.result.items()):
         if value is not None:
             names[f"#r{index}"] = field
             values[f":r{index}"] = value
             sets.append(f"#r{index} = :r{index}")
     conditions = ["#status = :running"]
-    if claimed_at is not None:
-        values[":claimedAt"] = claimed_at
+    if ending.claimed_at is not None:
+        values[":claimedAt"] = ending.claimed_at
         conditions.append("claimedAt = :claimedAt")
-    if unclaimed:
+    if ending.unclaimed:
         conditions.append("attribute_not_exists(claimedAt)")
-    try:
-        transact_write(
-            [
-                {
-                    "Update": {
-                        "TableName": table_name(),
-                        "Key": execution_key(flow_id, execution["id"]),
-                        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE runningMarker",
-                        "ConditionExpression": " AND ".join(conditions),
-                        "ExpressionAttributeNames": names,
-                        "ExpressionAttributeValues": serialize(values),
-                    }
-                },
-                _stats_update(
-                    execution,
-                    {
-                        status_counter("running"): -1,
-                        status_counter(status): 1,
-                        status_trigger_counter("running", trigger_type): -1,
-                        status_trigger_counter(status, trigger_type): 1,
-                        "durationMsSum": duration_ms,
-                        "finished": 1,
-                    },
-                    {},
-                ),
-                {
-                    "Delete": {
-                        "TableName": table_name(),
-                        "Key": _marker_key(execution["id"], execution["runningMarker"]),
-                    }
-                },
-            ]
-        )
-    except ClientError as exc:
-        if error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[0] == "ConditionalCheckFailed":
-            return False
-        raise
-    return True
+    return {
+        "Update": {
+            "TableName": table_name(),
+            "Key": execution_key(flow_id, execution["id"]),
+            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE runningMarker",
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize(values),
+        }
+    }
+
+
+def _end_counters(ending: Ending) -> dict[str, int]:
+    status, trigger_type = ending.status, ending.execution["triggerType"]
+    return {
+        status_counter("running"): -1,
+        status_counter(status): 1,
+        status_trigger_counter("running", trigger_type): -1,
+        status_trigger_counter(status, trigger_type): 1,
+        "durationMsSum": ending.duration_ms,
+        "finished": 1,
+    }
+
+
+def _end_actions(endings: list[Ending]) -> list[dict[str, Any]]:
+    """Per ending its execution update (first, carrying the condition) and marker delete; then one update per
+    day-counter item, the counters of the endings sharing it summed (a transaction touches an item once)."""
+    actions: list[dict[str, Any]] = []
+    counters: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int]]] = {}
+    for ending in endings:
+        execution = ending.execution
+        actions.append(_end_update(ending))
+        marker = _marker_key(execution["id"], execution["runningMarker"])
+        actions.append({"Delete": {"TableName": table_name(), "Key": marker}})
+        day = (execution["flowId"], keys.flow_stats_day_sk(execution["startedAt"]))
+        first, sums = counters.setdefault(day, (execution, {}))
+        for counter, amount in _end_counters(ending).items():
+            sums[counter] = sums.get(counter, 0) + amount
+    actions.extend(_stats_update(first, sums, {}) for first, sums in counters.values())
+    return actions
+
+
+def finish_many(endings: list[Ending]) -> list[bool]:
+    """End running executions (status, completion, result), move their flows' day counters and drop their running
+    markers: one transaction for the whole batch, each ending individually conditional (see
+    _transact_each_conditional). False for an execution that had already ended (or is gone)."""
+    return _transact_each_conditional(
+        endings, _end_actions, lambda chunk: {2 * unit: unit for unit in range(len(chunk))}
+    )
 
 
 def _query_newest(kwargs: dict[str, Any], limit: int, now_epoch: int) -> list[dict[str, Any]]:
