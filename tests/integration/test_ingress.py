@@ -159,6 +159,44 @@ def test_given_a_webhook_delivery_then_it_takes_at_most_4_aws_round_trips(system
     assert calls["dynamodb.TransactWriteItems"] == 1 and calls["sqs.SendMessage"] == 1
 
 
+def test_given_the_owners_tier_was_seen_then_a_webhook_takes_3_aws_round_trips(system, hook):
+    assert post(system, hook["token"]).status == 202
+    with count_aws_calls() as calls:
+        assert post(system, hook["token"]).status == 202
+    assert calls == {"dynamodb.GetItem": 1, "dynamodb.TransactWriteItems": 1, "sqs.SendMessage": 1}
+
+
+def test_given_the_owners_tier_changes_then_the_next_webhook_uses_the_new_tier_within_4_round_trips(system):
+    from bloxserver.dal.users import upsert_profile
+
+    pat = claims_for("user_pat", tier="pro")
+
+    def store_tier(tier):
+        profile = {"clerkId": "user_pat", "email": "p@example.com", "tier": tier}
+        upsert_profile(user_id_for("user_pat"), profile, clock.now_iso())
+
+    store_tier("pro")
+    flow_id = system.running_flow(claims=pat)
+    token = system.webhook(flow_id, claims=pat)["webhookToken"]
+    set_month_count(pat, 5000)
+    assert post(system, token).status == 202  # pro: the tier is now known to this container
+    store_tier("free")
+    with count_aws_calls() as calls:
+        reply = post(system, token)
+    assert reply.status == 429 and reply.json["details"] == {**reply.json["details"], "tier": "free", "limit": 1000}
+    assert sum(calls.values()) <= 4, calls
+    store_tier("enterprise")
+    with count_aws_calls() as calls:
+        assert post(system, token).status == 202
+    assert sum(calls.values()) <= 4, calls
+    store_tier(None)  # no tier stored reads as free
+    assert post(system, token).status == 429
+    store_tier("pro")
+    assert post(system, token).status == 202
+    usage = call(system.executions, "GET", f"/api/v1/flows/{flow_id}/executions", claims=pat).json
+    assert usage["total"] == 3
+
+
 def test_given_a_valid_token_when_testing_it_then_its_trigger_and_flow_are_reported_without_executing(system, hook):
     reply = call(system.ingress, "GET", f"/webhooks/{hook['token']}/test")
     assert reply.status == 200

@@ -101,12 +101,46 @@ def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
     )
 
 
+# Owners' stored tiers as this container last saw them, so a start need not read the profile: only a guess, made
+# a condition of the start's transaction (the profile's tier is still this one); when the tier changed the
+# transaction is cancelled, returns the profile, and is written again with its tier. A tier change therefore
+# applies at once, and a start never takes more round trips than reading the profile first would.
+_known_tiers: dict[str, Tier] = {}
+MAX_KNOWN_TIERS = 10_000
+
+
+def _remember_tier(user_id: UUID, profile: dict[str, Any] | None) -> Tier:
+    tier = stored_tier(profile)
+    if len(_known_tiers) >= MAX_KNOWN_TIERS:
+        _known_tiers.clear()
+    _known_tiers[str(user_id)] = tier
+    return tier
+
+
+def _tier_condition(tier: Tier) -> tuple[str, dict[str, Any]]:
+    """The condition on the profile item under which limits.stored_tier reads `tier` (a missing profile reads as
+    free, and so does a missing or unknown tier)."""
+    if tier is Tier.FREE:
+        others = [t.value for t in Tier if t is not Tier.FREE]
+        names = [f":t{index}" for index in range(len(others))]
+        return (
+            f"attribute_not_exists(#tier) OR NOT (#tier IN ({', '.join(names)}))",
+            dict(zip(names, others)),
+        )
+    return "#tier = :tier", {":tier": tier.value}
+
+
 def start_execution(request: StartRequest) -> StartOutcome:
     """Record a running execution (counted against the owner's monthly quota) and queue it.
 
     Raises NotFound (no such flow), InvalidState (flow not running), QuotaExceeded, ServiceUnavailable (queue
     unreachable: the execution is ended as error, so it never stays running)."""
-    tier = request.tier or stored_tier(user_store.get_user(request.user_id))
+    tier, verify_tier = request.tier, False
+    if tier is None:  # the owner's stored tier: known from an earlier start (verified in the transaction) or read
+        tier = _known_tiers.get(str(request.user_id))
+        verify_tier = tier is not None
+        if tier is None:
+            tier = _remember_tier(request.user_id, user_store.get_user(request.user_id))
     started = clock.utc_now()
     execution_id = str(time_ordered_uuid(int(started.timestamp() * 1000)))
     started_at = clock.iso(started)
@@ -128,14 +162,26 @@ def start_execution(request: StartRequest) -> StartOutcome:
         delivery = (delivery_pk, int(started.timestamp()) + DELIVERY_MEMORY_SECONDS)
     marker_sk = keys.running_marker_sk(deadline_at, execution_id)
     try:
-        execution_store.record_start(
-            execution,
-            marker_sk=marker_sk,
-            deadline_iso=deadline_at,
-            month_limit=TIER_LIMITS[tier].executions_per_month,
-            delivery=delivery,
-            now_epoch=int(started.timestamp()),
-        )
+        try:
+            execution_store.record_start(
+                execution,
+                marker_sk=marker_sk,
+                deadline_iso=deadline_at,
+                month_limit=TIER_LIMITS[tier].executions_per_month,
+                delivery=delivery,
+                now_epoch=int(started.timestamp()),
+                profile_condition=_tier_condition(tier) if verify_tier else None,
+            )
+        except execution_store.ProfileChanged as changed:  # the tier changed: nothing was written, use the new one
+            tier = _remember_tier(request.user_id, changed.profile)
+            execution_store.record_start(
+                execution,
+                marker_sk=marker_sk,
+                deadline_iso=deadline_at,
+                month_limit=TIER_LIMITS[tier].executions_per_month,
+                delivery=delivery,
+                now_epoch=int(started.timestamp()),
+            )
     except execution_store.DeliveryAlreadyAccepted as replay:
         return StartOutcome({"id": replay.execution_id}, created=False)
     except execution_store.FlowNotRunning as refused:

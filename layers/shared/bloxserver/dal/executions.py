@@ -48,6 +48,14 @@ class MonthlyQuotaFull(Exception):
     pass
 
 
+class ProfileChanged(Exception):
+    """The start's profile condition failed: `profile` is the owner's stored profile (None: there is none)."""
+
+    def __init__(self, profile: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.profile = profile
+
+
 class DeliveryAlreadyAccepted(Exception):
     """The delivery key was seen within its window: `execution_id` is the execution it started."""
 
@@ -130,10 +138,13 @@ def record_start(
     month_limit: int,
     delivery: tuple[str, int] | None,
     now_epoch: int,
+    profile_condition: tuple[str, dict[str, Any]] | None = None,
 ) -> None:
     """One transaction: the flow is running, the month's count is below `month_limit` (and counts this one),
-    the day's count, the execution, its flow's day counters, its running marker and, when `delivery`
-    (pk, expiresAt) is given, the remembered delivery, written only if that key is unseen or expired."""
+    the day's count, the execution, its flow's day counters, its running marker, when `profile_condition`
+    (expression on `#tier`, its values) is given the owner's profile meets it (else ProfileChanged, with the
+    profile), and when `delivery` (pk, expiresAt) is given, the remembered delivery, written only if that key is
+    unseen or expired."""
     user_id, flow_id, trigger_type = execution["userId"], execution["flowId"], execution["triggerType"]
     user_pk = keys.user_pk(user_id)
     item = {
@@ -194,6 +205,22 @@ def record_start(
         ),
         _marker_put(execution, marker_sk, deadline_iso),
     ]
+    profile_check_at = None
+    if profile_condition is not None:
+        expression, values = profile_condition
+        profile_check_at = len(actions)
+        actions.append(
+            {
+                "ConditionCheck": {
+                    "TableName": table_name(),
+                    "Key": key(user_pk, keys.PROFILE),
+                    "ConditionExpression": expression,
+                    "ExpressionAttributeNames": {"#tier": "tier"},
+                    "ExpressionAttributeValues": serialize(values),
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+        )
     if delivery is not None:
         delivery_pk, delivery_expires_at = delivery
         actions.append(
@@ -228,6 +255,9 @@ def record_start(
         if codes[0] == "ConditionalCheckFailed":
             flow = reasons[0].get("Item")
             raise FlowNotRunning(deserialize(flow).get("status") if flow else None) from exc
+        if profile_check_at is not None and codes[profile_check_at] == "ConditionalCheckFailed":
+            profile = reasons[profile_check_at].get("Item")
+            raise ProfileChanged(deserialize(profile) if profile else None) from exc
         if codes[1] == "ConditionalCheckFailed":
             raise MonthlyQuotaFull() from exc
         raise
