@@ -97,7 +97,7 @@ def report(samples: dict[str, list[float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--executions", type=int, default=300)
+    parser.add_argument("--executions", type=int, default=100)
     parser.add_argument("--only", choices=["cold-start", "pipeline"], help="run one of the two benchmarks")
     args = parser.parse_args()
     if args.only != "pipeline":

@@ -64,7 +64,11 @@ class EmulatorProcess:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(10)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:  # moto can take long to wind down after a large run
+            self.process.kill()
+            self.process.wait()
 
 
 class Handlers:
