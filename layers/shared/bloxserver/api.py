@@ -5,6 +5,7 @@ Every non-2xx answer is an `ApiError {code, message, details?}`; the status come
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,10 @@ from bloxserver.errors import HTTP_STATUS, AppError, ErrorCode
 from bloxserver.observability import logger, metrics
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+# Contract models defer their build (cold start); FastAPI's body parameter then reaches Pydantic carrying the
+# alias "body", which Pydantic warns has no effect there. It has none, by design.
+warnings.filterwarnings("ignore", message="The 'alias' attribute with value 'body'")
 
 
 def error_response(
