@@ -110,6 +110,8 @@ def _policy_documents(rendered: dict):
     for name, resource in rendered["Resources"].items():
         if resource["Type"] == "AWS::IAM::Role":
             for policy in resource["Properties"].get("Policies", []):
+                # A conditional policy is checked as if its condition held (the more permissive case).
+                policy = policy["Fn::If"][1] if "Fn::If" in policy else policy
                 yield name, policy["PolicyDocument"]
         elif resource["Type"] == "AWS::IAM::ManagedPolicy":
             yield name, resource["Properties"]["PolicyDocument"]
