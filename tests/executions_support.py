@@ -11,7 +11,7 @@ import boto3
 from devstack.events import LambdaContext, run_handler
 from devstack.queue_worker import QueueMapping, deliver_batch
 from devstack.resources import queue_url
-from tests.support import ALICE, BOB, SHOUT_YAML, call
+from tests.support import ALICE, SHOUT_YAML, call
 
 
 EXECUTOR_TIMEOUT_SECONDS = 900.0

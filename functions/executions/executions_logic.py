@@ -21,8 +21,8 @@ from bloxserver.contract import (
 )
 from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
-from bloxserver.dal import flows as flow_store
 from bloxserver.errors import BadRequest, NotFound, ValidationFailed
+from bloxserver.ownership import owned_flow
 from bloxserver.executions import StartRequest, retained_days, start_execution
 from bloxserver.pagination import PageRequest, to_page
 
@@ -30,8 +30,7 @@ LEVEL_ORDER = [level.value for level in LogLevel]  # debug < info < warning < er
 
 
 def _require_flow(principal: Principal, flow_id: UUID) -> None:
-    if flow_store.get_flow(principal.user_id, flow_id) is None:
-        raise NotFound("Flow not found")
+    owned_flow(principal.user_id, flow_id)
 
 
 def _retained_counters(flow_id: UUID, now: datetime) -> list[dict[str, Any]]:

@@ -20,7 +20,8 @@ from bloxserver.contract import (
 )
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import users as user_store
-from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, NotFound, ValidationFailed
+from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, ValidationFailed, flow_not_found
+from bloxserver.ownership import owned_flow
 from bloxserver.limits import TIER_LIMITS
 from bloxserver.pagination import PageRequest, to_page
 
@@ -103,15 +104,8 @@ def list_flows(principal: Principal, page: PageRequest) -> PaginatedResponse[Flo
     return to_page(summaries, total, page)
 
 
-def _flow_not_found() -> NotFound:
-    return NotFound("Flow not found")
-
-
 def _get_item(principal: Principal, flow_id: UUID) -> dict[str, Any]:
-    item = flow_store.get_flow(principal.user_id, flow_id)
-    if item is None:
-        raise _flow_not_found()
-    return item
+    return owned_flow(principal.user_id, flow_id)
 
 
 def get_flow(principal: Principal, flow_id: UUID) -> Flow:
@@ -140,7 +134,7 @@ def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest)
         )
     except flow_store.FlowConditionFailed as failed:
         if failed.current is None:
-            raise _flow_not_found() from failed
+            raise flow_not_found() from failed
         raise InvalidState(
             f"Cannot change organismYaml or canvasState of a {failed.current['status']} flow; stop it first",
             {"status": failed.current["status"]},
@@ -152,7 +146,7 @@ def delete_flow(principal: Principal, flow_id: UUID) -> None:
     from bloxserver import cleanup  # lazily: the trigger/schedule/execution cleanup chain (cold start)
 
     if not cleanup.delete_flow_and_dependents(principal.user_id, flow_id):
-        raise _flow_not_found()
+        raise flow_not_found()
 
 
 def _transition(
@@ -174,7 +168,7 @@ def _transition(
         )
     except flow_store.FlowConditionFailed as failed:
         if failed.current is None:
-            raise _flow_not_found() from failed
+            raise flow_not_found() from failed
         status = failed.current["status"]
         if status in allowed_from:
             raise InvalidState(f"Flow changed while trying to {verb} it; try again", {"status": status}) from failed

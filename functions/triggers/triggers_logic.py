@@ -16,7 +16,8 @@ from bloxserver.auth import Principal
 from bloxserver.contract import CreateTriggerRequest, Trigger, TriggerType
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import triggers as trigger_store
-from bloxserver.errors import InvalidState, LimitReached, NotFound, ServiceUnavailable, ValidationFailed
+from bloxserver.errors import InvalidState, LimitReached, NotFound, ServiceUnavailable, ValidationFailed, flow_not_found
+from bloxserver.ownership import owned_flow
 from bloxserver.settings import get_settings
 
 # Bounds the fan-out of one flow (schedules to keep in step on start/stop, items to sweep on delete).
@@ -35,19 +36,12 @@ def webhook_url(token: str) -> str:
     return f"{get_settings().public_base_url}/webhooks/{token}"
 
 
-def _flow_not_found() -> NotFound:
-    return NotFound("Flow not found")
-
-
 def _trigger_not_found() -> NotFound:
     return NotFound("Trigger not found")
 
 
 def _get_flow(principal: Principal, flow_id: UUID) -> dict[str, Any]:
-    flow = flow_store.get_flow(principal.user_id, flow_id)
-    if flow is None:
-        raise _flow_not_found()
-    return flow
+    return owned_flow(principal.user_id, flow_id)
 
 
 def _get_trigger(principal: Principal, flow_id: UUID, trigger_id: UUID) -> dict[str, Any]:
@@ -123,7 +117,7 @@ def create_trigger(principal: Principal, flow_id: UUID, request: CreateTriggerRe
     try:
         trigger_store.create_trigger(item, MAX_TRIGGERS_PER_FLOW)
     except trigger_store.FlowMissing as missing:
-        raise _flow_not_found() from missing
+        raise flow_not_found() from missing
     except trigger_store.TriggerLimitFull as full:
         raise LimitReached(
             f"Trigger limit reached ({MAX_TRIGGERS_PER_FLOW} per flow). Delete a trigger to add another.",

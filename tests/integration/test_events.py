@@ -8,9 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from pathlib import Path
 
-import pytest
 
 from devstack.events import LambdaContext, run_handler
 from devstack.template import ROOT, functions

@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 
 from bloxserver import clock
-from tests.executions_support import ALICE, BOB, system_of_handlers
+from tests.executions_support import system_of_handlers
+from tests.support import ALICE, BOB
 from tests.support import call
 
 

@@ -116,3 +116,8 @@ class QuotaExceeded(AppError):
 
 class ServiceUnavailable(AppError):
     code = ErrorCode.SERVICE_UNAVAILABLE
+
+
+def flow_not_found() -> NotFound:
+    """Absent and someone else's are the same answer: a caller never learns another user's flow exists."""
+    return NotFound("Flow not found")

@@ -16,7 +16,7 @@ from bloxserver.contract import Tier
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import queue
 from bloxserver.dal import users as user_store
-from bloxserver.errors import InvalidState, NotFound, QuotaExceeded, ServiceUnavailable
+from bloxserver.errors import InvalidState, QuotaExceeded, ServiceUnavailable, flow_not_found
 from bloxserver.ids import time_ordered_uuid
 from bloxserver.limits import TIER_LIMITS, stored_tier
 from bloxserver.observability import logger
@@ -186,7 +186,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
         return StartOutcome({"id": replay.execution_id}, created=False)
     except execution_store.FlowNotRunning as refused:
         if refused.status is None:
-            raise NotFound("Flow not found") from refused
+            raise flow_not_found() from refused
         raise InvalidState(
             f"Flow is {refused.status}; start it to run executions", {"status": refused.status}
         ) from refused
