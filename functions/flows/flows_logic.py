@@ -100,8 +100,8 @@ def list_flows(principal: Principal, page: PageRequest) -> PaginatedResponse[Flo
     total = int(user.get("flowCount", 0)) if user else 0
     if total == 0:
         return to_page([], 0, page)
-    summaries = [FlowSummary.model_validate(item) for item in flow_store.list_flow_summaries(principal.user_id, page.read_limit)]
-    return to_page(summaries, total, page)
+    newest_first = flow_store.list_flow_summaries(principal.user_id, page.read_limit)
+    return to_page([FlowSummary.model_validate(item) for item in newest_first], total, page)
 
 
 def _get_item(principal: Principal, flow_id: UUID) -> dict[str, Any]:
