@@ -77,6 +77,10 @@ def test_every_event_file_is_documented():
     assert on_disk == documented
 
 
+def test_every_function_has_an_event():
+    assert {row[1] for row in documented_rows()} == set(functions())
+
+
 def test_each_event_reaches_its_documented_status(aws):
     specs = functions()
     seeded: set[str] = set()
