@@ -368,7 +368,7 @@ def test_given_a_deleted_flow_then_its_executions_and_logs_are_gone_and_the_swee
     accept(system, hook)  # still queued when the flow goes
     assert call(system.flows, "DELETE", f"/api/v1/flows/{hook['flowId']}", claims=ALICE).status == 204
     from bloxserver import keys
-    from bloxserver.dal.executions import partition_keys
+    from bloxserver.dal.table import partition_keys
 
     assert partition_keys(keys.flow_pk(hook["flowId"])) == []
     assert partition_keys(keys.flow_logs_pk(hook["flowId"])) == []

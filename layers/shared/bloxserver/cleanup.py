@@ -41,4 +41,4 @@ def delete_user_and_dependents(user_id: UUID) -> None:
             if flow_id not in swept_flow_ids:
                 triggers.remove_flow_triggers(user_id, UUID(flow_id))
                 swept_flow_ids.add(flow_id)
-    user_store.delete_items(user_store.owned_item_keys(user_id))
+    user_store.delete_owned_items(user_id)

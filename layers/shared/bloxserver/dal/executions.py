@@ -18,13 +18,16 @@ from bloxserver.dal.table import (
     cancellation_codes,
     client,
     deserialize,
+    delete_items,
     error_code,
+    get_item,
     key,
+    partition_keys,
+    query_items,
     serialize,
     table_name,
     transact_write,
 )
-from bloxserver.dal.users import delete_items
 
 STATUSES = ("running", "success", "error", "timeout")
 TRIGGER_TYPES = ("webhook", "schedule", "manual")
@@ -264,11 +267,7 @@ def record_start(
 
 
 def get_execution(flow_id: str, execution_id: str) -> dict[str, Any] | None:
-    response = client().get_item(
-        TableName=table_name(), Key=execution_key(flow_id, execution_id), ConsistentRead=True
-    )
-    item = response.get("Item")
-    return deserialize(item) if item else None
+    return get_item(execution_key(flow_id, execution_id))
 
 
 def get_executions_and_flows(
@@ -505,22 +504,15 @@ def finish_many(endings: list[Ending]) -> list[bool]:
 
 def _query_newest(kwargs: dict[str, Any], limit: int, now_epoch: int) -> list[dict[str, Any]]:
     """Up to `limit` unexpired items of one query, newest first (TTL deletes lag, so expired ones are skipped)."""
-    kwargs = {
-        **kwargs,
-        "TableName": table_name(),
-        "ScanIndexForward": False,
-        "FilterExpression": "expiresAt > :now",
-        "Limit": limit,
-    }
-    kwargs["ExpressionAttributeValues"] = {**kwargs["ExpressionAttributeValues"], ":now": {"N": str(now_epoch)}}
-    found: list[dict[str, Any]] = []
-    while len(found) < limit:
-        response = client().query(**kwargs)
-        found.extend(deserialize(item) for item in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            break
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    return found[:limit]
+    return query_items(
+        {
+            **kwargs,
+            "ScanIndexForward": False,
+            "FilterExpression": "expiresAt > :now",
+            "ExpressionAttributeValues": {**kwargs["ExpressionAttributeValues"], ":now": {"N": str(now_epoch)}},
+        },
+        limit,
+    )
 
 
 def list_summaries(
@@ -590,22 +582,6 @@ def overdue_markers(shard: int, now_iso: str, limit: int) -> list[dict[str, Any]
 
 def delete_marker(marker: dict[str, Any]) -> None:
     client().delete_item(TableName=table_name(), Key=key(marker["PK"], marker["SK"]))
-
-
-def partition_keys(pk: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": table_name(),
-        "KeyConditionExpression": "PK = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": pk}},
-        "ProjectionExpression": "PK, SK",
-    }
-    while True:
-        response = client().query(**kwargs)
-        found.extend(response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            return found
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def delete_flow_executions(flow_id: str) -> None:

@@ -16,7 +16,9 @@ from bloxserver.dal.table import (
     client,
     deserialize,
     error_code,
+    get_item,
     key,
+    query_items,
     serialize,
     table_name,
     transact_write,
@@ -142,32 +144,22 @@ def create_flow(
 
 
 def get_flow(user_id: UUID, flow_id: UUID) -> dict[str, Any] | None:
-    response = client().get_item(TableName=table_name(), Key=flow_key(user_id, flow_id), ConsistentRead=True)
-    item = response.get("Item")
-    return deserialize(item) if item else None
+    return get_item(flow_key(user_id, flow_id))
 
 
 def list_flow_summaries(user_id: UUID, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` of the user's flows, newest `updatedAt` first."""
-    found: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": table_name(),
-        "IndexName": "GSI1",
-        "KeyConditionExpression": "GSI1PK = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": keys.flows_by_update_pk(user_id)}},
-        "ExpressionAttributeNames": {"#name": "name", "#status": "status"},
-        "ProjectionExpression": ", ".join(SUMMARY_FIELDS),
-        "ScanIndexForward": False,
-        "Limit": limit,
-    }
-    while len(found) < limit:
-        response = client().query(**kwargs)
-        found.extend(deserialize(item) for item in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            break
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        kwargs["Limit"] = limit - len(found)
-    return found[:limit]
+    return query_items(
+        {
+            "IndexName": "GSI1",
+            "KeyConditionExpression": "GSI1PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": keys.flows_by_update_pk(user_id)}},
+            "ExpressionAttributeNames": {"#name": "name", "#status": "status"},
+            "ProjectionExpression": ", ".join(SUMMARY_FIELDS),
+            "ScanIndexForward": False,
+        },
+        limit,
+    )
 
 
 def update_flow(

@@ -99,3 +99,46 @@ def transact_write(items: list[dict[str, Any]], attempts: int = 5) -> None:
             codes = cancellation_codes(exc)
             if "ConditionalCheckFailed" in codes or "TransactionConflict" not in codes or attempt == attempts - 1:
                 raise
+
+
+def get_item(item_key: dict[str, Any]) -> dict[str, Any] | None:
+    """One item, strongly consistent (a write that just succeeded is always seen); None when absent."""
+    item = client().get_item(TableName=table_name(), Key=item_key, ConsistentRead=True).get("Item")
+    return deserialize(item) if item else None
+
+
+def query_items(request: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
+    """The items of a Query, following its pages until done or until `limit` items were found."""
+    request = {"TableName": table_name(), **request}
+    found: list[dict[str, Any]] = []
+    while limit is None or len(found) < limit:
+        if limit is not None:
+            request["Limit"] = limit - len(found)
+        response = client().query(**request)
+        found.extend(deserialize(item) for item in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            break
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return found if limit is None else found[:limit]
+
+
+def partition_keys(pk: str) -> list[dict[str, Any]]:
+    """The keys (as DynamoDB attribute values) of every item in one partition."""
+    items = query_items(
+        {
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ProjectionExpression": "PK, SK",
+            "ConsistentRead": True,
+        }
+    )
+    return [key(item["PK"], item["SK"]) for item in items]
+
+
+def delete_items(item_keys: list[dict[str, Any]]) -> None:
+    """Delete by key in batches of 25, retrying what DynamoDB leaves unprocessed."""
+    for start in range(0, len(item_keys), 25):
+        pending = {table_name(): [{"DeleteRequest": {"Key": k}} for k in item_keys[start : start + 25]]}
+        while pending:
+            response = client().batch_write_item(RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}

@@ -18,10 +18,10 @@ from bloxserver import keys
 from bloxserver.dal.flows import flow_key
 from bloxserver.dal.table import (
     cancellation_codes,
-    client,
-    deserialize,
     error_code,
+    get_item,
     key,
+    query_items,
     serialize,
     table_name,
     transact_write,
@@ -123,31 +123,21 @@ def create_trigger(trigger: dict[str, Any], max_per_flow: int) -> None:
 
 
 def get_trigger(user_id: UUID, flow_id: UUID, trigger_id: UUID) -> dict[str, Any] | None:
-    response = client().get_item(
-        TableName=table_name(), Key=trigger_key(user_id, flow_id, trigger_id), ConsistentRead=True
-    )
-    item = response.get("Item")
-    return deserialize(item) if item else None
+    return get_item(trigger_key(user_id, flow_id, trigger_id))
 
 
 def list_triggers(user_id: UUID, flow_id: UUID) -> list[dict[str, Any]]:
     """Every trigger of the flow, in key order (random trigger ids: callers sort as they need)."""
-    found: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": table_name(),
-        "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
-        "ExpressionAttributeValues": {
-            ":pk": {"S": keys.user_pk(user_id)},
-            ":prefix": {"S": keys.flow_triggers_prefix(flow_id)},
-        },
-        "ConsistentRead": True,
-    }
-    while True:
-        response = client().query(**kwargs)
-        found.extend(deserialize(item) for item in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            return found
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return query_items(
+        {
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": keys.user_pk(user_id)},
+                ":prefix": {"S": keys.flow_triggers_prefix(flow_id)},
+            },
+            "ConsistentRead": True,
+        }
+    )
 
 
 def _unchanged_condition(trigger: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, str]]:
@@ -223,9 +213,7 @@ def replace_webhook_token(trigger: dict[str, Any], new_token: str) -> None:
 
 def get_webhook_target(token: str) -> dict[str, Any] | None:
     """{"userId", "flowId", "triggerId"} of the webhook trigger holding `token`, or None (webhook ingress)."""
-    response = client().get_item(TableName=table_name(), Key=webhook_key(token), ConsistentRead=True)
-    item = response.get("Item")
-    if not item:
+    found = get_item(webhook_key(token))
+    if found is None:
         return None
-    found = deserialize(item)
     return {"userId": found["userId"], "flowId": found["flowId"], "triggerId": found["triggerId"]}

@@ -8,7 +8,17 @@ from uuid import UUID
 from botocore.exceptions import ClientError
 
 from bloxserver import keys
-from bloxserver.dal.table import client, deserialize, error_code, key, serialize, table_name
+from bloxserver.dal.table import (
+    client,
+    delete_items,
+    deserialize,
+    error_code,
+    get_item,
+    key,
+    partition_keys,
+    serialize,
+    table_name,
+)
 
 
 def profile_key(user_id: UUID) -> dict[str, Any]:
@@ -16,9 +26,7 @@ def profile_key(user_id: UUID) -> dict[str, Any]:
 
 
 def get_user(user_id: UUID) -> dict[str, Any] | None:
-    response = client().get_item(TableName=table_name(), Key=profile_key(user_id), ConsistentRead=True)
-    item = response.get("Item")
-    return deserialize(item) if item else None
+    return get_item(profile_key(user_id))
 
 
 def get_user_with_usage(user_id: UUID, usage_sk: str) -> tuple[dict[str, Any] | None, int]:
@@ -85,26 +93,10 @@ def upsert_profile(user_id: UUID, profile: dict[str, Any], created_at: str) -> N
 
 
 def owned_item_keys(user_id: UUID) -> list[dict[str, Any]]:
-    """Keys of every item in the user's partition (profile, flows, counters)."""
-    keys_found: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": table_name(),
-        "KeyConditionExpression": "PK = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": keys.user_pk(user_id)}},
-        "ProjectionExpression": "PK, SK",
-        "ConsistentRead": True,
-    }
-    while True:
-        response = client().query(**kwargs)
-        keys_found.extend(response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            return keys_found
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    """Keys of every item in the user's partition (profile, flows, triggers, counters)."""
+    return partition_keys(keys.user_pk(user_id))
 
 
-def delete_items(item_keys: list[dict[str, Any]]) -> None:
-    for start in range(0, len(item_keys), 25):
-        pending = {table_name(): [{"DeleteRequest": {"Key": k}} for k in item_keys[start : start + 25]]}
-        while pending:
-            response = client().batch_write_item(RequestItems=pending)
-            pending = response.get("UnprocessedItems") or {}
+def delete_owned_items(user_id: UUID) -> None:
+    """Delete every item left in the user's partition."""
+    delete_items(owned_item_keys(user_id))
