@@ -41,3 +41,19 @@ def aws():
         create_all()
         yield
     forget_cached_clients()
+
+
+@pytest.fixture
+def system(aws):
+    """Every function of the execution path, wired to the embedded AWS (tests/executions_support.py)."""
+    from tests.executions_support import system_of_handlers
+
+    return system_of_handlers()
+
+
+@pytest.fixture
+def hook(system):
+    """A running flow of ALICE's with a webhook trigger."""
+    flow_id = system.running_flow()
+    trigger = system.webhook(flow_id)
+    return {"flowId": flow_id, "token": trigger["webhookToken"], "triggerId": trigger["id"]}

@@ -10,14 +10,7 @@ from datetime import timedelta
 import pytest
 
 from bloxserver import clock
-from tests.executions_support import system_of_handlers
-from tests.support import ALICE, BOB
-from tests.support import call
-
-
-@pytest.fixture
-def system(aws):
-    return system_of_handlers()
+from tests.support import ALICE, BOB, call
 
 
 @pytest.fixture

@@ -12,20 +12,8 @@ from bloxserver.dal import queue
 from devstack.aws_calls import count_aws_calls
 from devstack.events import LambdaContext
 from devstack.template import load_template
-from tests.executions_support import ALICE, messages_in, system_of_handlers
+from tests.executions_support import ALICE, messages_in
 from tests.support import call
-
-
-@pytest.fixture
-def system(aws):
-    return system_of_handlers()
-
-
-@pytest.fixture
-def hook(system):
-    flow_id = system.running_flow()
-    trigger = system.webhook(flow_id)
-    return {"flowId": flow_id, "token": trigger["webhookToken"], "triggerId": trigger["id"]}
 
 
 def accept(system, hook, body='{"name": "ada"}') -> str:

@@ -5,26 +5,13 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 
 from bloxserver import clock, keys
 from bloxserver.auth import user_id_for
 from bloxserver.dal.table import client, table_name
 from devstack.aws_calls import count_aws_calls
-from tests.executions_support import ALICE, messages_in, system_of_handlers
+from tests.executions_support import ALICE, messages_in
 from tests.support import call, claims_for
-
-
-@pytest.fixture
-def system(aws):
-    return system_of_handlers()
-
-
-@pytest.fixture
-def hook(system):
-    flow_id = system.running_flow()
-    trigger = system.webhook(flow_id)
-    return {"flowId": flow_id, "token": trigger["webhookToken"], "triggerId": trigger["id"]}
 
 
 def post(system, token, body='{"name": "ada"}', headers=None):
