@@ -1,4 +1,4 @@
-"""HTTP entry point of the health resource group: liveness plus a readiness check of the table, and the
+"""HTTP entry point of the health resource group: liveness plus a readiness check of the tables, and the
 catch-all route that answers every unknown path with an ApiError."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ app = create_app("BloxServer health")
 
 @app.get("/health")
 async def health() -> JSONResponse:
-    checks = {"table": health_store.check_table()}
+    checks = health_store.check_tables()
     if all(result == "ok" for result in checks.values()):
         return JSONResponse(
             {"status": "healthy", "service": "bloxserver-api", "timestamp": clock.now_iso(), "checks": checks}

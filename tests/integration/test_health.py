@@ -17,11 +17,15 @@ def health(aws):
 def test_given_the_table_exists_then_healthy(health):
     reply = call(health, "GET", "/health")
     assert reply.status == 200
-    assert reply.json["status"] == "healthy" and reply.json["checks"] == {"table": "ok"}
+    assert reply.json["status"] == "healthy"
+    assert reply.json["checks"] == {"table": "ok", "idempotencyTable": "ok"}
 
 
-def test_given_the_table_is_missing_then_503_api_error(health, monkeypatch):
-    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+@pytest.mark.parametrize(
+    "variable, check", [("TABLE_NAME", "table"), ("IDEMPOTENCY_TABLE_NAME", "idempotencyTable")]
+)
+def test_given_a_table_is_missing_then_503_api_error_naming_the_check(health, monkeypatch, variable, check):
+    monkeypatch.setenv(variable, "no-such-table")
     from bloxserver.settings import get_settings
 
     get_settings.cache_clear()
@@ -29,7 +33,7 @@ def test_given_the_table_is_missing_then_503_api_error(health, monkeypatch):
     get_settings.cache_clear()
     assert reply.status == 503
     assert reply.json["code"] == "service_unavailable"
-    assert reply.json["details"]["checks"]["table"].startswith("error")
+    assert reply.json["details"]["checks"][check].startswith("error")
 
 
 def test_unknown_routes_are_404_api_errors(health):
