@@ -20,9 +20,10 @@ from bloxserver.contract import (
 )
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import users as user_store
-from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, ValidationFailed, flow_not_found
-from bloxserver.ownership import owned_flow
+from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, ServiceUnavailable, ValidationFailed, flow_not_found
+from bloxserver.observability import logger
 from bloxserver.limits import TIER_LIMITS
+from bloxserver.ownership import owned_flow
 from bloxserver.pagination import PageRequest, to_page
 
 MAX_ORGANISM_YAML_BYTES = 128 * 1024
@@ -206,7 +207,13 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
         "start",
         expected,
     )
-    triggers.set_flow_schedules_state(principal.user_id, flow_id, enabled=True)  # after the status is written
+    try:
+        triggers.set_flow_schedules_state(principal.user_id, flow_id, enabled=True)  # after the status is written
+    except Exception as failure:
+        logger.exception("Enabling schedules failed", extra={"flowId": str(flow_id)})
+        raise ServiceUnavailable(
+            "The flow is running, but its schedules could not be enabled; stop and start it to retry"
+        ) from failure
     return flow
 
 
@@ -222,5 +229,10 @@ def stop_flow(principal: Principal, flow_id: UUID) -> Flow:
     flow = _transition(
         principal, flow_id, STOPPABLE_STATUSES, {"status": FlowStatus.STOPPED.value, "errorMessage": None}, "stop"
     )
-    triggers.set_flow_schedules_state(principal.user_id, flow_id, enabled=False)
+    try:
+        triggers.set_flow_schedules_state(principal.user_id, flow_id, enabled=False)
+    except Exception:
+        # The stop holds: the schedule function records nothing for a flow that is not running, and the next
+        # start or stop puts every schedule again.
+        logger.exception("Disabling schedules failed", extra={"flowId": str(flow_id)})
     return flow

@@ -379,3 +379,30 @@ def test_given_a_flow_deletion_interrupted_after_the_flow_item_then_repeating_it
     assert flow_store.delete_flow(owner, uuid.UUID(flow_id))  # the flow item went, its triggers stayed
     assert cleanup.delete_flow_and_dependents(owner, uuid.UUID(flow_id)) is False
     assert schedule_names() == set() and get_webhook_target(webhook["webhookToken"]) is None
+
+
+def _scheduler_down(monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from bloxserver.dal import schedules
+
+    def unavailable(definition):
+        raise ClientError({"Error": {"Code": "InternalServerException", "Message": "down"}}, "UpdateSchedule")
+
+    monkeypatch.setattr(schedules, "put_schedule", unavailable)
+
+
+def test_given_the_scheduler_fails_when_starting_then_503_says_what_to_do(flows, triggers, flow_id, monkeypatch):
+    assert create(triggers, flow_id, "schedule", EVERY_MINUTE).status == 201
+    _scheduler_down(monkeypatch)
+    reply = call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=ALICE)
+    assert reply.status == 503 and reply.json["code"] == "service_unavailable"
+    assert "stop and start" in reply.json["message"]
+
+
+def test_given_the_scheduler_fails_when_stopping_then_the_stop_still_holds(flows, triggers, flow_id, monkeypatch):
+    assert create(triggers, flow_id, "schedule", EVERY_MINUTE).status == 201
+    assert call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=ALICE).status == 200
+    _scheduler_down(monkeypatch)
+    reply = call(flows, "POST", f"/api/v1/flows/{flow_id}/stop", claims=ALICE)
+    assert reply.status == 200 and reply.json["status"] == "stopped"
