@@ -217,3 +217,30 @@ def test_given_a_pro_owner_then_the_pro_quota_applies_to_their_webhooks(system):
     assert post(system, token).status == 202
     assert call(users_handler.handler, "GET", "/api/v1/me/usage", claims=pro).json["executionLimit"] == 100_000
     assert uuid.UUID(post(system, token).json["executionId"]).version == 7
+
+
+def test_given_the_queue_failed_a_keyed_delivery_when_it_is_retried_then_a_new_execution_is_queued(
+    system, hook, monkeypatch
+):
+    # Given a delivery with an Idempotency-Key that was answered 503 because the queue was unreachable
+    from bloxserver.dal import queue
+
+    real_send = queue.send_execution
+
+    def unreachable(_message):
+        raise RuntimeError("SQS unreachable")
+
+    monkeypatch.setattr(queue, "send_execution", unreachable)
+    failed = post(system, hook["token"], headers={"Idempotency-Key": "retry-me"})
+    assert failed.status == 503
+    # When the sender retries it, as the 503 asks, once the queue is back
+    monkeypatch.setattr(queue, "send_execution", real_send)
+    retried = post(system, hook["token"], headers={"Idempotency-Key": "retry-me"})
+    # Then the retry is queued as a new running execution, not answered with the one that ended as error
+    assert retried.status == 202
+    execution = system.execution(hook["flowId"], retried.json["executionId"])
+    assert execution["status"] == "running"
+    assert messages_in("ExecutionQueue") == 1
+    # And a further replay of the key answers with the queued one
+    again = post(system, hook["token"], headers={"Idempotency-Key": "retry-me"})
+    assert again.status == 202 and again.json["executionId"] == retried.json["executionId"]

@@ -197,6 +197,8 @@ def start_execution(request: StartRequest) -> StartOutcome:
         queue.send_execution(queue_message(execution))
     except Exception as exc:
         logger.exception("Could not queue execution", extra={"executionId": execution_id})
+        if delivery is not None:  # the 503 asks for a retry: it must start anew, not replay this dead execution
+            execution_store.forget_delivery(delivery[0], execution_id)
         end_execution(execution, "error", {"errorMessage": "Execution could not be queued"}, unclaimed=True)
         raise ServiceUnavailable("Could not queue the execution; try again") from exc
     return StartOutcome(execution, created=True)

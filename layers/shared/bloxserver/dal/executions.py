@@ -266,6 +266,21 @@ def record_start(
         raise
 
 
+def forget_delivery(delivery_pk: str, execution_id: str) -> None:
+    """Forget the remembered delivery `delivery_pk` if it still names `execution_id` (that execution was never
+    queued), so a retry of the delivery starts a new execution instead of replaying a dead one."""
+    try:
+        client().delete_item(
+            TableName=table_name(),
+            Key=key(delivery_pk, keys.IDEMPOTENCY_SK),
+            ConditionExpression="executionId = :executionId",
+            ExpressionAttributeValues={":executionId": {"S": execution_id}},
+        )
+    except ClientError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
+
+
 def get_execution(flow_id: str, execution_id: str) -> dict[str, Any] | None:
     return get_item(execution_key(flow_id, execution_id))
 
