@@ -102,7 +102,10 @@ def flow_stats(principal: Principal, flow_id: UUID) -> FlowStats:
 
 
 def _manual_input(body: bytes, input_payload: str | None) -> str | None:
-    text = body.decode(errors="replace").strip() if body else ""
+    try:  # strict: JSON is UTF-8, and replacing bad bytes would triple them (past DynamoDB's 400 KB item size)
+        text = body.decode().strip() if body else ""
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed("The body must be JSON (the flow's input)", {"body": "not UTF-8"}) from exc
     if text and input_payload is not None:
         raise BadRequest("Give the input either as the body or as input_payload, not both")
     if not text:

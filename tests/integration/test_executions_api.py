@@ -198,3 +198,14 @@ def test_given_executions_past_their_retention_then_reads_no_longer_show_them(sy
     assert call(system.executions, "GET", f"/api/v1/flows/{flow_id}/executions/{execution_id}", claims=ALICE).status == 404
     assert call(system.executions, "GET", f"/api/v1/flows/{flow_id}/logs", claims=ALICE).json == []
     assert call(system.executions, "GET", f"/api/v1/flows/{flow_id}/stats", claims=ALICE).json["executionsTotal"] == 0
+
+
+def test_given_a_json_body_that_is_not_utf8_when_run_then_422_and_nothing_recorded(system, flow_id):
+    # Given a body within the size cap that is JSON-shaped but not UTF-8 (each bad byte would grow 3× if replaced)
+    body = b'"' + b"\xff" * (200 * 1024) + b'"'
+    # When it is run
+    reply = call(system.executions, "POST", f"/api/v1/flows/{flow_id}/executions/run", body=body, claims=ALICE)
+    # Then the client is told its input is invalid (not a 500), and nothing is recorded
+    assert reply.status == 422, reply.body
+    listing = call(system.executions, "GET", f"/api/v1/flows/{flow_id}/executions", claims=ALICE).json
+    assert listing["total"] == 0
