@@ -31,7 +31,18 @@ MIN_RUN_SECONDS = 10
 FLUSH_AFTER_SECONDS = 1.0
 MAX_LOG_RECORDS = 200  # per execution, the last one saying how many were left out
 MAX_LOG_MESSAGE_CHARS = 4000
+# Metadata JSON (ASCII: json.dumps escapes the rest) above this is replaced by a note, so a logged payload never
+# takes a record past DynamoDB's 400 KB item size (which would fail the BatchWriteItem holding the batch's logs).
+MAX_LOG_METADATA_CHARS = 32_000
 MAX_OUTPUT_BYTES = 128 * 1024  # with a webhook's 256 KB input, keeps the execution under the 400 KB item limit
+
+
+def _metadata_json(metadata: dict[str, Any]) -> str:
+    text = json.dumps(metadata, default=str)
+    if len(text) <= MAX_LOG_METADATA_CHARS:
+        return text
+    kept = {name: metadata.get(name) for name in ("executionId", "listener")}
+    return json.dumps({**kept, "metadataTruncated": f"{len(text)} characters not stored"}, default=str)
 
 
 def log_items(result_logs: list[Any]) -> list[dict[str, Any]]:
@@ -44,7 +55,7 @@ def log_items(result_logs: list[Any]) -> list[dict[str, Any]]:
             "timestamp": clock.iso(record.timestamp),
             "level": record.level,
             "message": record.message[:MAX_LOG_MESSAGE_CHARS],
-            "metadataJson": json.dumps(record.metadata, default=str),
+            "metadataJson": _metadata_json(record.metadata),
         }
         for record in kept
     ]
@@ -55,7 +66,7 @@ def log_items(result_logs: list[Any]) -> list[dict[str, Any]]:
                 "timestamp": clock.iso(last.timestamp),
                 "level": "warning",
                 "message": f"log truncated: {len(result_logs) - len(kept)} of {len(result_logs)} records not stored",
-                "metadataJson": json.dumps(dict(last.metadata, listener=None), default=str),
+                "metadataJson": _metadata_json(dict(last.metadata, listener=None)),
             }
         )
     return items

@@ -372,3 +372,26 @@ def test_the_lifecycle_timings_match_the_template():
     assert resources["ExecutorFunction"]["Properties"]["Timeout"] == executions.EXECUTOR_TIMEOUT_SECONDS
     assert queue_props["VisibilityTimeout"] == executions.QUEUE_VISIBILITY_TIMEOUT_SECONDS
     assert queue_props["RedrivePolicy"]["maxReceiveCount"] == executions.QUEUE_MAX_RECEIVES
+
+
+LOGGING_SHOUT_YAML = "log_payloads: true\n" + __import__("tests.support", fromlist=["SHOUT_YAML"]).SHOUT_YAML
+
+
+def test_given_a_logged_payload_too_big_for_an_item_then_its_logs_and_the_batchs_other_logs_are_still_stored(system):
+    # Given a flow that logs its payloads, fed a large non-ASCII input (escaped 6 bytes a character in the metadata
+    # JSON, past DynamoDB's 400 KB item size), queued in one batch with an ordinary execution
+    flow_id = system.running_flow(organism_yaml=LOGGING_SHOUT_YAML)
+    hook = {"flowId": flow_id, "token": system.webhook(flow_id)["webhookToken"]}
+    big_id = accept(system, hook, body=json.dumps({"name": "é" * 120_000}, ensure_ascii=False))
+    small_id = accept(system, hook)
+    # When the executor runs the batch
+    assert system.deliver() == 2
+    # Then both executions ended, and every log record of both is stored, the oversized metadata cut down
+    assert system.execution(flow_id, small_id)["status"] == "success"
+    assert system.execution(flow_id, big_id)["status"] == "error"  # its output is over the cap
+    small_logs = logs_of(system, flow_id, small_id)
+    assert small_logs[0]["message"] == "execution finished: success"
+    big_logs = logs_of(system, flow_id, big_id)
+    assert big_logs[0]["message"] == "execution finished: success" and big_logs[-1]["message"].startswith("execution started")
+    assert all(entry["metadata"]["executionId"] == big_id for entry in big_logs)
+    assert any(entry["metadata"].get("metadataTruncated") for entry in big_logs)
