@@ -34,6 +34,7 @@ MAX_LOG_MESSAGE_CHARS = 4000
 # Metadata JSON (ASCII: json.dumps escapes the rest) above this is replaced by a note, so a logged payload never
 # takes a record past DynamoDB's 400 KB item size (which would fail the BatchWriteItem holding the batch's logs).
 MAX_LOG_METADATA_CHARS = 32_000
+MAX_ERROR_MESSAGE_CHARS = 4000  # an engine error may quote its input: cut, so the execution item stays under 400 KB
 MAX_OUTPUT_BYTES = 128 * 1024  # with a webhook's 256 KB input, keeps the execution under the 400 KB item limit
 
 
@@ -77,7 +78,8 @@ def _outcome(result: Any) -> tuple[str, dict[str, Any]]:
         if result.output is not None and len(result.output.encode()) > MAX_OUTPUT_BYTES:
             return "error", {"errorMessage": f"Output exceeds {MAX_OUTPUT_BYTES} bytes"}
         return "success", {"outputPayload": result.output}
-    return result.status, {"errorMessage": result.error or f"Execution ended: {result.status}"}
+    message = result.error or f"Execution ended: {result.status}"
+    return result.status, {"errorMessage": message[:MAX_ERROR_MESSAGE_CHARS]}
 
 
 @dataclass

@@ -395,3 +395,26 @@ def test_given_a_logged_payload_too_big_for_an_item_then_its_logs_and_the_batchs
     assert big_logs[0]["message"] == "execution finished: success" and big_logs[-1]["message"].startswith("execution started")
     assert all(entry["metadata"]["executionId"] == big_id for entry in big_logs)
     assert any(entry["metadata"].get("metadataTruncated") for entry in big_logs)
+
+
+def test_given_an_engine_error_message_too_big_for_the_item_then_the_execution_still_ends_error(
+    system, hook, monkeypatch
+):
+    import bloxserver.engine
+    from bloxserver.engine import EngineResult
+
+    # Given a large input and an engine error quoting it (e.g. "invalid URL '<url rendered from the input>'")
+    big = "x" * 250_000
+    execution_id = accept(system, hook, body=json.dumps({"name": big}))
+    monkeypatch.setattr(
+        bloxserver.engine, "run_flow", lambda *_a, **_k: EngineResult("error", None, f"invalid URL 'http://h/{big}'", [])
+    )
+    # When the executor runs it
+    assert system.deliver() == 1
+    # Then it ends error (not left running for the sweeper), its message cut to fit, and the message is settled
+    execution = system.execution(hook["flowId"], execution_id)
+    assert execution["status"] == "error"
+    assert execution["errorMessage"].startswith("invalid URL 'http://h/xxx")
+    assert len(execution["errorMessage"]) < len(big)
+    assert messages_in("ExecutionQueue") == 0
+    assert stats_of(system, hook["flowId"])["executionsError"] == 1
