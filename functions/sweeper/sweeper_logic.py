@@ -34,7 +34,16 @@ def sweep(now: datetime) -> int:
                     if execution.get("claimedAt")
                     else f"Execution timed out: never picked up from the queue by {marker['deadlineAt']}"
                 )
-                if end_execution(execution, "timeout", {"errorMessage": reason}, now=now):
+                # Only in the claim state read: a claim taken since then belongs to a run the sweeper must not end.
+                claimed_at = execution.get("claimedAt")
+                if end_execution(
+                    execution,
+                    "timeout",
+                    {"errorMessage": reason},
+                    now=now,
+                    claimed_at=claimed_at,
+                    unclaimed=claimed_at is None,
+                ):
                     ended += 1
                     logger.warning("Execution timed out", extra={"executionId": execution["id"]})
                 else:

@@ -418,3 +418,32 @@ def test_given_an_engine_error_message_too_big_for_the_item_then_the_execution_s
     assert len(execution["errorMessage"]) < len(big)
     assert messages_in("ExecutionQueue") == 0
     assert stats_of(system, hook["flowId"])["executionsError"] == 1
+
+
+def test_given_an_executor_claims_an_execution_while_the_sweeper_ends_it_then_the_claimed_run_is_not_timed_out(
+    system, hook, monkeypatch
+):
+    import sweeper_logic
+
+    from bloxserver.dal import executions as execution_store
+
+    # Given an unclaimed execution past its queued deadline, claimed by a late delivery right after the sweeper read it
+    execution_id = accept(system, hook)
+    real_get = execution_store.get_execution
+    claimed_at = clock.now_iso()
+
+    def read_then_claimed(flow_id, eid):
+        seen = real_get(flow_id, eid)
+        marker = f"9999-01-01T00:00:00.000000Z#{eid}"
+        assert execution_store.claim(seen, claimed_at, marker, "9999-01-01T00:00:00.000000Z")
+        return seen
+
+    monkeypatch.setattr(execution_store, "get_execution", read_then_claimed)
+    later = clock.utc_now() + timedelta(seconds=executions.QUEUED_DEADLINE_SECONDS + 1)
+    # When the sweeper ends what it read as never picked up
+    ended = sweeper_logic.sweep(later)
+    monkeypatch.undo()
+    # Then the claimed run is left to its executor: still running under its claim
+    assert ended == 0
+    stored = _stored_execution(hook["flowId"], execution_id)
+    assert stored["status"] == "running" and stored["claimedAt"] == claimed_at
