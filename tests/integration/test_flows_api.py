@@ -197,3 +197,9 @@ def test_validate_lists_issues_without_changing_the_flow(flows):
     assert any(issue["code"] == "unknown_handler" and issue["severity"] == "error" for issue in issues)
     assert call(flows, "GET", f"/api/v1/flows/{bad['id']}", claims=PRO).json["status"] == "stopped"
     assert call(flows, "POST", f"/api/v1/flows/{bad['id']}/validate", claims=BOB).status == 404
+
+
+def test_given_a_page_too_deep_then_422_names_page(flows):
+    reply = call(flows, "GET", "/api/v1/flows", claims=ALICE, query={"page": "102", "page_size": "100"})
+    assert reply.status == 422 and "query.page" in reply.json["details"]
+    assert call(flows, "GET", "/api/v1/flows", claims=ALICE, query={"page": "101", "page_size": "100"}).status == 200

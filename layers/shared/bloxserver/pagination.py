@@ -13,10 +13,13 @@ from typing import TypeVar
 from fastapi import Query
 
 from bloxserver.contract import PaginatedResponse
+from bloxserver.errors import ValidationFailed
 
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 100
+# Offset paging reads every item before the page: bound how deep a page may be (a cursor API would lift this).
+MAX_ITEMS_BEFORE_PAGE = 10_000
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,16 @@ def page_query(default_size: int):
 
     # async: FastAPI runs a sync dependency in a worker thread, whose first use imports anyio's backend (cold start)
     async def dependency(
-        page: int = Query(1, ge=1, le=10_000),
+        page: int = Query(1, ge=1),
         page_size: int = Query(default_size, ge=1, le=MAX_PAGE_SIZE),
     ) -> PageRequest:
-        return PageRequest(page=page, page_size=page_size)
+        request = PageRequest(page=page, page_size=page_size)
+        if request.offset > MAX_ITEMS_BEFORE_PAGE:
+            raise ValidationFailed(
+                "Request validation failed",
+                {"query.page": f"page × page_size may reach at most {MAX_ITEMS_BEFORE_PAGE} items before the page"},
+            )
+        return request
 
     return dependency
 
