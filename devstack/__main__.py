@@ -12,9 +12,13 @@ from devstack.server import start_local_stack
 DEMO_USER = {"sub": "user_demo", "email": "demo@example.com", "name": "Demo User", "tier": "free"}
 
 
-def _interrupt(*_: object) -> None:
-    """`kill` (SIGTERM) stops as cleanly as Ctrl-C."""
-    raise KeyboardInterrupt
+STOP_REQUESTED = threading.Event()
+
+
+def _request_stop(*_: object) -> None:
+    """Ctrl-C (SIGINT) and `kill` (SIGTERM) only ask the main loop to stop: an exception raised inside a
+    blocking wait can leave that wait's lock broken."""
+    STOP_REQUESTED.set()
 
 
 def main() -> None:
@@ -23,7 +27,8 @@ def main() -> None:
         stack = start_local_stack(port=port)
     except OSError as exc:
         raise SystemExit(f"Cannot serve on 127.0.0.1:{port} ({exc.strerror}); choose another port with PORT=...") from None
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
     try:
         token = stack.token(**DEMO_USER)
         print(
@@ -43,9 +48,8 @@ Ctrl-C stops.
 """,
             flush=True,
         )
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        while not STOP_REQUESTED.wait(0.5):
+            pass
     finally:
         stack.stop()
         print("Stopped.")
