@@ -77,6 +77,13 @@ def test_every_event_file_is_documented():
     assert on_disk == documented
 
 
+def test_every_route_of_the_template_has_an_event():
+    from devstack.template import http_routes
+
+    route_keys = {json.loads((EVENTS / row[0]).read_text()).get("routeKey") for row in documented_rows()}
+    assert {route.route_key for route in http_routes()} <= route_keys
+
+
 def test_every_function_has_an_event():
     assert {row[1] for row in documented_rows()} == set(functions())
 
