@@ -17,9 +17,10 @@ from bloxserver import keys
 from bloxserver.dal.table import (
     cancellation_codes,
     client,
-    deserialize,
     delete_items,
+    deserialize,
     error_code,
+    first_action_failed,
     get_item,
     key,
     partition_keys,
@@ -423,7 +424,7 @@ def release_claim(execution: dict[str, Any], claim_: Claim) -> bool:
             ]
         )
     except ClientError as exc:
-        if error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[0] == "ConditionalCheckFailed":
+        if first_action_failed(exc):
             return False
         raise
     return True

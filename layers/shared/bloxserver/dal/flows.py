@@ -12,10 +12,10 @@ from botocore.exceptions import ClientError
 
 from bloxserver import keys
 from bloxserver.dal.table import (
-    cancellation_codes,
     client,
     deserialize,
     error_code,
+    first_action_failed,
     get_item,
     key,
     query_items,
@@ -137,7 +137,7 @@ def create_flow(
         )
     except ClientError as exc:
         reasons = exc.response.get("CancellationReasons", [])
-        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+        if first_action_failed(exc):
             old = deserialize(reasons[0].get("Item", {}))
             raise FlowLimitFull(old.get("tier")) from exc
         raise
@@ -245,7 +245,7 @@ def delete_flow(user_id: UUID, flow_id: UUID) -> bool:
             ]
         )
     except ClientError as exc:
-        if error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[0] == "ConditionalCheckFailed":
+        if first_action_failed(exc):
             return False
         raise
     return True

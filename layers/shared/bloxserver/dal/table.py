@@ -84,6 +84,14 @@ def cancellation_codes(exc: ClientError) -> list[str]:
     return [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
 
 
+def first_action_failed(exc: ClientError) -> bool:
+    """A transaction cancelled because its first action's condition failed (by convention, the item the caller
+    addresses: the flow, the trigger, the execution), as opposed to a conflict or another action's condition."""
+    return error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[:1] == [
+        "ConditionalCheckFailed"
+    ]
+
+
 def transact_write(items: list[dict[str, Any]], attempts: int = 5) -> None:
     """TransactWriteItems, retrying only cancellations caused by a concurrent transaction on the same items.
 

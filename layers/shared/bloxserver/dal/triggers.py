@@ -19,6 +19,7 @@ from bloxserver.dal.flows import flow_key
 from bloxserver.dal.table import (
     cancellation_codes,
     error_code,
+    first_action_failed,
     get_item,
     key,
     query_items,
@@ -117,7 +118,7 @@ def create_trigger(trigger: dict[str, Any], max_per_flow: int) -> None:
         transact_write(actions)
     except ClientError as exc:
         reasons = exc.response.get("CancellationReasons", [])
-        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+        if first_action_failed(exc):
             raise (TriggerLimitFull() if reasons[0].get("Item") else FlowMissing()) from exc
         raise
 
@@ -180,7 +181,7 @@ def delete_trigger(trigger: dict[str, Any]) -> None:
     try:
         transact_write(actions)
     except ClientError as exc:
-        if error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[0] == "ConditionalCheckFailed":
+        if first_action_failed(exc):
             raise TriggerChanged() from exc
         raise
 
@@ -206,7 +207,7 @@ def replace_webhook_token(trigger: dict[str, Any], new_token: str) -> None:
     try:
         transact_write(actions)
     except ClientError as exc:
-        if error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[0] == "ConditionalCheckFailed":
+        if first_action_failed(exc):
             raise TriggerChanged() from exc
         raise
 
