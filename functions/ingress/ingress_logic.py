@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from bloxserver.contract import TriggerType
+from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import triggers as trigger_store
 from bloxserver.errors import BadRequest, NotFound
@@ -13,6 +14,12 @@ from bloxserver.executions import StartRequest, start_execution
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_TOKEN_LENGTH = 256
+
+# Tokens this container has resolved, so a delivery need not read the token's lookup item again: the start's
+# transaction still requires that item to exist (regenerating the token or deleting the trigger removes it), so a
+# stale entry costs one fresh lookup, never a run of a dead token.
+_known_targets: dict[str, dict[str, Any]] = {}
+MAX_KNOWN_TARGETS = 10_000
 
 
 def _target(token: str) -> dict[str, Any]:
@@ -34,6 +41,14 @@ def _delivery_key(idempotency_key: str | None) -> str | None:
     return idempotency_key
 
 
+def _remember_target(token: str) -> dict[str, Any]:
+    target = _target(token)
+    if len(_known_targets) >= MAX_KNOWN_TARGETS:
+        _known_targets.clear()
+    _known_targets[token] = target
+    return target
+
+
 def receive_webhook(token: str, body: bytes, idempotency_key: str | None) -> str:
     """Accept one delivery; returns the execution id (the first one's, for a replayed Idempotency-Key)."""
     delivery_key = _delivery_key(idempotency_key)
@@ -41,7 +56,15 @@ def receive_webhook(token: str, body: bytes, idempotency_key: str | None) -> str
         payload = body.decode()
     except UnicodeDecodeError as exc:
         raise BadRequest("Webhook body must be UTF-8 text", {"body": "not UTF-8"}) from exc
-    target = _target(token)
+    target = _known_targets.get(token)
+    try:
+        return _start(token, target or _remember_target(token), payload, delivery_key, verify_token=bool(target))
+    except execution_store.WebhookGone:  # remembered, but gone since: look it up afresh (404 if truly gone)
+        _known_targets.pop(token, None)
+        return _start(token, _remember_target(token), payload, delivery_key, verify_token=False)
+
+
+def _start(token: str, target: dict[str, Any], payload: str, delivery_key: str | None, verify_token: bool) -> str:
     trigger_id = UUID(target["triggerId"])
     outcome = start_execution(
         StartRequest(
@@ -53,6 +76,7 @@ def receive_webhook(token: str, body: bytes, idempotency_key: str | None) -> str
             tier=None,
             delivery_scope=trigger_id if delivery_key else None,
             delivery_key=delivery_key,
+            webhook_token=token if verify_token else None,
         )
     )
     return outcome.execution["id"]

@@ -146,11 +146,37 @@ def test_given_a_webhook_delivery_then_it_takes_at_most_4_aws_round_trips(system
     assert calls["dynamodb.TransactWriteItems"] == 1 and calls["sqs.SendMessage"] == 1
 
 
-def test_given_the_owners_tier_was_seen_then_a_webhook_takes_3_aws_round_trips(system, hook):
+def test_given_the_token_and_the_owners_tier_were_seen_then_a_webhook_takes_2_aws_round_trips(system, hook):
     assert post(system, hook["token"]).status == 202
     with count_aws_calls() as calls:
         assert post(system, hook["token"]).status == 202
-    assert calls == {"dynamodb.GetItem": 1, "dynamodb.TransactWriteItems": 1, "sqs.SendMessage": 1}
+    assert calls == {"dynamodb.TransactWriteItems": 1, "sqs.SendMessage": 1}
+
+
+def test_given_a_token_in_use_when_its_trigger_is_deleted_then_the_next_delivery_is_404_and_writes_nothing(
+    system, hook
+):
+    assert post(system, hook["token"]).status == 202
+    deleted = call(system.triggers, "DELETE", f"/api/v1/flows/{hook['flowId']}/triggers/{hook['triggerId']}", claims=ALICE)
+    assert deleted.status == 204
+    reply = post(system, hook["token"])
+    assert reply.status == 404 and reply.json["code"] == "not_found"
+    listing = call(system.executions, "GET", f"/api/v1/flows/{hook['flowId']}/executions", claims=ALICE).json
+    assert listing["total"] == 1 and messages_in("ExecutionQueue") == 1
+
+
+def test_given_a_token_in_use_when_it_is_regenerated_then_the_old_one_is_404_and_the_new_one_runs(system, hook):
+    assert post(system, hook["token"]).status == 202
+    regenerated = call(
+        system.triggers, "POST", f"/api/v1/flows/{hook['flowId']}/triggers/{hook['triggerId']}/regenerate-token",
+        claims=ALICE,
+    )
+    assert regenerated.status == 200
+    assert post(system, hook["token"]).status == 404
+    assert post(system, regenerated.json["webhookToken"]).status == 202
+    assert post(system, hook["token"]).status == 404
+    listing = call(system.executions, "GET", f"/api/v1/flows/{hook['flowId']}/executions", claims=ALICE).json
+    assert listing["total"] == 2
 
 
 def test_given_the_owners_tier_changes_then_the_next_webhook_uses_the_new_tier_within_4_round_trips(system):

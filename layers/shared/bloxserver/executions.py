@@ -15,6 +15,7 @@ from bloxserver import clock, keys
 from bloxserver.contract import Tier
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import queue
+from bloxserver.dal import triggers as trigger_store
 from bloxserver.dal import users as user_store
 from bloxserver.errors import InvalidState, QuotaExceeded, ServiceUnavailable, flow_not_found
 from bloxserver.ids import time_ordered_uuid
@@ -82,6 +83,7 @@ class StartRequest:
     tier: Tier | None  # from the caller's token; None: the owner's stored tier applies
     delivery_scope: UUID | None = None  # with delivery_key: a replay of that delivery starts nothing new
     delivery_key: str | None = None
+    webhook_token: str | None = None  # the start also requires this token still exists (else WebhookGone)
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ def start_execution(request: StartRequest) -> StartOutcome:
     """Record a running execution (counted against the owner's monthly quota) and queue it.
 
     Raises NotFound (no such flow), InvalidState (flow not running), QuotaExceeded, ServiceUnavailable (queue
-    unreachable: the execution is ended as error, so it never stays running)."""
+    unreachable: the execution is ended as error, so it never stays running), dal.executions.WebhookGone (the
+    request's webhook_token no longer exists; nothing was written)."""
     tier, verify_tier = request.tier, False
     if tier is None:  # the owner's stored tier: known from an earlier start (verified in the transaction) or read
         tier = _known_tiers.get(str(request.user_id))
@@ -161,27 +164,26 @@ def start_execution(request: StartRequest) -> StartOutcome:
         delivery_pk = keys.delivery_idempotency_pk(request.delivery_scope, request.delivery_key)
         delivery = (delivery_pk, int(started.timestamp()) + DELIVERY_MEMORY_SECONDS)
     marker_sk = keys.running_marker_sk(deadline_at, execution_id)
+    webhook_key = trigger_store.webhook_key(request.webhook_token) if request.webhook_token else None
+
+    def record(tier: Tier, profile_condition: tuple[str, dict[str, Any]] | None) -> None:
+        execution_store.record_start(
+            execution,
+            marker_sk=marker_sk,
+            deadline_iso=deadline_at,
+            month_limit=TIER_LIMITS[tier].executions_per_month,
+            delivery=delivery,
+            now_epoch=int(started.timestamp()),
+            profile_condition=profile_condition,
+            webhook_key=webhook_key,
+        )
+
     try:
         try:
-            execution_store.record_start(
-                execution,
-                marker_sk=marker_sk,
-                deadline_iso=deadline_at,
-                month_limit=TIER_LIMITS[tier].executions_per_month,
-                delivery=delivery,
-                now_epoch=int(started.timestamp()),
-                profile_condition=_tier_condition(tier) if verify_tier else None,
-            )
+            record(tier, _tier_condition(tier) if verify_tier else None)
         except execution_store.ProfileChanged as changed:  # the tier changed: nothing was written, use the new one
             tier = _remember_tier(request.user_id, changed.profile)
-            execution_store.record_start(
-                execution,
-                marker_sk=marker_sk,
-                deadline_iso=deadline_at,
-                month_limit=TIER_LIMITS[tier].executions_per_month,
-                delivery=delivery,
-                now_epoch=int(started.timestamp()),
-            )
+            record(tier, None)
     except execution_store.DeliveryAlreadyAccepted as replay:
         return StartOutcome({"id": replay.execution_id}, created=False)
     except execution_store.FlowNotRunning as refused:
