@@ -1,5 +1,4 @@
-"""Consumer of the execution dead-letter queue: a message the executor failed on every delivery attempt leaves
-its execution `error`, never `running`."""
+"""Consumer of the execution dead-letter queue (rules: deadletter_logic)."""
 
 from __future__ import annotations
 
@@ -8,13 +7,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from bloxserver.dal import executions as execution_store
-from bloxserver.executions import QUEUE_MAX_RECEIVES, end_execution, parse_queue_message
+from bloxserver import clock
+from bloxserver.executions import parse_queue_message
 from bloxserver.observability import logger, metrics
 
-processor = BatchProcessor(event_type=EventType.SQS)
+import deadletter_logic
 
-DEAD_LETTER_MESSAGE = f"Execution failed: not processed after {QUEUE_MAX_RECEIVES} delivery attempts"
+processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -22,9 +21,7 @@ def record_handler(record: SQSRecord) -> None:
     if message is None:
         logger.error("Malformed dead letter dropped", extra={"messageId": record.message_id})
         return
-    execution = execution_store.get_execution(message["flowId"], message["executionId"])
-    if execution is not None and execution["status"] == "running":
-        end_execution(execution, "error", {"errorMessage": DEAD_LETTER_MESSAGE})
+    deadletter_logic.end_dead_lettered(message, clock.utc_now())
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -121,6 +121,47 @@ def test_given_a_message_that_fails_every_delivery_then_it_reaches_the_dlq_and_t
     assert messages_in("ExecutionDeadLetterQueue") == 0
 
 
+def test_given_a_dead_letter_whose_execution_a_live_run_holds_then_the_run_keeps_it(system, hook):
+    import deadletter_logic
+
+    from bloxserver.dal import executions as execution_store
+
+    # Given a dead-lettered message whose execution a run claimed a moment ago (a duplicate delivery, say)
+    execution_id = accept(system, hook)
+    claimed_at = clock.now_iso()
+    marker_deadline = "9999-01-01T00:00:00.000000Z"
+    stored = _stored_execution(hook["flowId"], execution_id)
+    assert execution_store.claim(stored, claimed_at, f"{marker_deadline}#{execution_id}", marker_deadline)
+    message = {"userId": hook_owner(), "flowId": hook["flowId"], "executionId": execution_id}
+    # When the dead-letter consumer handles it
+    assert deadletter_logic.end_dead_lettered(message, clock.utc_now()) is False
+    # Then the execution stays the run's, still running under its claim
+    stored = _stored_execution(hook["flowId"], execution_id)
+    assert stored["status"] == "running" and stored["claimedAt"] == claimed_at
+
+
+def test_given_a_dead_letter_whose_run_is_long_gone_then_it_ends_error(system, hook):
+    import deadletter_logic
+
+    from bloxserver.dal import executions as execution_store
+
+    # Given a dead-lettered message whose execution was claimed by a run that has since died
+    execution_id = accept(system, hook)
+    claimed_at = clock.now_iso()
+    marker_deadline = "9999-01-01T00:00:00.000000Z"
+    stored = _stored_execution(hook["flowId"], execution_id)
+    assert execution_store.claim(stored, claimed_at, f"{marker_deadline}#{execution_id}", marker_deadline)
+    message = {"userId": hook_owner(), "flowId": hook["flowId"], "executionId": execution_id}
+    # When the dead-letter consumer handles it after any invocation holding that claim must have ended
+    later = clock.utc_now() + deadletter_logic.LIVE_CLAIM + timedelta(seconds=1)
+    assert deadletter_logic.end_dead_lettered(message, later) is True
+    # Then the execution ends as error, once
+    execution = system.execution(hook["flowId"], execution_id)
+    assert execution["status"] == "error" and execution["errorMessage"] == deadletter_logic.DEAD_LETTER_MESSAGE
+    assert deadletter_logic.end_dead_lettered(message, later) is False
+    assert stats_of(system, hook["flowId"])["executionsError"] == 1
+
+
 def test_given_an_executor_crash_after_claiming_then_the_sweeper_ends_it_as_timeout_after_its_deadline(
     system, hook, monkeypatch
 ):
