@@ -188,6 +188,38 @@ def test_given_logs_when_filtering_by_level_execution_and_limit_then_newest_firs
     assert call(system.executions, "GET", f"/api/v1/flows/{flow_id}/logs", claims=ALICE, query={"limit": "0"}).status == 422
 
 
+def test_given_an_execution_whose_logs_fill_several_items_then_they_read_back_whole_newest_first(system, flow_id):
+    from bloxserver import keys
+    from bloxserver.dal import execution_logs
+    from bloxserver.dal.table import partition_keys
+
+    # Given 200 records of 4,000 characters (the executor's caps), more than one item holds
+    execution_id = str(uuid.uuid4())
+    records = [
+        {
+            "timestamp": f"2026-11-28T12:00:{n // 10:02d}.{n % 10}00000Z",
+            "level": "error" if n % 50 == 0 else "info",
+            "message": f"record {n:03d} " + "x" * 3990,
+            "metadataJson": json.dumps({"executionId": execution_id, "listener": "l"}),
+        }
+        for n in range(200)
+    ]
+    expires_at = int(clock.utc_now().timestamp()) + 3600
+    execution_logs.put_records(str(flow_id), execution_id, records, expires_at)
+    assert len(partition_keys(keys.flow_logs_pk(flow_id))) > 1
+
+    def logs(**query):
+        reply = call(system.executions, "GET", f"/api/v1/flows/{flow_id}/logs", claims=ALICE,
+                     query={"execution_id": execution_id, **query})
+        assert reply.status == 200, reply.body
+        return [entry["message"][:10] for entry in reply.json]
+
+    # Then every record reads back, newest first, across items; level and limit apply across them too
+    assert logs(limit="1000") == [f"record {n:03d}" for n in reversed(range(200))]
+    assert logs(level="error") == ["record 150", "record 100", "record 050", "record 000"]
+    assert logs(limit="120")[-1] == "record 080"
+
+
 def test_given_executions_past_their_retention_then_reads_no_longer_show_them(system, flow_id, monkeypatch):
     execution_id = run(system, flow_id, body={"name": "a"}).json["id"]
     system.drain()

@@ -236,7 +236,7 @@ def test_given_an_execution_then_the_executor_uses_a_bounded_number_of_round_tri
     with count_aws_calls() as calls:
         system.deliver()
     dynamodb = {name: n for name, n in calls.items() if name.startswith("dynamodb.")}
-    # read execution+flow, claim, logs (4 records: one batch), finish
+    # read execution+flow, claim, logs (4 records: one item), finish
     assert dynamodb == {
         "dynamodb.BatchGetItem": 1,
         "dynamodb.TransactWriteItems": 2,
@@ -249,11 +249,11 @@ def test_given_a_batch_of_ten_then_its_bookkeeping_is_batched_and_every_count_is
     with count_aws_calls() as calls:
         assert system.deliver() == 10
     dynamodb = {name: n for name, n in calls.items() if name.startswith("dynamodb.")}
-    # one read, one claim transaction, 40 log records in 25-item batches, one end transaction (counters merged)
+    # one read, one claim transaction, 40 log records packed in one item per execution, one end transaction
     assert dynamodb == {
         "dynamodb.BatchGetItem": 1,
         "dynamodb.TransactWriteItems": 2,
-        "dynamodb.BatchWriteItem": 2,
+        "dynamodb.BatchWriteItem": 1,
     }
     assert all(system.execution(hook["flowId"], execution_id)["status"] == "success" for execution_id in ids)
     assert all(len(logs_of(system, hook["flowId"], execution_id)) == 4 for execution_id in ids)

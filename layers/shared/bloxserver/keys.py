@@ -99,9 +99,9 @@ def flow_logs_pk(flow_id: UUID | str) -> str:
     return f"FLOWLOG#{flow_id}"
 
 
-def log_record_sk(execution_id: UUID | str, sequence: int) -> str:
-    """Grouped by execution (time-ordered id), in emission order within it."""
-    return f"{execution_id}#{sequence:05d}"
+def log_chunk_sk(execution_id: UUID | str, chunk: int) -> str:
+    """An execution's packed log records: grouped by execution (time-ordered id), chunks in emission order."""
+    return f"{execution_id}#{chunk:05d}"
 
 
 def execution_logs_prefix(execution_id: UUID | str) -> str:

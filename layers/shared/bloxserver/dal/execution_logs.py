@@ -1,7 +1,10 @@
-"""Log records of executions: one small item each under the flow's log partition, written in batches."""
+"""Log records of executions, packed: an execution's records are stored in order as JSON in as few items as fit
+(usually one), under the flow's log partition, written in batches. One attribute per item instead of one item
+per record keeps the executor's writes to one BatchWriteItem per SQS batch."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bloxserver import keys
@@ -9,6 +12,20 @@ from bloxserver.dal.table import client, deserialize, serialize, table_name
 
 BATCH_WRITE_LIMIT = 25
 PAGES_PER_READ = 10  # a filtered read stops after this many 1 MB pages: bounded cost whatever the match rate
+CHUNK_CHARS = 300_000  # records' JSON per item, within DynamoDB's 400 KB item limit
+
+
+def _chunks(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    chunks: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for record in records:
+        record_size = len(json.dumps(record))
+        if chunks[-1] and size + record_size > CHUNK_CHARS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(record)
+        size += record_size
+    return chunks
 
 
 def put_records(flow_id: str, execution_id: str, records: list[dict[str, Any]], expires_at: int) -> None:
@@ -18,24 +35,26 @@ def put_records(flow_id: str, execution_id: str, records: list[dict[str, Any]], 
 
 def put_many(logs: list[tuple[str, str, list[dict[str, Any]], int]]) -> None:
     """Store the records of several executions (flowId, executionId, records, expiresAt each, as put_records),
-    packed 25 to a BatchWriteItem whatever execution they belong to."""
+    their items packed 25 to a BatchWriteItem whatever execution they belong to."""
     items = [
         {
             "PutRequest": {
                 "Item": serialize(
                     {
                         "PK": keys.flow_logs_pk(flow_id),
-                        "SK": keys.log_record_sk(execution_id, sequence),
+                        "SK": keys.log_chunk_sk(execution_id, chunk_index),
                         "entity": "log",
                         "executionId": execution_id,
                         "expiresAt": expires_at,
-                        **record,
+                        "levels": {record["level"] for record in chunk},
+                        "records": json.dumps(chunk),
                     }
                 )
             }
         }
         for flow_id, execution_id, records, expires_at in logs
-        for sequence, record in enumerate(records)
+        if records
+        for chunk_index, chunk in enumerate(_chunks(records))
     ]
     for start in range(0, len(items), BATCH_WRITE_LIMIT):
         pending: dict[str, Any] = {table_name(): items[start : start + BATCH_WRITE_LIMIT]}
@@ -54,23 +73,24 @@ def newest_records(
     if execution_id is not None:
         condition += " AND begins_with(SK, :prefix)"
         values[":prefix"] = {"S": keys.execution_logs_prefix(execution_id)}
-    placeholders = []
+    level_checks = []
     for index, level in enumerate(levels):
         values[f":level{index}"] = {"S": level}
-        placeholders.append(f":level{index}")
+        level_checks.append(f"contains(levels, :level{index})")
     kwargs: dict[str, Any] = {
         "TableName": table_name(),
         "KeyConditionExpression": condition,
-        "FilterExpression": f"expiresAt > :now AND #level IN ({', '.join(placeholders)})",
-        "ExpressionAttributeNames": {"#level": "level"},
+        "FilterExpression": f"expiresAt > :now AND ({' OR '.join(level_checks)})",
         "ExpressionAttributeValues": values,
         "ScanIndexForward": False,
-        "Limit": limit,
+        "Limit": limit,  # every item that passes the filter holds at least one wanted record
     }
     found: list[dict[str, Any]] = []
     for _ in range(PAGES_PER_READ):
         response = client().query(**kwargs)
-        found.extend(deserialize(item) for item in response.get("Items", []))
+        for item in response.get("Items", []):
+            records = json.loads(deserialize(item)["records"])
+            found.extend(record for record in reversed(records) if record["level"] in levels)
         if len(found) >= limit or "LastEvaluatedKey" not in response:
             break
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
