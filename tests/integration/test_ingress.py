@@ -165,6 +165,14 @@ def test_given_a_token_in_use_when_its_trigger_is_deleted_then_the_next_delivery
     assert listing["total"] == 1 and messages_in("ExecutionQueue") == 1
 
 
+def test_given_a_token_in_use_when_its_flow_is_deleted_then_the_next_delivery_is_404(system, hook):
+    assert post(system, hook["token"]).status == 202
+    system.stop_flow(hook["flowId"])
+    assert call(system.flows, "DELETE", f"/api/v1/flows/{hook['flowId']}", claims=ALICE).status == 204
+    reply = post(system, hook["token"])
+    assert reply.status == 404 and reply.json["code"] == "not_found"
+
+
 def test_given_a_token_in_use_when_it_is_regenerated_then_the_old_one_is_404_and_the_new_one_runs(system, hook):
     assert post(system, hook["token"]).status == 202
     regenerated = call(
