@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from bloxserver import clock
 from bloxserver.dal import executions as execution_store
-from bloxserver.executions import CLAIM_GRACE_SECONDS, EXECUTOR_TIMEOUT_SECONDS, QUEUE_MAX_RECEIVES, end_execution
+from bloxserver.executions import CLAIM_GRACE_SECONDS, EXECUTOR_TIMEOUT_SECONDS, QUEUE_MAX_RECEIVES, end_as_read
 
 DEAD_LETTER_MESSAGE = f"Execution failed: not processed after {QUEUE_MAX_RECEIVES} delivery attempts"
 # No executor invocation outlives its timeout: a claim older than that (plus grace) belongs to a run that is gone.
@@ -22,12 +22,4 @@ def end_dead_lettered(message: dict[str, str], now: datetime) -> bool:
     claimed_at = execution.get("claimedAt")
     if claimed_at is not None and claimed_at > clock.iso(now - LIVE_CLAIM):  # fixed-width ISO: sorts as time
         return False
-    # Only in the claim state read: a claim taken since belongs to a run this must not end.
-    return end_execution(
-        execution,
-        "error",
-        {"errorMessage": DEAD_LETTER_MESSAGE},
-        now=now,
-        claimed_at=claimed_at,
-        unclaimed=claimed_at is None,
-    )
+    return end_as_read(execution, "error", DEAD_LETTER_MESSAGE, now)

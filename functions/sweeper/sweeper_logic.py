@@ -9,7 +9,7 @@ from datetime import datetime
 
 from bloxserver import clock
 from bloxserver.dal import executions as execution_store
-from bloxserver.executions import end_execution
+from bloxserver.executions import end_as_read
 from bloxserver.observability import logger
 
 MARKERS_PER_QUERY = 100
@@ -34,16 +34,7 @@ def sweep(now: datetime) -> int:
                     if execution.get("claimedAt")
                     else f"Execution timed out: never picked up from the queue by {marker['deadlineAt']}"
                 )
-                # Only in the claim state read: a claim taken since then belongs to a run the sweeper must not end.
-                claimed_at = execution.get("claimedAt")
-                if end_execution(
-                    execution,
-                    "timeout",
-                    {"errorMessage": reason},
-                    now=now,
-                    claimed_at=claimed_at,
-                    unclaimed=claimed_at is None,
-                ):
+                if end_as_read(execution, "timeout", reason, now):
                     ended += 1
                     logger.warning("Execution timed out", extra={"executionId": execution["id"]})
                 else:

@@ -124,14 +124,9 @@ def test_given_a_message_that_fails_every_delivery_then_it_reaches_the_dlq_and_t
 def test_given_a_dead_letter_whose_execution_a_live_run_holds_then_the_run_keeps_it(system, hook):
     import deadletter_logic
 
-    from bloxserver.dal import executions as execution_store
-
     # Given a dead-lettered message whose execution a run claimed a moment ago (a duplicate delivery, say)
     execution_id = accept(system, hook)
-    claimed_at = clock.now_iso()
-    marker_deadline = "9999-01-01T00:00:00.000000Z"
-    stored = _stored_execution(hook["flowId"], execution_id)
-    assert execution_store.claim(stored, claimed_at, f"{marker_deadline}#{execution_id}", marker_deadline)
+    claimed_at = _claim_now(hook["flowId"], execution_id)
     message = {"userId": hook_owner(), "flowId": hook["flowId"], "executionId": execution_id}
     # When the dead-letter consumer handles it
     assert deadletter_logic.end_dead_lettered(message, clock.utc_now()) is False
@@ -143,14 +138,9 @@ def test_given_a_dead_letter_whose_execution_a_live_run_holds_then_the_run_keeps
 def test_given_a_dead_letter_whose_run_is_long_gone_then_it_ends_error(system, hook):
     import deadletter_logic
 
-    from bloxserver.dal import executions as execution_store
-
     # Given a dead-lettered message whose execution was claimed by a run that has since died
     execution_id = accept(system, hook)
-    claimed_at = clock.now_iso()
-    marker_deadline = "9999-01-01T00:00:00.000000Z"
-    stored = _stored_execution(hook["flowId"], execution_id)
-    assert execution_store.claim(stored, claimed_at, f"{marker_deadline}#{execution_id}", marker_deadline)
+    _claim_now(hook["flowId"], execution_id)
     message = {"userId": hook_owner(), "flowId": hook["flowId"], "executionId": execution_id}
     # When the dead-letter consumer handles it after any invocation holding that claim must have ended
     later = clock.utc_now() + deadletter_logic.LIVE_CLAIM + timedelta(seconds=1)
@@ -266,6 +256,16 @@ def _stored_execution(flow_id, execution_id):
     from bloxserver.dal import executions as execution_store
 
     return execution_store.get_execution(flow_id, execution_id)
+
+
+def _claim_now(flow_id, execution_id):
+    """Claim the execution as a run would, now, with a marker the sweeper never reaches; returns claimedAt."""
+    from bloxserver.dal import executions as execution_store
+
+    claimed_at, marker_deadline = clock.now_iso(), "9999-01-01T00:00:00.000000Z"
+    stored = _stored_execution(flow_id, execution_id)
+    assert execution_store.claim(stored, claimed_at, f"{marker_deadline}#{execution_id}", marker_deadline)
+    return claimed_at
 
 
 def test_given_a_batch_with_one_execution_claimed_elsewhere_then_only_the_others_run(system, hook):

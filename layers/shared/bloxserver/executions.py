@@ -238,3 +238,12 @@ def end_execution(
     return execution_store.finish_many(
         [ending(execution, status, result, now=now, claimed_at=claimed_at, unclaimed=unclaimed)]
     )[0]
+
+
+def end_as_read(execution: dict[str, Any], status: str, error_message: str, now: datetime) -> bool:
+    """End a running execution only in the claim state it was read in: a claim taken since belongs to a run that
+    must not be ended. False if it had ended or was claimed meanwhile."""
+    claimed_at = execution.get("claimedAt")
+    return end_execution(
+        execution, status, {"errorMessage": error_message}, now=now, claimed_at=claimed_at, unclaimed=claimed_at is None
+    )
