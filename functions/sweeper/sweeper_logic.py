@@ -9,7 +9,7 @@ from datetime import datetime
 
 from bloxserver import clock
 from bloxserver.dal import executions as execution_store
-from bloxserver.executions import end_as_read
+from bloxserver.executions import end_as_read, queued_deadline, requeue
 from bloxserver.observability import logger
 
 MARKERS_PER_QUERY = 100
@@ -17,7 +17,8 @@ MAX_PER_SWEEP = 1000  # bounds one invocation; the next sweep continues
 
 
 def sweep(now: datetime) -> int:
-    """End every overdue execution as timeout; returns how many it ended."""
+    """Queue once more every execution still unclaimed REQUEUE_AFTER_SECONDS after its start, and end every
+    overdue one as timeout; returns how many it ended."""
     now_iso = clock.iso(now)
     ended = handled = 0
     for shard in range(execution_store.RUNNING_MARKER_SHARDS):
@@ -28,6 +29,10 @@ def sweep(now: datetime) -> int:
                 execution = execution_store.get_execution(marker["flowId"], marker["executionId"])
                 if execution is None or execution["status"] != "running":
                     execution_store.delete_marker(marker)  # its execution ended or its flow was deleted
+                    continue
+                if not execution.get("claimedAt") and marker["deadlineAt"] < queued_deadline(execution["startedAt"]):
+                    if requeue(execution):
+                        logger.warning("Unclaimed execution queued again", extra={"executionId": execution["id"]})
                     continue
                 reason = (
                     f"Execution timed out: no result by its deadline ({marker['deadlineAt']})"

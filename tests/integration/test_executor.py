@@ -186,6 +186,55 @@ def test_given_an_executor_crash_after_claiming_then_the_sweeper_ends_it_as_time
     assert sweeper_logic.sweep(past_deadline + timedelta(hours=1)) == 0
 
 
+def _lose_queued_messages():
+    """What a send that never happened, or a vanished message, leaves: an empty execution queue."""
+    import boto3
+
+    from devstack.resources import queue_url
+
+    sqs, url = boto3.client("sqs"), queue_url("ExecutionQueue")
+    for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    assert messages_in("ExecutionQueue") == 0
+
+
+def test_given_an_execution_whose_message_was_lost_then_the_sweeper_queues_it_again_and_it_runs(system, hook):
+    import sweeper_logic
+
+    # Given an accepted execution whose queue message is gone
+    execution_id = accept(system, hook)
+    _lose_queued_messages()
+    # When the sweeper runs before and after the requeue delay
+    soon = clock.utc_now() + timedelta(seconds=executions.REQUEUE_AFTER_SECONDS - 60)
+    assert sweeper_logic.sweep(soon) == 0 and messages_in("ExecutionQueue") == 0
+    after = clock.utc_now() + timedelta(seconds=executions.REQUEUE_AFTER_SECONDS + 1)
+    assert sweeper_logic.sweep(after) == 0
+    # Then it is queued once more, and runs once
+    assert messages_in("ExecutionQueue") == 1
+    assert sweeper_logic.sweep(after + timedelta(minutes=2)) == 0 and messages_in("ExecutionQueue") == 1
+    system.drain()
+    execution = system.execution(hook["flowId"], execution_id)
+    assert execution["status"] == "success"
+    assert stats_of(system, hook["flowId"])["executionsTotal"] == 1
+
+
+def test_given_a_requeued_execution_whose_message_is_lost_again_then_it_ends_timeout_at_the_queued_deadline(
+    system, hook
+):
+    import sweeper_logic
+
+    execution_id = accept(system, hook)
+    _lose_queued_messages()
+    assert sweeper_logic.sweep(clock.utc_now() + timedelta(seconds=executions.REQUEUE_AFTER_SECONDS + 1)) == 0
+    _lose_queued_messages()
+    just_before = clock.utc_now() + timedelta(seconds=executions.QUEUED_DEADLINE_SECONDS - 60)
+    assert sweeper_logic.sweep(just_before) == 0 and messages_in("ExecutionQueue") == 0
+    later = clock.utc_now() + timedelta(seconds=executions.QUEUED_DEADLINE_SECONDS + 1)
+    assert sweeper_logic.sweep(later) == 1
+    execution = system.execution(hook["flowId"], execution_id)
+    assert execution["status"] == "timeout" and "never picked up" in execution["errorMessage"]
+
+
 def test_given_an_execution_never_picked_up_then_the_sweeper_ends_it_after_the_queued_deadline(system, hook):
     import sweeper_logic
 

@@ -32,6 +32,16 @@ QUEUE_MAX_RECEIVES = 3
 # A queued execution nobody claimed by then was lost (never queued, or its message vanished): the sweeper ends
 # it. Every delivery attempt fits before it, so a slow queue is never mistaken for a lost message.
 QUEUED_DEADLINE_SECONDS = QUEUE_MAX_RECEIVES * QUEUE_VISIBILITY_TIMEOUT_SECONDS + 600
+# An execution still unclaimed this long after its start is queued once more by the sweeper: its message may never
+# have been sent (ingress stopped between recording and sending it) or may be gone. Claims make a duplicate
+# harmless; once is enough to cover a lost send, and bounds the extra messages a long backlog can cause.
+REQUEUE_AFTER_SECONDS = 600
+
+
+def queued_deadline(started_at: str) -> str:
+    """When an execution started at `started_at` (ISO) that nobody claimed is given up on."""
+    started = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+    return clock.iso(started + timedelta(seconds=QUEUED_DEADLINE_SECONDS))
 # A claimed execution whose executor is gone (crash, Lambda timeout) is ended this long after the time its
 # invocation had left, which it cannot outlive.
 CLAIM_GRACE_SECONDS = 60
@@ -147,7 +157,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
     started = clock.utc_now()
     execution_id = str(time_ordered_uuid(int(started.timestamp() * 1000)))
     started_at = clock.iso(started)
-    deadline_at = clock.iso(started + timedelta(seconds=QUEUED_DEADLINE_SECONDS))
+    requeue_at = clock.iso(started + timedelta(seconds=REQUEUE_AFTER_SECONDS))
     execution = {
         "id": execution_id,
         "flowId": str(request.flow_id),
@@ -163,14 +173,14 @@ def start_execution(request: StartRequest) -> StartOutcome:
     if request.delivery_key is not None:
         delivery_pk = keys.delivery_idempotency_pk(request.delivery_scope, request.delivery_key)
         delivery = (delivery_pk, int(started.timestamp()) + DELIVERY_MEMORY_SECONDS)
-    marker_sk = keys.running_marker_sk(deadline_at, execution_id)
+    marker_sk = keys.running_marker_sk(requeue_at, execution_id)
     webhook_key = trigger_store.webhook_key(request.webhook_token) if request.webhook_token else None
 
     def record(tier: Tier, profile_condition: tuple[str, dict[str, Any]] | None) -> None:
         execution_store.record_start(
             execution,
             marker_sk=marker_sk,
-            deadline_iso=deadline_at,
+            deadline_iso=requeue_at,
             month_limit=TIER_LIMITS[tier].executions_per_month,
             delivery=delivery,
             now_epoch=int(started.timestamp()),
@@ -247,3 +257,13 @@ def end_as_read(execution: dict[str, Any], status: str, error_message: str, now:
     return end_execution(
         execution, status, {"errorMessage": error_message}, now=now, claimed_at=claimed_at, unclaimed=claimed_at is None
     )
+
+
+def requeue(execution: dict[str, Any]) -> bool:
+    """Queue an unclaimed execution once more (see REQUEUE_AFTER_SECONDS), its running marker moved to its queued
+    deadline. The message goes first, so a failure leaves the marker due and the next sweep tries again. False if
+    it was claimed or ended meanwhile (the message is then a harmless duplicate)."""
+    deadline = queued_deadline(execution["startedAt"])
+    marker_sk = keys.running_marker_sk(deadline, execution["id"])
+    queue.send_execution(queue_message(execution))
+    return execution_store.move_queued_marker(execution, marker_sk, deadline)

@@ -419,11 +419,17 @@ def claim(execution: dict[str, Any], claimed_at: str, marker_sk: str, deadline_i
     return claim_many([Claim(execution, claimed_at, marker_sk, deadline_iso)])[0]
 
 
-def release_claim(execution: dict[str, Any], claim_: Claim) -> bool:
-    """Undo `claim_` on an execution that did not run (its invocation ran out of time): unclaimed again, with its
-    queued running marker (`execution["runningMarker"]`) back, so a redelivery can claim and run it. Only while
-    the claim holds and it is still running; False otherwise."""
-    queued_marker = execution["runningMarker"]
+def _move_marker(
+    execution: dict[str, Any],
+    from_sk: str,
+    to_sk: str,
+    to_deadline: str,
+    update: str,
+    condition: str,
+    values: dict[str, Any],
+) -> bool:
+    """Move a running execution's marker from `from_sk` to `to_sk`, with `update` (which sets runningMarker to
+    :marker) applied under `condition` (besides running); False when the condition fails."""
     try:
         transact_write(
             [
@@ -431,16 +437,14 @@ def release_claim(execution: dict[str, Any], claim_: Claim) -> bool:
                     "Update": {
                         "TableName": table_name(),
                         "Key": execution_key(execution["flowId"], execution["id"]),
-                        "UpdateExpression": "SET runningMarker = :marker REMOVE claimedAt",
-                        "ConditionExpression": "#status = :running AND claimedAt = :claimedAt",
+                        "UpdateExpression": update,
+                        "ConditionExpression": f"#status = :running AND {condition}",
                         "ExpressionAttributeNames": {"#status": "status"},
-                        "ExpressionAttributeValues": serialize(
-                            {":claimedAt": claim_.claimed_at, ":marker": queued_marker, ":running": "running"}
-                        ),
+                        "ExpressionAttributeValues": serialize({":marker": to_sk, ":running": "running", **values}),
                     }
                 },
-                {"Delete": {"TableName": table_name(), "Key": _marker_key(execution["id"], claim_.marker_sk)}},
-                _marker_put(execution, queued_marker, queued_marker.rpartition("#")[0]),
+                {"Delete": {"TableName": table_name(), "Key": _marker_key(execution["id"], from_sk)}},
+                _marker_put(execution, to_sk, to_deadline),
             ]
         )
     except ClientError as exc:
@@ -448,6 +452,36 @@ def release_claim(execution: dict[str, Any], claim_: Claim) -> bool:
             return False
         raise
     return True
+
+
+def release_claim(execution: dict[str, Any], claim_: Claim) -> bool:
+    """Undo `claim_` on an execution that did not run (its invocation ran out of time): unclaimed again, with its
+    queued running marker (`execution["runningMarker"]`) back, so a redelivery can claim and run it. Only while
+    the claim holds and it is still running; False otherwise."""
+    queued_marker = execution["runningMarker"]
+    return _move_marker(
+        execution,
+        claim_.marker_sk,
+        queued_marker,
+        queued_marker.rpartition("#")[0],
+        "SET runningMarker = :marker REMOVE claimedAt",
+        "claimedAt = :claimedAt",
+        {":claimedAt": claim_.claimed_at},
+    )
+
+
+def move_queued_marker(execution: dict[str, Any], marker_sk: str, deadline_iso: str) -> bool:
+    """Move an unclaimed execution's marker (`execution["runningMarker"]`) to `marker_sk` (`deadline_iso`); False if
+    it was claimed, ended or its marker moved since it was read."""
+    return _move_marker(
+        execution,
+        execution["runningMarker"],
+        marker_sk,
+        deadline_iso,
+        "SET runningMarker = :marker",
+        "attribute_not_exists(claimedAt) AND runningMarker = :read",
+        {":read": execution["runningMarker"]},
+    )
 
 
 @dataclass(frozen=True)
