@@ -1,4 +1,5 @@
-"""Ending what nothing else will: executions still running past their deadline become `timeout`.
+"""Ending what nothing else will: an execution still unclaimed 10 minutes after its start is queued once more (its
+message may never have been sent), and executions still running past their deadline become `timeout`.
 
 The running markers are sorted by deadline, so each sweep reads only the overdue ones (no scan).
 """
