@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,21 @@ def test_each_function_reaches_its_handler_module_in_two_hops():
         source = ROOT / props["CodeUri"] / f"{module}.py"
         assert source.exists(), f"{name}: {source} missing"
         assert f"{attribute} = " in source.read_text() or f"def {attribute}(" in source.read_text(), name
+
+
+def test_every_function_that_queues_executions_may_send_to_the_queue_and_knows_its_url():
+    queue_ref = {"QueueName": {"Fn::GetAtt": ["ExecutionQueue", "QueueName"]}}
+    senders = []
+    for name, resource in load_template()["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        code = " ".join(path.read_text() for path in (ROOT / props["CodeUri"]).glob("*.py"))
+        if re.search(r"\b(start_execution|requeue)\(", code):
+            senders.append(name)
+            assert {"SQSSendMessagePolicy": queue_ref} in props.get("Policies", []), name
+            assert props["Environment"]["Variables"].get("EXECUTION_QUEUE_URL") == {"Ref": "ExecutionQueue"}, name
+    assert {"IngressFunction", "ExecutionsFunction", "ScheduleFunction", "SweeperFunction"} <= set(senders)
 
 
 def test_the_layer_is_built_for_the_runtime_with_pinned_requirements():
