@@ -44,6 +44,22 @@ def aws():
 
 
 @pytest.fixture
+def flows(aws):
+    """The flows function's handler, on the embedded AWS."""
+    import flows_handler
+
+    return flows_handler.handler
+
+
+@pytest.fixture
+def users(aws):
+    """The users function's handler, on the embedded AWS."""
+    import users_handler
+
+    return users_handler.handler
+
+
+@pytest.fixture
 def system(aws):
     """Every function of the execution path, wired to the embedded AWS (tests/executions_support.py)."""
     from tests.executions_support import system_of_handlers

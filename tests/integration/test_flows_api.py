@@ -12,13 +12,6 @@ from tests.support import ALICE, BOB, SHOUT_YAML, call, claims_for
 PRO = claims_for("user_pat", tier="pro")
 
 
-@pytest.fixture
-def flows(aws):
-    import flows_handler
-
-    return flows_handler.handler
-
-
 def create(flows, claims=ALICE, **body):
     return call(flows, "POST", "/api/v1/flows", body={"name": "My flow", **body}, claims=claims)
 

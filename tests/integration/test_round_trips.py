@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from devstack.aws_calls import count_aws_calls
 from tests.support import call, claims_for
 
 PRO = claims_for("user_rita", tier="pro")
-
-
-@pytest.fixture
-def flows(aws):
-    import flows_handler
-
-    return flows_handler.handler
-
-
-@pytest.fixture
-def users(aws):
-    import users_handler
-
-    return users_handler.handler
 
 
 def dynamodb_calls(counter) -> dict[str, int]:

@@ -21,21 +21,10 @@ WEEKDAYS_AT_NINE_BERLIN = {"type": "schedule", "cron": "0 9 * * 1-5", "timezone"
 
 
 @pytest.fixture
-def handlers(aws):
-    import flows_handler
+def triggers(aws):
     import triggers_handler
 
-    return flows_handler.handler, triggers_handler.handler
-
-
-@pytest.fixture
-def flows(handlers):
-    return handlers[0]
-
-
-@pytest.fixture
-def triggers(handlers):
-    return handlers[1]
+    return triggers_handler.handler
 
 
 @pytest.fixture

@@ -15,20 +15,6 @@ from tests.support import call, claims_for
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWNsZXJrLXdlYmhvb2tz"
 
 
-@pytest.fixture
-def users(aws):
-    import users_handler
-
-    return users_handler.handler
-
-
-@pytest.fixture
-def flows(aws):
-    import flows_handler
-
-    return flows_handler.handler
-
-
 def signed(payload: dict, *, msg_id: str = "msg_1", timestamp: int | None = None, secret: str = SECRET):
     body = json.dumps(payload)
     ts = str(timestamp if timestamp is not None else int(time.time()))
