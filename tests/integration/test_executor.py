@@ -67,6 +67,17 @@ def fire(system, event):
     return system.schedule(event, LambdaContext("ScheduleFunction"))
 
 
+def schedule_firing(hook, scheduler_execution_id: str) -> dict:
+    """The target input EventBridge Scheduler sends for the hook's flow at 09:00 on 2026-11-28."""
+    return {
+        "userId": hook_owner(),
+        "flowId": hook["flowId"],
+        "triggerId": hook["triggerId"],
+        "scheduledTime": "2026-11-28T09:00:00Z",
+        "executionId": scheduler_execution_id,
+    }
+
+
 def hook_owner() -> str:
     from bloxserver.auth import user_id_for
 
@@ -406,13 +417,7 @@ def test_given_more_log_records_than_the_cap_then_the_stored_log_ends_with_a_tru
 
 
 def test_given_a_schedule_firing_then_one_schedule_execution_even_when_the_scheduler_retries(system, hook):
-    event = {
-        "userId": hook_owner(),
-        "flowId": hook["flowId"],
-        "triggerId": hook["triggerId"],
-        "scheduledTime": "2026-11-28T09:00:00Z",
-        "executionId": "a1b2c3d4-scheduler-execution",
-    }
+    event = schedule_firing(hook, "a1b2c3d4-scheduler-execution")
     first = fire(system, event)
     again = fire(system, event)
     assert first["status"] == "accepted" and again == first
@@ -423,13 +428,7 @@ def test_given_a_schedule_firing_then_one_schedule_execution_even_when_the_sched
 
 
 def test_given_a_schedule_firing_for_a_stopped_or_deleted_flow_then_nothing_is_recorded(system, hook):
-    event = {
-        "userId": hook_owner(),
-        "flowId": hook["flowId"],
-        "triggerId": hook["triggerId"],
-        "scheduledTime": "2026-11-28T09:00:00Z",
-        "executionId": "x",
-    }
+    event = schedule_firing(hook, "x")
     system.stop_flow(hook["flowId"])
     assert fire(system, event)["status"] == "skipped"
     assert call(system.flows, "DELETE", f"/api/v1/flows/{hook['flowId']}", claims=ALICE).status == 204

@@ -178,12 +178,7 @@ def delete_trigger(trigger: dict[str, Any]) -> None:
             raise TriggerChanged() from exc
         if codes[-1] != "ConditionalCheckFailed":
             raise
-    try:
-        transact_write(actions)
-    except ClientError as exc:
-        if first_action_failed(exc):
-            raise TriggerChanged() from exc
-        raise
+    _transact_unless_changed(actions)
 
 
 def replace_webhook_token(trigger: dict[str, Any], new_token: str) -> None:
@@ -204,6 +199,11 @@ def replace_webhook_token(trigger: dict[str, Any], new_token: str) -> None:
         _token_delete(old_token),
         _token_put(new_token, trigger),
     ]
+    _transact_unless_changed(actions)
+
+
+def _transact_unless_changed(actions: list[dict[str, Any]]) -> None:
+    """One transaction whose first action is conditional on the trigger as read: TriggerChanged when it fails."""
     try:
         transact_write(actions)
     except ClientError as exc:
