@@ -11,6 +11,7 @@ from bloxserver.dal import flows as flow_store
 from bloxserver.dal import triggers as trigger_store
 from bloxserver.errors import BadRequest, NotFound
 from bloxserver.executions import StartRequest, start_execution
+from bloxserver.memory import ContainerMemory
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_TOKEN_LENGTH = 256
@@ -18,8 +19,7 @@ MAX_TOKEN_LENGTH = 256
 # Tokens this container has resolved, so a delivery need not read the token's lookup item again: the start's
 # transaction still requires that item to exist (regenerating the token or deleting the trigger removes it), so a
 # stale entry costs one fresh lookup, never a run of a dead token.
-_known_targets: dict[str, dict[str, Any]] = {}
-MAX_KNOWN_TARGETS = 10_000
+_known_targets: ContainerMemory[dict[str, Any]] = ContainerMemory()
 
 
 def _target(token: str) -> dict[str, Any]:
@@ -42,11 +42,7 @@ def _delivery_key(idempotency_key: str | None) -> str | None:
 
 
 def _remember_target(token: str) -> dict[str, Any]:
-    target = _target(token)
-    if len(_known_targets) >= MAX_KNOWN_TARGETS:
-        _known_targets.clear()
-    _known_targets[token] = target
-    return target
+    return _known_targets.remember(token, _target(token))
 
 
 def receive_webhook(token: str, body: bytes, idempotency_key: str | None) -> str:
@@ -60,7 +56,7 @@ def receive_webhook(token: str, body: bytes, idempotency_key: str | None) -> str
     try:
         return _start(token, target or _remember_target(token), payload, delivery_key, verify_token=bool(target))
     except execution_store.WebhookGone:  # remembered, but gone since: look it up afresh (404 if truly gone)
-        _known_targets.pop(token, None)
+        _known_targets.forget(token)
         return _start(token, _remember_target(token), payload, delivery_key, verify_token=False)
 
 

@@ -20,6 +20,7 @@ from bloxserver.dal import users as user_store
 from bloxserver.errors import InvalidState, QuotaExceeded, ServiceUnavailable, flow_not_found
 from bloxserver.ids import time_ordered_uuid
 from bloxserver.limits import TIER_LIMITS, stored_tier
+from bloxserver.memory import ContainerMemory
 from bloxserver.observability import logger
 
 RETENTION_DAYS = 30  # executions, their counters and logs are kept for the start day plus 30 full days
@@ -117,16 +118,11 @@ def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
 # a condition of the start's transaction (the profile's tier is still this one); when the tier changed the
 # transaction is cancelled, returns the profile, and is written again with its tier. A tier change therefore
 # applies at once, and a start never takes more round trips than reading the profile first would.
-_known_tiers: dict[str, Tier] = {}
-MAX_KNOWN_TIERS = 10_000
+_known_tiers: ContainerMemory[Tier] = ContainerMemory()
 
 
 def _remember_tier(user_id: UUID, profile: dict[str, Any] | None) -> Tier:
-    tier = stored_tier(profile)
-    if len(_known_tiers) >= MAX_KNOWN_TIERS:
-        _known_tiers.clear()
-    _known_tiers[str(user_id)] = tier
-    return tier
+    return _known_tiers.remember(str(user_id), stored_tier(profile))
 
 
 def _tier_condition(tier: Tier) -> tuple[str, dict[str, Any]]:
