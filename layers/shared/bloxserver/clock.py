@@ -15,3 +15,8 @@ def iso(moment: datetime) -> str:
 
 def now_iso() -> str:
     return iso(utc_now())
+
+
+def parse_iso(moment_iso: str) -> datetime:
+    """A timestamp as `iso` writes it, back to an aware datetime (3.11's fromisoformat needs an explicit offset)."""
+    return datetime.fromisoformat(moment_iso.replace("Z", "+00:00"))

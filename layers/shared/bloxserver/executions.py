@@ -41,8 +41,7 @@ REQUEUE_AFTER_SECONDS = 600
 
 def queued_deadline(started_at: str) -> str:
     """When an execution started at `started_at` (ISO) that nobody claimed is given up on."""
-    started = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
-    return clock.iso(started + timedelta(seconds=QUEUED_DEADLINE_SECONDS))
+    return clock.iso(clock.parse_iso(started_at) + timedelta(seconds=QUEUED_DEADLINE_SECONDS))
 # A claimed execution whose executor is gone (crash, Lambda timeout) is ended this long after the time its
 # invocation had left, which it cannot outlive.
 CLAIM_GRACE_SECONDS = 60
@@ -224,7 +223,7 @@ def ending(
     """Ending a running execution at `now` (see dal.executions.Ending for the conditions), to write alone
     (end_execution) or with others (dal.executions.finish_many)."""
     completed = now or clock.utc_now()
-    started = datetime.fromisoformat(execution["startedAt"].replace("Z", "+00:00"))
+    started = clock.parse_iso(execution["startedAt"])
     duration_ms = max(0, int((completed - started).total_seconds() * 1000))
     return execution_store.Ending(
         execution, status, clock.iso(completed), duration_ms, result, claimed_at=claimed_at, unclaimed=unclaimed
