@@ -346,22 +346,15 @@ class Claim:
 
 def _claim_actions(claim_: Claim) -> list[dict[str, Any]]:
     execution = claim_.execution
-    return [
-        {
-            "Update": {
-                "TableName": table_name(),
-                "Key": execution_key(execution["flowId"], execution["id"]),
-                "UpdateExpression": "SET claimedAt = :claimedAt, runningMarker = :marker",
-                "ConditionExpression": "#status = :running AND attribute_not_exists(claimedAt)",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": serialize(
-                    {":claimedAt": claim_.claimed_at, ":marker": claim_.marker_sk, ":running": "running"}
-                ),
-            }
-        },
-        {"Delete": {"TableName": table_name(), "Key": _marker_key(execution["id"], execution["runningMarker"])}},
-        _marker_put(execution, claim_.marker_sk, claim_.deadline_iso),
-    ]
+    return _marker_move_actions(
+        execution,
+        execution["runningMarker"],
+        claim_.marker_sk,
+        claim_.deadline_iso,
+        "SET claimedAt = :claimedAt, runningMarker = :marker",
+        "attribute_not_exists(claimedAt)",
+        {":claimedAt": claim_.claimed_at},
+    )
 
 
 def _transact_each_conditional(
@@ -419,7 +412,7 @@ def claim(execution: dict[str, Any], claimed_at: str, marker_sk: str, deadline_i
     return claim_many([Claim(execution, claimed_at, marker_sk, deadline_iso)])[0]
 
 
-def _move_marker(
+def _marker_move_actions(
     execution: dict[str, Any],
     from_sk: str,
     to_sk: str,
@@ -427,26 +420,29 @@ def _move_marker(
     update: str,
     condition: str,
     values: dict[str, Any],
-) -> bool:
-    """Move a running execution's marker from `from_sk` to `to_sk`, with `update` (which sets runningMarker to
-    :marker) applied under `condition` (besides running); False when the condition fails."""
+) -> list[dict[str, Any]]:
+    """Moving a running execution's marker from `from_sk` to `to_sk`, with `update` (which sets runningMarker to
+    :marker) applied under `condition` (besides running): the update first, carrying the condition."""
+    return [
+        {
+            "Update": {
+                "TableName": table_name(),
+                "Key": execution_key(execution["flowId"], execution["id"]),
+                "UpdateExpression": update,
+                "ConditionExpression": f"#status = :running AND {condition}",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": serialize({":marker": to_sk, ":running": "running", **values}),
+            }
+        },
+        {"Delete": {"TableName": table_name(), "Key": _marker_key(execution["id"], from_sk)}},
+        _marker_put(execution, to_sk, to_deadline),
+    ]
+
+
+def _write_move(actions: list[dict[str, Any]]) -> bool:
+    """A marker move (_marker_move_actions) written alone; False when its condition fails."""
     try:
-        transact_write(
-            [
-                {
-                    "Update": {
-                        "TableName": table_name(),
-                        "Key": execution_key(execution["flowId"], execution["id"]),
-                        "UpdateExpression": update,
-                        "ConditionExpression": f"#status = :running AND {condition}",
-                        "ExpressionAttributeNames": {"#status": "status"},
-                        "ExpressionAttributeValues": serialize({":marker": to_sk, ":running": "running", **values}),
-                    }
-                },
-                {"Delete": {"TableName": table_name(), "Key": _marker_key(execution["id"], from_sk)}},
-                _marker_put(execution, to_sk, to_deadline),
-            ]
-        )
+        transact_write(actions)
     except ClientError as exc:
         if first_action_failed(exc):
             return False
@@ -459,28 +455,32 @@ def release_claim(execution: dict[str, Any], claim_: Claim) -> bool:
     queued running marker (`execution["runningMarker"]`) back, so a redelivery can claim and run it. Only while
     the claim holds and it is still running; False otherwise."""
     queued_marker = execution["runningMarker"]
-    return _move_marker(
-        execution,
-        claim_.marker_sk,
-        queued_marker,
-        queued_marker.rpartition("#")[0],
-        "SET runningMarker = :marker REMOVE claimedAt",
-        "claimedAt = :claimedAt",
-        {":claimedAt": claim_.claimed_at},
+    return _write_move(
+        _marker_move_actions(
+            execution,
+            claim_.marker_sk,
+            queued_marker,
+            queued_marker.rpartition("#")[0],
+            "SET runningMarker = :marker REMOVE claimedAt",
+            "claimedAt = :claimedAt",
+            {":claimedAt": claim_.claimed_at},
+        )
     )
 
 
 def move_queued_marker(execution: dict[str, Any], marker_sk: str, deadline_iso: str) -> bool:
     """Move an unclaimed execution's marker (`execution["runningMarker"]`) to `marker_sk` (`deadline_iso`); False if
     it was claimed, ended or its marker moved since it was read."""
-    return _move_marker(
-        execution,
-        execution["runningMarker"],
-        marker_sk,
-        deadline_iso,
-        "SET runningMarker = :marker",
-        "attribute_not_exists(claimedAt) AND runningMarker = :read",
-        {":read": execution["runningMarker"]},
+    return _write_move(
+        _marker_move_actions(
+            execution,
+            execution["runningMarker"],
+            marker_sk,
+            deadline_iso,
+            "SET runningMarker = :marker",
+            "attribute_not_exists(claimedAt) AND runningMarker = :read",
+            {":read": execution["runningMarker"]},
+        )
     )
 
 
