@@ -25,10 +25,10 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from devstack.embedded_aws import serialize_dynamodb  # noqa: E402
+from devstack.embedded_aws import make_moto_dynamodb_faithful  # noqa: E402
 from devstack.server import forget_cached_clients  # noqa: E402
 
-serialize_dynamodb()  # DynamoDB's per-item atomicity, which moto lacks under concurrent requests
+make_moto_dynamodb_faithful()
 
 
 @pytest.fixture

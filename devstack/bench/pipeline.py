@@ -47,13 +47,13 @@ def _free_port() -> int:
 
 
 class EmulatorProcess:
-    """moto in server mode in its own process, so its CPU is not counted as ours."""
+    """The AWS emulator in its own process, so its CPU is not counted as ours."""
 
     def __init__(self) -> None:
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "devstack.bench.emulator", str(port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         for _ in range(100):
