@@ -166,11 +166,9 @@ def _process_environment(environments: dict[str, dict[str, str]]) -> dict[str, s
 def forget_cached_clients() -> None:
     """The shared layer caches its settings and AWS clients per process, like a warm Lambda; a stack that
     starts (or stops) in a process that already used them must make them re-read the environment."""
-    from bloxserver.dal import idempotency, queue, schedules, table
+    from bloxserver.dal import aws, idempotency
     from bloxserver.settings import get_settings
 
     get_settings.cache_clear()
-    table.client.cache_clear()
-    schedules.client.cache_clear()
-    queue.client.cache_clear()
+    aws.client.cache_clear()
     idempotency.persistence_store.cache_clear()

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
+from bloxserver.dal import aws
 from bloxserver.settings import get_settings
 
-# parameter_validation off: the one request is built here (see dal/table.py).
-_CLIENT_CONFIG = Config(
-    connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}, parameter_validation=False
-)
-
-
-@cache
 def client() -> Any:
-    return boto3.client("sqs", config=_CLIENT_CONFIG)
+    return aws.client("sqs")
 
 
 def send_execution(message: dict[str, Any]) -> None:

@@ -8,26 +8,20 @@ can repeat either after a failure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from bloxserver.dal import aws
 from bloxserver.dal.table import error_code
 from bloxserver.settings import get_settings
-
-_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
 
 # Scheduler retries a failed invocation of the target; an hour-old run is no longer worth starting.
 RETRY_POLICY = {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}
 
 
-@cache
 def client() -> Any:
-    """Created on first use, so tests and the local stack can point it at moto first."""
-    return boto3.client("scheduler", config=_CLIENT_CONFIG)
+    return aws.client("scheduler")
 
 
 @dataclass(frozen=True)

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from bloxserver.dal import aws
 from bloxserver.settings import get_settings
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-# Short timeouts and standard retries: a Lambda should fail fast rather than hang on a stuck connection.
-# No client-side parameter validation: every request is built by this package's code (never from caller input
-# passed through), tests exercise each one against the emulator, and the service validates again; skipping it
-# saves about a tenth of each call's CPU.
-_CLIENT_CONFIG = Config(
-    connect_timeout=3,
-    read_timeout=10,
-    retries={"mode": "standard", "max_attempts": 3},
-    parameter_validation=False,
-)
-
-
-@cache
 def client() -> Any:
-    """Created on first use, not at import, so tests and the local stack can point it at moto first."""
-    return boto3.client("dynamodb", config=_CLIENT_CONFIG)
+    return aws.client("dynamodb")
 
 
 def table_name() -> str:
