@@ -76,8 +76,8 @@ def snapshot_transaction_rollback() -> None:
     """Roll a cancelled TransactWriteItems back by restoring the items it names, not deep copies of whole tables.
 
     moto deep-copies every table a transaction names, once per action, before running it, so its latency grows
-    with everything the tables hold (about 40 ms for a webhook's start after a few hundred runs, where DynamoDB
-    answers in about 10). Saving just the named items keeps the all-or-nothing outcome at a cost independent of
+    with everything the tables hold (about 40 ms for a webhook's start transaction in the benchmark, where
+    DynamoDB answers in about 10). Saving just the named items keeps the all-or-nothing outcome at a cost independent of
     the table's size. Idempotent.
     """
     if getattr(DynamoDBBackend.transact_write_items, "patched_by_devstack", False):
