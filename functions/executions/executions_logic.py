@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from bloxserver import clock
+from bloxserver import clock, jsonvalues
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     Execution,
@@ -111,7 +111,7 @@ def _manual_input(body: bytes, input_payload: str | None) -> str | None:
     if not text:
         return input_payload
     try:
-        json.loads(text)
+        jsonvalues.parse(text)
     except ValueError as exc:
         raise ValidationFailed("The body must be JSON (the flow's input)", {"body": str(exc)}) from exc
     return text

@@ -29,7 +29,8 @@ MIN_RUN_SECONDS = 10
 # Results of a batch wait to be written together; before starting another run, those that have waited this long
 # are written first, so a long run does not hold back the results of the quick ones before it.
 FLUSH_AFTER_SECONDS = 1.0
-MAX_LOG_RECORDS = 200  # per execution, the last one saying how many were left out
+MAX_LOG_RECORDS = 200  # per execution, one of them saying how many were left out
+KEPT_LAST_LOG_RECORDS = 2
 MAX_LOG_MESSAGE_CHARS = 4000
 # Metadata JSON (ASCII: json.dumps escapes the rest) above this is replaced by a note, so a logged payload never
 # takes a record past DynamoDB's 400 KB item size (which would fail the BatchWriteItem holding the batch's logs).
@@ -46,31 +47,30 @@ def _metadata_json(metadata: dict[str, Any]) -> str:
     return json.dumps({**kept, "metadataTruncated": f"{len(text)} characters not stored"}, default=str)
 
 
+def _log_item(record: Any) -> dict[str, Any]:
+    return {
+        "timestamp": clock.iso(record.timestamp),
+        "level": record.level,
+        "message": record.message[:MAX_LOG_MESSAGE_CHARS],
+        "metadataJson": _metadata_json(record.metadata),
+    }
+
+
 def log_items(result_logs: list[Any]) -> list[dict[str, Any]]:
-    """The engine's records as stored log items, capped at MAX_LOG_RECORDS."""
-    kept = result_logs
-    if len(result_logs) > MAX_LOG_RECORDS:
-        kept = result_logs[: MAX_LOG_RECORDS - 1]
-    items = [
-        {
-            "timestamp": clock.iso(record.timestamp),
-            "level": record.level,
-            "message": record.message[:MAX_LOG_MESSAGE_CHARS],
-            "metadataJson": _metadata_json(record.metadata),
-        }
-        for record in kept
-    ]
-    if len(kept) < len(result_logs):
-        last = result_logs[-1]
-        items.append(
-            {
-                "timestamp": clock.iso(last.timestamp),
-                "level": "warning",
-                "message": f"log truncated: {len(result_logs) - len(kept)} of {len(result_logs)} records not stored",
-                "metadataJson": _metadata_json(dict(last.metadata, listener=None)),
-            }
-        )
-    return items
+    """The engine's records as stored log items, capped at MAX_LOG_RECORDS: past the cap, the first ones, a note
+    saying how many were left out, and the last KEPT_LAST_LOG_RECORDS (how the run ended: its error and its end)."""
+    if len(result_logs) <= MAX_LOG_RECORDS:
+        return [_log_item(record) for record in result_logs]
+    head = result_logs[: MAX_LOG_RECORDS - 1 - KEPT_LAST_LOG_RECORDS]
+    tail = result_logs[-KEPT_LAST_LOG_RECORDS:]
+    first_left_out = result_logs[len(head)]
+    note = {
+        "timestamp": clock.iso(first_left_out.timestamp),
+        "level": "warning",
+        "message": f"log truncated: {len(result_logs) - len(head) - len(tail)} of {len(result_logs)} records not stored",
+        "metadataJson": _metadata_json(dict(first_left_out.metadata, listener=None)),
+    }
+    return [*map(_log_item, head), note, *map(_log_item, tail)]
 
 
 def _outcome(result: Any) -> tuple[str, dict[str, Any]]:

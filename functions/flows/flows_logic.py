@@ -40,7 +40,9 @@ def _default_organism_yaml() -> str:
     return DEFAULT_ORGANISM_YAML
 
 
-def _check_sizes(organism_yaml: str | None, canvas_state: dict[str, Any] | None) -> None:
+def _check_definition(organism_yaml: str | None, canvas_state: dict[str, Any] | None) -> None:
+    if organism_yaml is not None and not organism_yaml.strip():
+        raise ValidationFailed("organismYaml cannot be empty", {"body.organismYaml": "empty"})
     if organism_yaml is not None and len(organism_yaml.encode()) > MAX_ORGANISM_YAML_BYTES:
         raise ValidationFailed(
             "organismYaml is too large",
@@ -60,13 +62,14 @@ def _owner_profile(principal: Principal, now: str) -> dict[str, Any]:
         "email": principal.email,
         "name": principal.name,
         "avatarUrl": principal.avatar_url,
+        "tierAsOf": principal.issued_at if principal.tier_claim else None,
         "createdAt": now,
     }
 
 
 def create_flow(principal: Principal, request: CreateFlowRequest) -> Flow:
     organism_yaml = request.organism_yaml if request.organism_yaml is not None else _default_organism_yaml()
-    _check_sizes(organism_yaml, None)
+    _check_definition(organism_yaml, None)
     now = clock.now_iso()
     flow = {
         "id": str(uuid.uuid4()),
@@ -123,8 +126,10 @@ def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest)
     }
     if not changes:
         return get_flow(principal, flow_id)
-    _check_sizes(changes.get("organismYaml"), changes.get("canvasState"))
+    _check_definition(changes.get("organismYaml"), changes.get("canvasState"))
     touches_definition = "organismYaml" in changes or "canvasState" in changes
+    if "organismYaml" in changes:  # a start refused the old YAML (status error): that verdict no longer applies
+        changes.update(status=FlowStatus.STOPPED.value, errorMessage=None)
     try:
         item = flow_store.update_flow(
             principal.user_id,

@@ -21,6 +21,13 @@ def effective_tier(principal: Principal, stored: dict[str, Any] | None) -> Tier:
     return principal.tier_claim or stored_tier(stored)
 
 
+def _follow_tier_claim(principal: Principal, stored: dict[str, Any] | None) -> None:
+    """Webhooks and schedules run with the stored tier (they carry no token): a newer claim than what is stored
+    (Clerk's webhook may lag, or never come in development) is stored, so every path enforces one tier."""
+    if principal.tier_claim is not None and stored is not None and stored_tier(stored) != principal.tier_claim:
+        user_store.record_tier(principal.user_id, principal.tier_claim.value, principal.issued_at)
+
+
 def get_me(principal: Principal) -> User:
     user = user_store.get_user(principal.user_id)
     if user is None:
@@ -30,10 +37,12 @@ def get_me(principal: Principal) -> User:
             "email": principal.email,
             "name": principal.name,
             "avatarUrl": principal.avatar_url,
-            "tier": Tier.FREE.value,
+            "tier": (principal.tier_claim or Tier.FREE).value,
+            "tierAsOf": principal.issued_at,
             "createdAt": clock.now_iso(),
         }
         user = profile if user_store.insert_user(profile) else user_store.get_user(principal.user_id)
+    _follow_tier_claim(principal, user)
     return User.model_validate({**user, "tier": effective_tier(principal, user)})
 
 
@@ -41,6 +50,7 @@ def get_usage(principal: Principal, period: Literal["day", "month"]) -> UsageSta
     now = clock.now_iso()
     usage_sk = keys.usage_month_sk(now) if period == "month" else keys.usage_day_sk(now)
     user, execution_count = user_store.get_user_with_usage(principal.user_id, usage_sk)
+    _follow_tier_claim(principal, user)
     return UsageStats(
         user_id=principal.user_id,
         period=period,
@@ -62,6 +72,7 @@ def _clerk_profile(data: dict[str, Any]) -> dict[str, Any]:
         "name": name,
         "avatarUrl": data.get("image_url") or None,
         "tier": tier if tier in Tier._value2member_map_ else Tier.FREE.value,
+        "tierAsOf": int(data.get("updated_at") or clock.utc_now().timestamp() * 1000) // 1000,
     }
 
 

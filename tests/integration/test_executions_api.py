@@ -53,11 +53,21 @@ def test_given_both_a_body_and_input_payload_then_400(system, flow_id):
     assert reply.status == 400 and "input_payload" in reply.json["message"]
 
 
-def test_given_a_body_that_is_not_json_then_422_and_nothing_recorded(system, flow_id):
-    reply = call(
-        system.executions, "POST", f"/api/v1/flows/{flow_id}/executions/run", body="{not json", claims=ALICE
-    )
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("{not json", "Expecting property name"),
+        ('{"a": NaN}', "NaN is not a JSON number"),
+        ("[1e999]", "too large"),
+        ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
+        ("[" * 50_000, "nests too deeply"),
+    ],
+    ids=["malformed", "NaN", "overflowing number", "nested past the parser", "unclosed and deep"],
+)
+def test_given_a_body_that_is_not_json_then_422_naming_the_problem_and_nothing_recorded(system, flow_id, body, named):
+    reply = call(system.executions, "POST", f"/api/v1/flows/{flow_id}/executions/run", body=body, claims=ALICE)
     assert reply.status == 422 and reply.json["code"] == "validation_error"
+    assert named in reply.json["details"]["body"]
     assert listing(system, flow_id)["total"] == 0
 
 

@@ -402,18 +402,27 @@ def test_given_the_time_left_runs_out_mid_batch_then_the_unrun_claims_are_releas
     assert stats_of(system, hook["flowId"])["executionsSuccess"] == 2
 
 
-def test_given_more_log_records_than_the_cap_then_the_stored_log_ends_with_a_truncation_record():
+def test_given_more_log_records_than_the_cap_then_the_log_keeps_its_start_a_truncation_note_and_how_it_ended():
     from datetime import UTC, datetime
 
     import executor_logic
 
     from bloxserver.engine import EngineLog
 
-    records = [EngineLog(datetime.now(UTC), "info", f"step {i}", {"executionId": "e", "listener": "l"}) for i in range(250)]
+    records = [EngineLog(datetime.now(UTC), "info", f"step {i}", {"executionId": "e", "listener": "l"}) for i in range(248)]
+    records.append(EngineLog(datetime.now(UTC), "error", "max_iterations (247) exceeded", {"executionId": "e", "listener": "l"}))
+    records.append(EngineLog(datetime.now(UTC), "info", "execution finished: error", {"executionId": "e", "listener": None}))
+
     items = executor_logic.log_items(records)
+
     assert len(items) == executor_logic.MAX_LOG_RECORDS
-    assert items[-2]["message"] == "step 198"
-    assert items[-1]["message"] == "log truncated: 51 of 250 records not stored"
+    assert [item["message"] for item in items[-4:]] == [
+        "step 196",
+        "log truncated: 51 of 250 records not stored",
+        "max_iterations (247) exceeded",
+        "execution finished: error",
+    ]
+    assert items[-2]["level"] == "error"
 
 
 def test_given_a_schedule_firing_then_one_schedule_execution_even_when_the_scheduler_retries(system, hook):

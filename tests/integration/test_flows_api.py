@@ -93,6 +93,8 @@ def test_given_another_users_flow_then_every_route_answers_404(flows):
         ({"name": 5}, "body.name"),
         ({}, "body.name"),
         ({"name": "ok", "organismYaml": "a: b\n" * 30000}, "body.organismYaml"),
+        ({"name": "ok", "organismYaml": ""}, "body.organismYaml"),
+        ({"name": "ok", "organismYaml": " \n "}, "body.organismYaml"),
     ],
 )
 def test_given_invalid_create_bodies_then_422_names_the_field_and_nothing_is_written(flows, body, field):
@@ -100,6 +102,14 @@ def test_given_invalid_create_bodies_then_422_names_the_field_and_nothing_is_wri
     assert reply.status == 422 and reply.json["code"] == "validation_error"
     assert field in reply.json["details"]
     assert call(flows, "GET", "/api/v1/flows", claims=ALICE).json["total"] == 0
+
+
+@pytest.mark.parametrize("organism_yaml", ["", "   \n"])
+def test_given_an_empty_organism_yaml_when_patched_then_422_and_the_flow_keeps_its_yaml(flows, organism_yaml):
+    flow = create(flows).json
+    reply = call(flows, "PATCH", f"/api/v1/flows/{flow['id']}", body={"organismYaml": organism_yaml}, claims=ALICE)
+    assert reply.status == 422 and reply.json["details"] == {"body.organismYaml": "empty"}
+    assert call(flows, "GET", f"/api/v1/flows/{flow['id']}", claims=ALICE).json["organismYaml"] == flow["organismYaml"]
 
 
 def test_given_malformed_json_then_422_and_nothing_written(flows):
@@ -170,6 +180,8 @@ def test_given_unusable_yaml_when_started_then_422_and_the_flow_is_in_error(flow
     # error → stop is allowed, and from error the YAML may be fixed and the flow started
     fixed = call(flows, "PATCH", f"/api/v1/flows/{flow_id}", body={"organismYaml": SHOUT_YAML}, claims=PRO)
     assert fixed.status == 200
+    # the refused YAML is gone, and so is the verdict on it
+    assert (fixed.json["status"], fixed.json["errorMessage"]) == ("stopped", None)
     assert call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=PRO).json["status"] == "running"
 
 

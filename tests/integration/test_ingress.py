@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 
 from bloxserver import clock, keys
 from bloxserver.auth import user_id_for
@@ -46,6 +47,13 @@ def test_given_a_non_json_body_then_the_raw_text_is_the_input(system, hook):
     reply = post(system, hook["token"], body="plain text, not JSON")
     assert reply.status == 202
     assert system.execution(hook["flowId"], reply.json["executionId"])["inputPayload"] == "plain text, not JSON"
+
+
+@pytest.mark.parametrize("body", [None, "", "  \n"], ids=["no body", "empty", "white space"])
+def test_given_no_body_then_the_input_is_null_as_in_a_manual_run(system, hook, body):
+    reply = post(system, hook["token"], body=body)
+    assert reply.status == 202
+    assert system.execution(hook["flowId"], reply.json["executionId"])["inputPayload"] is None
 
 
 def test_given_an_unknown_token_then_404_and_nothing_is_queued(system, hook):

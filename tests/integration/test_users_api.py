@@ -56,6 +56,37 @@ def test_given_a_tier_claim_then_it_is_the_users_tier(users):
     assert call(users, "GET", "/api/v1/me", claims=claims_for("user_e", tier="pro")).json["tier"] == "pro"
 
 
+def stored_tier_of(sub):
+    from bloxserver.auth import user_id_for
+    from bloxserver.dal.users import get_user
+
+    return get_user(user_id_for(sub))["tier"]
+
+
+def test_given_a_first_request_with_a_tier_claim_then_the_stored_tier_is_the_claimed_one(users, flows):
+    # webhooks and schedules carry no token: they run with the stored tier, which must be the one /me reports
+    call(users, "GET", "/api/v1/me", claims=claims_for("user_g", tier="pro"))
+    call(flows, "POST", "/api/v1/flows", body={"name": "f"}, claims=claims_for("user_h", tier="paid"))
+    assert (stored_tier_of("user_g"), stored_tier_of("user_h")) == ("pro", "paid")
+
+
+def test_given_a_stored_tier_when_a_newer_token_claims_another_then_it_is_stored(users):
+    body, headers = signed(clerk_user(tier="free") | {"data": clerk_user()["data"] | {"updated_at": 1_000_000}})
+    call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
+    claims = claims_for("user_carol", tier="pro") | {"iat": 2_000}
+    assert call(users, "GET", "/api/v1/me/usage", claims=claims).json["executionLimit"] == 100_000
+    assert stored_tier_of("user_carol") == "pro"
+
+
+def test_given_a_tier_set_by_clerk_when_an_older_token_claims_another_then_the_stored_tier_stays(users):
+    # Clerk's event is newer (updated_at in ms) than the token (iat in s): a stale claim must not undo a downgrade
+    body, headers = signed(clerk_user(tier="free") | {"data": clerk_user()["data"] | {"updated_at": 5_000_000}})
+    call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
+    stale = claims_for("user_carol", tier="pro") | {"iat": 4_000}
+    assert call(users, "GET", "/api/v1/me", claims=stale).json["tier"] == "pro"  # the token's own claim still answers
+    assert stored_tier_of("user_carol") == "free"
+
+
 def test_usage_reports_flows_and_the_tier_execution_limit(users, flows):
     claims = claims_for("user_frank")
     call(flows, "POST", "/api/v1/flows", body={"name": "one"}, claims=claims)

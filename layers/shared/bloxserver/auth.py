@@ -31,6 +31,7 @@ class Principal:
     name: str | None
     avatar_url: str | None
     tier_claim: Tier | None  # a Clerk JWT template may add `tier`; else the stored user's tier applies
+    issued_at: int = 0  # the token's `iat`: how fresh its tier claim is
 
 
 def claims_from_event(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -57,4 +58,5 @@ def principal_from_claims(claims: dict[str, Any] | None) -> Principal:
         name=claims.get("name") or None,
         avatar_url=claims.get("image_url") or None,
         tier_claim=tier,
+        issued_at=claims["iat"] if isinstance(claims.get("iat"), int) else 0,
     )

@@ -165,7 +165,18 @@ def test_an_explicit_entry_receives_the_payload():
     assert json.loads(run(yaml_text, "{}").output) == "second"
 
 
-@pytest.mark.parametrize(("payload", "received"), [("not json", "not json"), (None, None), ("", "")])
+@pytest.mark.parametrize(
+    ("payload", "received"),
+    [
+        ("not json", "not json"),
+        (None, None),
+        ("", ""),
+        ('{"a": NaN}', '{"a": NaN}'),
+        ("[1e999]", "[1e999]"),
+        ("[" * 100_000 + "]" * 100_000, "[" * 100_000 + "]" * 100_000),
+    ],
+    ids=["text", "none", "empty", "NaN", "overflowing number", "nested past the parser"],
+)
 def test_a_payload_that_is_not_json_enters_as_a_string(payload, received):
     yaml_text = organism("- {name: echo, description: x, handler: output}")
     assert json.loads(run(yaml_text, payload).output) == received
@@ -183,6 +194,41 @@ def test_a_cycle_without_exit_stops_at_max_iterations_naming_the_listener():
     assert result.status == "error"
     assert result.error == "max_iterations (7) exceeded at listener 'pong'"
     assert [log.metadata["listener"] for log in result.logs if log.level == "error"] == ["pong"]
+    assert result.logs[-1].metadata["iterations"] == 7
+
+
+def test_a_message_growing_every_round_stops_the_run_at_the_message_cap_within_the_timeout():
+    # given a cycle that doubles its message each round (shared parts: cheap in memory, exponential as JSON)
+    yaml_text = organism(
+        """
+        - {name: grow, description: x, handler: transform, config: {set: {d: '[d, d]', n: 'add(n, `1`)'}}, peers: [check]}
+        - name: check
+          description: x
+          handler: conditional
+          config: {when: [{if: 'n < `40`', to: grow}], default: done}
+          peers: [grow, done]
+        - {name: done, description: x, handler: output}
+        """,
+        "organism: {name: t}\ntimeout_seconds: 5",
+    )
+    # when it runs
+    result = run(yaml_text, '{"d": 1, "n": 0}')
+    # then it ends as an error at the listener that crossed the cap, not as a timeout
+    assert result.status == "error"
+    assert result.error == "listener 'grow' produced a message with more than 1048576 bytes"
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("divide(`1e308`, `1e-308`)", "a number JSON cannot carry (infinity or NaN)"),
+        ("subtract(divide(`1e308`, `1e-308`), divide(`1e308`, `1e-308`))", "a number JSON cannot carry (infinity or NaN)"),
+    ],
+)
+def test_a_listener_producing_a_number_json_cannot_carry_ends_the_run_as_an_error(expression, problem):
+    yaml_text = organism(f"- {{name: calc, description: x, handler: output, config: {{expression: '{expression}'}}}}")
+    result = run(yaml_text, "{}")
+    assert (result.status, result.error, result.output) == ("error", f"listener 'calc' produced a message with {problem}", None)
 
 
 def test_invalid_yaml_is_an_error_result_not_an_exception():

@@ -90,14 +90,15 @@ def create_flow(
 ) -> None:
     """Insert the flow and count it against the owner's limit in one transaction.
 
-    The owner's profile is provisioned by the same write if this is their first request.
+    The owner's profile is provisioned by the same write if this is their first request (with the claimed tier,
+    else the default).
     """
     user_id = flow["userId"]
     condition, values = _flow_limit_condition(limits_by_tier, claimed_tier, default_tier)
     names = {"#flowCount": "flowCount", "#tier": "tier", "#entity": "entity"}
     sets = ["#entity = :entity"]
-    values.update({":one": 1, ":entity": "user", ":default_tier": default_tier})
-    sets.append("#tier = if_not_exists(#tier, :default_tier)")
+    values.update({":one": 1, ":entity": "user", ":provisioned_tier": claimed_tier or default_tier})
+    sets.append("#tier = if_not_exists(#tier, :provisioned_tier)")
     for field, value in owner_profile.items():
         if value is None:
             continue

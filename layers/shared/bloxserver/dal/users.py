@@ -61,7 +61,7 @@ def insert_user(user: dict[str, Any]) -> bool:
     return True
 
 
-PROFILE_FIELDS = ("clerkId", "email", "name", "avatarUrl", "tier")
+PROFILE_FIELDS = ("clerkId", "email", "name", "avatarUrl", "tier", "tierAsOf")
 
 
 def upsert_profile(user_id: UUID, profile: dict[str, Any], created_at: str) -> None:
@@ -90,6 +90,24 @@ def upsert_profile(user_id: UUID, profile: dict[str, Any], created_at: str) -> N
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=serialize(values),
     )
+
+
+def record_tier(user_id: UUID, tier: str, as_of: int) -> bool:
+    """Store the user's tier as known at `as_of` (epoch seconds) unless newer word is stored; False if it was."""
+    try:
+        client().update_item(
+            TableName=table_name(),
+            Key=profile_key(user_id),
+            UpdateExpression="SET #tier = :tier, #asOf = :asOf",
+            ConditionExpression="attribute_exists(PK) AND (attribute_not_exists(#asOf) OR #asOf < :asOf)",
+            ExpressionAttributeNames={"#tier": "tier", "#asOf": "tierAsOf"},
+            ExpressionAttributeValues=serialize({":tier": tier, ":asOf": as_of}),
+        )
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def owned_item_keys(user_id: UUID) -> list[dict[str, Any]]:

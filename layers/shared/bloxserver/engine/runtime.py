@@ -11,11 +11,16 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from bloxserver import jsonvalues
 from bloxserver.engine.handlers import HandlerResult, ListenerFailed
 from bloxserver.engine.llm import ResolvedLlm, resolve_llm_choice
 from bloxserver.engine.loader import load_organism
 from bloxserver.engine.model import EngineLog, EngineResult, Listener, LogLevel, Organism, OrganismError, RunStatus
 from bloxserver.engine.settings import EngineSettings, get_engine_settings
+
+# What one listener may hand on: far above any real message (a webhook's input is at most 256 KiB), low enough that
+# a flow growing its message every round stops long before the executor runs out of memory or time.
+MAX_MESSAGE_BYTES = 1024 * 1024
 
 
 class RunStopped(Exception):
@@ -147,10 +152,10 @@ class Run:
         self.logs.append(EngineLog(datetime.now(timezone.utc), level, message, metadata))
 
     def count_iteration(self, listener: str) -> None:
-        self.iterations += 1
-        if self.iterations > self.organism.max_iterations:
-            limit = self.organism.max_iterations
+        limit = self.organism.max_iterations
+        if self.iterations == limit:
             raise RunStopped(f"max_iterations ({limit}) exceeded at listener '{listener}'", listener)
+        self.iterations += 1
 
     def begin(self, listener: Listener, message: Any, parent: Invocation | None) -> Invocation:
         self.count_iteration(listener.name)
@@ -173,6 +178,9 @@ class Run:
         except Exception as exc:
             raise ListenerError(f"listener '{name}' failed: {type(exc).__name__}: {exc}", name, invocation) from exc
         invocation.check_deadline()
+        problem = jsonvalues.size_problem(result.value, MAX_MESSAGE_BYTES)
+        if problem is not None:
+            raise ListenerError(f"listener '{name}' produced a message with {problem}", name, invocation)
         if self.organism.log_payloads:
             invocation.log("debug", f"listener '{invocation.spec.name}' result", result=result.value)
         return result
@@ -196,10 +204,11 @@ class Run:
 
 
 def _entry_message(input_payload: str | None) -> Any:
+    """A JSON input as its value; any other text (a form post, plain text) as a string."""
     if input_payload is None:
         return None
     try:
-        return json.loads(input_payload)
+        return jsonvalues.parse(input_payload)
     except ValueError:
         return input_payload
 
@@ -209,6 +218,9 @@ def _output_text(terminal_results: dict[str, list[Any]]) -> str | None:
         return None
     by_listener = {name: values[0] if len(values) == 1 else values for name, values in terminal_results.items()}
     value = next(iter(by_listener.values())) if len(by_listener) == 1 else by_listener
+    problem = jsonvalues.size_problem(value, MAX_MESSAGE_BYTES)  # one listener reached many times adds up
+    if problem is not None:
+        raise RunStopped(f"the execution's output has {problem}", None)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -1,0 +1,71 @@
+"""JSON as the flows exchange it: standard JSON only (RFC 8259), in values of bounded size.
+
+Python's json module also reads NaN, Infinity and numbers that overflow to infinity, none of which JSON can carry
+back out, and recurses once per nesting level; every flow input is parsed here, so every entry point agrees on
+what counts as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+# json.dumps refuses integers longer than this many digits (sys.int_info.default_max_str_digits).
+MAX_INT_DIGITS = 4300
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+def parse(text: str) -> Any:
+    """The value of a JSON text; ValueError (naming what is wrong) for anything RFC 8259 does not allow, and for
+    nesting deeper than the parser can follow."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("the JSON nests too deeply") from None
+
+
+def size_problem(value: Any, max_bytes: int) -> str | None:
+    """Why `value` cannot travel as a JSON message of at most about `max_bytes` bytes, or None when it can.
+
+    Walks the value instead of serialising it: values that share parts (a transform doubling a list each round) can
+    be exponentially larger than their memory, so the walk stops as soon as the budget is spent.
+    """
+    size = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, dict):
+            size += 2 + len(item)
+            for key, nested in item.items():
+                size += len(str(key)) + 3
+                pending.append(nested)
+        elif isinstance(item, list):
+            size += 2 + len(item)
+            pending.extend(item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "a number JSON cannot carry (infinity or NaN)"
+            size += 8
+        elif isinstance(item, int) and not isinstance(item, bool):
+            digits = item.bit_length() * 0.302 + 1  # log10(2) digits per bit
+            if digits > MAX_INT_DIGITS:
+                return f"a number of more than {MAX_INT_DIGITS} digits"
+            size += int(digits)
+        else:
+            size += 5
+        if size > max_bytes:
+            return f"more than {max_bytes} bytes"
+    return None
