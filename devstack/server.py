@@ -25,6 +25,8 @@ from devstack.routing import RouteTable
 # A fixed dev signing secret for the Clerk webhook (svix format), so local webhook senders can be configured once.
 DEV_CLERK_WEBHOOK_SECRET = "whsec_YmxveHNlcnZlciBsb2NhbCBkZXYgd2ViaG9vayBrZXkh"
 WORKER_STOP_TIMEOUT_SECONDS = 5.0
+# The settings of our own code (bloxserver.settings, the engine): a developer may set them for `make dev`.
+DEVELOPER_SETTINGS_PREFIX = "BLOX_"
 
 
 class LocalStack:
@@ -77,6 +79,8 @@ class LocalStack:
 
     def _set_environment(self, variables: dict[str, str]) -> None:
         for name, value in variables.items():
+            if name.startswith(DEVELOPER_SETTINGS_PREFIX) and name in os.environ and name not in self._saved_environment:
+                continue  # the developer's own setting (e.g. an LLM endpoint) wins over the template's default
             self._saved_environment.setdefault(name, os.environ.get(name))
             os.environ[name] = value
 

@@ -45,3 +45,16 @@ def test_the_signing_key_is_created_once_private_and_shared_by_later_issuers(tmp
 
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     assert first.jwks() == second.jwks()
+
+
+def test_a_developers_own_blox_settings_win_over_the_templates_defaults(tmp_path, monkeypatch):
+    # given a developer who points agents at their own OpenAI-compatible endpoint before `make dev`
+    monkeypatch.setenv("BLOX_LLM_PROVIDER", "openai")
+    monkeypatch.setenv("BLOX_OPENAI_BASE_URL", "http://127.0.0.1:8080/v1")
+    # when the stack starts (the template's LlmProvider default is bedrock)
+    with start_local_stack(key_path=tmp_path / "key.pem") as stack:
+        # then the functions see the developer's values, and the template's own for the rest
+        assert os.environ["BLOX_LLM_PROVIDER"] == "openai"
+        assert os.environ["BLOX_OPENAI_BASE_URL"] == "http://127.0.0.1:8080/v1"
+        assert os.environ["BLOX_BEDROCK_MODEL_ID"] == stack.resource_refs["BedrockModelId"]
+    assert os.environ["BLOX_LLM_PROVIDER"] == "openai"

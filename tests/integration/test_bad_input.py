@@ -85,3 +85,16 @@ def test_no_route_answers_500_to_odd_requests(aws):
                                 server_errors.append((method, path, body, query, reply.status, reply.body[:200]))
     # Then none is a server error
     assert not server_errors, server_errors[:10]
+
+
+def test_a_trigger_config_error_names_the_field_as_the_client_wrote_it(flows):
+    import triggers_handler
+
+    # given a flow and a schedule config missing its cron, with a timezone of the wrong type
+    flow_id = call(flows, "POST", "/api/v1/flows", body={"name": "f"}, claims=PRO).json["id"]
+    body = {"type": "schedule", "name": "s", "config": {"type": "schedule", "timezone": 123}}
+    # when it is created
+    reply = call(triggers_handler.handler, "POST", f"/api/v1/flows/{flow_id}/triggers", body=body, claims=PRO)
+    # then the details name body.config.<field>, without the union's variant tag pydantic puts in the location
+    assert reply.status == 422
+    assert set(reply.json["details"]) == {"body.config.cron", "body.config.timezone"}

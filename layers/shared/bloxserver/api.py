@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aws_lambda_powertools.logging import correlation_paths
 
 from bloxserver.auth import Principal, claims_from_event, principal_from_claims
+from bloxserver.contract import TRIGGER_CONFIG_TAGS
 from bloxserver.errors import HTTP_STATUS, AppError, ErrorCode
 from bloxserver.observability import logger, metrics
 
@@ -38,11 +39,18 @@ def error_response(
     return JSONResponse(body, status_code=HTTP_STATUS[code], headers=headers)
 
 
+def _client_location(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc]
+    return ".".join(
+        part for index, part in enumerate(parts)
+        if not (index and parts[index - 1] == "config" and part in TRIGGER_CONFIG_TAGS)
+    )
+
+
 def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     details: dict[str, Any] = {}
     for err in exc.errors():
-        location = ".".join(str(part) for part in err.get("loc", ()))
-        details[location or "request"] = err.get("msg", "invalid value")
+        details[_client_location(err.get("loc", ())) or "request"] = err.get("msg", "invalid value")
     return details
 
 

@@ -194,6 +194,8 @@ class ManualTriggerConfig(BaseModel):
 TriggerConfig = Annotated[
     WebhookTriggerConfig | ScheduleTriggerConfig | ManualTriggerConfig, Field(discriminator="type")
 ]
+# Pydantic puts the variant's tag in an error's location (body.config.schedule.cron); clients wrote body.config.cron.
+TRIGGER_CONFIG_TAGS = frozenset({"webhook", "schedule", "manual"})
 
 
 class Trigger(BaseModel):

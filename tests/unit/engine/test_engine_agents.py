@@ -136,6 +136,15 @@ def test_a_bedrock_error_fails_the_agent_listener():
     assert result.error.startswith("listener 'triage' failed: bedrock call failed")
 
 
+def test_a_bedrock_error_quotes_its_code_and_the_start_of_its_message_not_a_whole_page():
+    page = "<!DOCTYPE html><html><body>" + "x" * 5000 + "</body></html>"
+    with Stubber(bedrock_client(REGION)) as stubber:
+        stubber.add_client_error("converse", "InternalServerError", page, http_status_code=500)
+        result = run(SUPPORT_DESK, bedrock_settings())
+    assert result.error.startswith("listener 'triage' failed: bedrock call failed: InternalServerError: <!DOCTYPE")
+    assert len(result.error) < 400
+
+
 def openai_settings(server: LocalServer) -> EngineSettings:
     return EngineSettings(llm_provider="openai", openai_base_url=server.url, openai_api_key="sk-test")
 
@@ -208,6 +217,24 @@ def test_max_iterations_bounds_an_agent_that_keeps_calling_tools():
         result = run(yaml_text, openai_settings(server))
     assert result.status == "error"
     assert result.error.startswith("max_iterations (6) exceeded at listener")
+
+
+@pytest.mark.parametrize("usage", [None, {"prompt_tokens": None, "completion_tokens": "5"}], ids=["none", "not counts"])
+def test_usage_an_endpoint_does_not_report_counts_no_tokens(usage):
+    reply = chat_completion("All done.")
+    reply.body["usage"] = usage
+    with LocalServer(lambda request: reply) as server:
+        result = run(SUPPORT_DESK, openai_settings(server))
+    assert (result.status, result.logs[-1].metadata["tokensUsed"]) == ("success", 0)
+
+
+@pytest.mark.parametrize("body", [{"choices": [{"message": ["not", "an", "object"]}]}, {"choices": "none"}, [1]])
+def test_a_malformed_completion_fails_the_agent_listener_clearly(body):
+    from engine_fakes import Reply
+
+    with LocalServer(lambda request: Reply(body=body)) as server:
+        result = run(SUPPORT_DESK, openai_settings(server))
+    assert result.error == "listener 'triage' failed: openai-compatible endpoint sent an unexpected response"
 
 
 def test_an_endpoint_error_fails_the_agent_listener():

@@ -11,6 +11,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bloxserver.engine.llm import (
+    ERROR_PREVIEW_CHARS,
     TOOL_INPUT_SCHEMA,
     AssistantTurn,
     LlmCallFailed,
@@ -21,6 +22,7 @@ from bloxserver.engine.llm import (
     ToolResults,
     Turn,
     UserText,
+    token_count,
 )
 from bloxserver.engine.settings import EngineSettings
 
@@ -86,7 +88,11 @@ class BedrockProvider:
             arguments["toolConfig"] = {"tools": [{"toolSpec": spec} for spec in specs]}
         try:
             response = self.client.converse(**arguments)
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            detail = f"{error.get('Code', 'error')}: {error.get('Message', '')}"[:ERROR_PREVIEW_CHARS]
+            raise LlmCallFailed(f"bedrock call failed: {detail}") from exc
+        except BotoCoreError as exc:
             raise LlmCallFailed(f"bedrock call failed: {exc}") from exc
         content = response["output"]["message"]["content"]
         usage = response.get("usage", {})
@@ -97,6 +103,6 @@ class BedrockProvider:
                 for block in content
                 if "toolUse" in block
             ),
-            input_tokens=usage.get("inputTokens", 0),
-            output_tokens=usage.get("outputTokens", 0),
+            input_tokens=token_count(usage.get("inputTokens")),
+            output_tokens=token_count(usage.get("outputTokens")),
         )

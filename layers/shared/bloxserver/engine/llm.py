@@ -25,6 +25,15 @@ class LlmCallFailed(ListenerFailed):
     pass
 
 
+# How much of a provider's error text a failure quotes: enough to say what went wrong, never a whole HTML page.
+ERROR_PREVIEW_CHARS = 300
+
+
+def token_count(reported: Any) -> int:
+    """A usage figure as the provider reported it; 0 when it sent none, or something that is no count."""
+    return reported if isinstance(reported, int) and not isinstance(reported, bool) and reported >= 0 else 0
+
+
 @dataclass(frozen=True)
 class ResolvedLlm:
     provider: str

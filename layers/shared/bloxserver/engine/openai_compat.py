@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from bloxserver.engine.llm import (
+    ERROR_PREVIEW_CHARS,
     TOOL_INPUT_SCHEMA,
     AssistantTurn,
     LlmCallFailed,
@@ -19,13 +20,11 @@ from bloxserver.engine.llm import (
     ToolResults,
     Turn,
     UserText,
+    token_count,
 )
 from bloxserver.engine.settings import EngineSettings
 
 SSM_CACHE_SECONDS = 300
-ERROR_BODY_PREVIEW_CHARS = 300
-
-
 def api_key(settings: EngineSettings) -> str:
     if settings.openai_api_key:
         return settings.openai_api_key
@@ -109,17 +108,17 @@ class OpenAICompatibleProvider:
         except httpx.HTTPError as exc:
             raise LlmCallFailed(f"openai-compatible call failed: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
-            preview = response.text[:ERROR_BODY_PREVIEW_CHARS]
+            preview = response.text[:ERROR_PREVIEW_CHARS]
             raise LlmCallFailed(f"openai-compatible endpoint answered {response.status_code}: {preview}")
         try:
             payload = response.json()
             message = payload["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            usage = payload.get("usage") or {}
+            return LlmReply(
+                text=message.get("content") or "",
+                tool_calls=tuple(_tool_call(raw) for raw in message.get("tool_calls") or ()),
+                input_tokens=token_count(usage.get("prompt_tokens")),
+                output_tokens=token_count(usage.get("completion_tokens")),
+            )
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise LlmCallFailed("openai-compatible endpoint sent an unexpected response") from exc
-        usage = payload.get("usage") or {}
-        return LlmReply(
-            text=message.get("content") or "",
-            tool_calls=tuple(_tool_call(raw) for raw in message.get("tool_calls") or ()),
-            input_tokens=usage.get("prompt_tokens", 0),
-            output_tokens=usage.get("completion_tokens", 0),
-        )
