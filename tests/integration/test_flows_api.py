@@ -208,3 +208,12 @@ def test_given_a_page_too_deep_then_422_names_page(flows):
     reply = call(flows, "GET", "/api/v1/flows", claims=ALICE, query={"page": "102", "page_size": "100"})
     assert reply.status == 422 and "query.page" in reply.json["details"]
     assert call(flows, "GET", "/api/v1/flows", claims=ALICE, query={"page": "101", "page_size": "100"}).status == 200
+
+
+def test_given_a_json_body_sent_as_a_form_then_422_says_to_send_json(flows):
+    # curl -d without -H 'content-type: application/json' sends a form content type
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    reply = call(flows, "POST", "/api/v1/flows", body='{"name": "x"}', headers=form, claims=ALICE)
+    assert reply.status == 422
+    assert reply.json["details"] == {"body": "must be a JSON object, sent with Content-Type: application/json"}
+    assert call(flows, "GET", "/api/v1/flows", claims=ALICE).json["total"] == 0

@@ -24,6 +24,7 @@ from bloxserver.errors import HTTP_STATUS, AppError, ErrorCode
 from bloxserver.observability import logger, metrics
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+NOT_A_JSON_BODY = "must be a JSON object, sent with Content-Type: application/json"
 
 # Contract models defer their build (cold start); FastAPI's body parameter then reaches Pydantic carrying the
 # alias "body", which Pydantic warns has no effect there. It has none, by design.
@@ -50,7 +51,11 @@ def _client_location(loc: tuple[Any, ...]) -> str:
 def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     details: dict[str, Any] = {}
     for err in exc.errors():
-        details[_client_location(err.get("loc", ())) or "request"] = err.get("msg", "invalid value")
+        message = err.get("msg", "invalid value")
+        if tuple(err.get("loc", ())) == ("body",) and isinstance(err.get("input"), (bytes, str)):
+            # FastAPI reads JSON only under a JSON content type; curl -d sends a form's
+            message = NOT_A_JSON_BODY
+        details[_client_location(err.get("loc", ())) or "request"] = message
     return details
 
 
