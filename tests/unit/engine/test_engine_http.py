@@ -10,7 +10,7 @@ import time
 import pytest
 from engine_fakes import LocalServer, Reply, scripted
 
-from bloxserver.engine import EngineSettings, run_flow
+from bloxserver.engine import EngineSettings, run_flow, validate
 from bloxserver.engine.httpguard import AddressGuard, AddressRefused
 
 LOOPBACK_ONLY = EngineSettings(allowed_private_cidrs=("127.0.0.1/32",))
@@ -34,6 +34,14 @@ def run(yaml_text: str, payload: dict, settings: EngineSettings = LOOPBACK_ONLY)
     return run_flow(
         yaml_text, json.dumps(payload), execution_id="exec-http", deadline=time.monotonic() + 10, settings=settings
     )
+
+
+def load_errors(yaml_text: str) -> list[tuple[str, str | None, str]]:
+    return [(issue.code, issue.listener, issue.message) for issue in validate(yaml_text) if issue.severity == "error"]
+
+
+def everything_logged(result) -> str:
+    return json.dumps([result.error] + [[log.message, log.metadata] for log in result.logs])
 
 
 def test_a_get_renders_url_and_headers_from_the_message_and_returns_the_parsed_response():
@@ -69,6 +77,32 @@ def test_body_expression_and_text_body_templates_shape_what_is_sent():
     assert server.requests[1].body == b"name=w"
 
 
+def test_a_delete_sends_whichever_body_is_configured_and_none_by_default():
+    with LocalServer(lambda request: Reply(body="gone")) as server:
+        for config in ('body_expression: "{sku: name}"', 'body: "name={{ name }}"', ""):
+            result = run(http_flow(f'{{method: DELETE, url: "{server.url}/items/1", {config}}}'), {"name": "w"})
+            assert result.status == "success", result.error
+    assert [(request.method, request.body) for request in server.requests] == [
+        ("DELETE", b'{"sku": "w"}'),
+        ("DELETE", b"name=w"),
+        ("DELETE", b""),
+    ]
+    assert server.requests[0].headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("body", ['body: "name={{ name }}"', 'body_expression: "{sku: name}"'])
+def test_a_get_or_head_with_a_body_is_refused_at_load(method, body):
+    errors = load_errors(http_flow(f'{{method: {method}, url: "https://api.example.com/items", {body}}}'))
+    assert errors == [
+        (
+            "invalid_config",
+            "call",
+            f"listener 'call': a {method} request has no body: remove config.body or config.body_expression",
+        )
+    ]
+
+
 def test_an_error_status_fails_the_listener_unless_allowed():
     with LocalServer(lambda request: Reply(status=503, body="down")) as server:
         failed = run(http_flow(f'{{url: "{server.url}/x?token=secret"}}'), {})
@@ -78,13 +112,28 @@ def test_an_error_status_fails_the_listener_unless_allowed():
     assert json.loads(allowed.output)["status"] == 503
 
 
-def test_the_http_call_is_logged_without_its_query_string():
+def test_the_http_call_is_logged_without_its_query_string_or_userinfo():
     with LocalServer(scripted(Reply(body="ok"))) as server:
-        result = run(http_flow(f'{{url: "{server.url}/x?token=secret"}}'), {})
+        with_secrets = server.url.replace("//", "//user:secret@") + "/x?token=secret#secret"
+        result = run(http_flow(f'{{url: "{with_secrets}"}}'), {})
     [logged] = [log for log in result.logs if log.message.startswith("http ")]
     assert logged.metadata | {"executionId": "exec-http", "listener": "call"} == logged.metadata
     assert logged.metadata["url"] == f"{server.url}/x"
-    assert "secret" not in json.dumps([log.metadata for log in result.logs] + [log.message for log in result.logs])
+    assert "secret" not in everything_logged(result)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://u:SECRET@127.0.0.1:abc/p?token=SECRET", "invalid URL 'http://127.0.0.1:abc/p': Invalid port: 'abc'"),
+        ("http://[::1/p?token=SECRET", "invalid URL"),
+        ("admin:SECRET@api.example.com/p", "only http and https URLs can be requested, got scheme 'admin'"),
+    ],
+)
+def test_an_unusable_templated_url_fails_without_showing_its_query_or_userinfo(url, error):
+    result = run(http_flow('{url: "{{ url }}"}'), {"url": url})
+    assert result.error == f"listener 'call' failed: {error}"
+    assert "SECRET" not in everything_logged(result)
 
 
 def test_a_response_over_the_size_cap_fails_the_listener():
@@ -95,9 +144,40 @@ def test_a_response_over_the_size_cap_fails_the_listener():
 
 
 def test_only_http_and_https_urls_are_requested():
-    result = run(http_flow('{url: "file:///etc/passwd"}'), {})
+    result = run(http_flow('{url: "{{ url }}"}'), {"url": "file:///etc/passwd"})
     assert result.status == "error"
-    assert "only http and https" in result.error
+    assert result.error == "listener 'call' failed: only http and https URLs can be requested, got scheme 'file'"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ftp://example.com/", "only http and https URLs can be requested, got scheme 'ftp'"),
+        ("file:///etc/passwd", "only http and https URLs can be requested, got scheme 'file'"),
+        ("api.example.com/orders", "only http and https URLs can be requested, got scheme ''"),
+        ("http://[::1/orders", "invalid URL"),
+    ],
+)
+def test_a_literal_url_that_cannot_be_requested_is_refused_at_load(url, problem):
+    errors = load_errors(http_flow(f'{{url: "{url}"}}'))
+    assert errors == [("invalid_config", "call", f"listener 'call': config.url: {problem}")]
+
+
+@pytest.mark.parametrize(
+    ("headers", "name"),
+    [('{X-Name: "Zoë"}', "X-Name"), ('{X-Greeting: "Grüße {{ name }}"}', "X-Greeting"), ('{X-Näme: "ada"}', "X-Näme")],
+)
+def test_a_header_with_literal_non_ascii_text_is_refused_at_load(headers, name):
+    errors = load_errors(http_flow(f'{{url: "https://api.example.com/", headers: {headers}}}'))
+    assert errors == [("invalid_config", "call", f"listener 'call': header {name!r} must be ASCII text")]
+
+
+def test_a_header_rendered_as_non_ascii_text_fails_the_listener_naming_the_header():
+    with LocalServer(scripted()) as server:
+        yaml_text = http_flow(f'{{url: "{server.url}/", headers: {{X-Name: "{{{{ name }}}}", X-Id: "7"}}}}')
+        result = run(yaml_text, {"name": "Zoë"})
+    assert result.error == "listener 'call' failed: header 'X-Name' must be ASCII text"
+    assert server.requests == []
 
 
 @pytest.mark.parametrize(
@@ -113,6 +193,11 @@ def test_only_http_and_https_urls_are_requested():
         "http://[::ffff:127.0.0.1]:9/",
         "http://[fd00:ec2::254]/",
         "http://0.0.0.0:9/",
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[::7f00:1]:9/",
+        "http://[::ffff:0:7f00:1]:9/",
+        "http://[2002:7f00:1::]:9/",
+        "http://[fec0::1]/",
     ],
 )
 def test_the_guard_refuses_non_public_addresses_in_production(url):
@@ -167,10 +252,41 @@ def test_the_development_switch_allows_any_address():
         ("fd00:ec2::254", False),
         ("::ffff:10.0.0.1", False),
         ("::ffff:93.184.216.34", True),
+        ("fec0::1", False),
+        ("64:ff9b:1::5db8:d822", False),
     ],
 )
 def test_the_guard_allows_public_addresses_only(address, allowed):
     assert AddressGuard(allow_private_network=False).is_allowed(ipaddress.ip_address(address)) is allowed
+
+
+def test_ipv6_addresses_wrapping_an_ipv4_address_are_judged_by_that_address():
+    # Each form of 169.254.169.254 (the metadata service), then of the public 93.184.216.34.
+    forms = {
+        "NAT64": ("64:ff9b::a9fe:a9fe", "64:ff9b::5db8:d822"),
+        "IPv4-mapped": ("::ffff:a9fe:a9fe", "::ffff:5db8:d822"),
+        "IPv4-compatible": ("::a9fe:a9fe", "::5db8:d822"),
+        "IPv4-translated": ("::ffff:0:a9fe:a9fe", "::ffff:0:5db8:d822"),
+        "6to4": ("2002:a9fe:a9fe::1", "2002:5db8:d822::1"),
+        # Teredo: server 65.54.227.120, client (bits inverted) as above.
+        "Teredo": ("2001:0:4136:e378:8000:63bf:5601:5601", "2001:0:4136:e378:8000:63bf:a247:27dd"),
+    }
+    guard = AddressGuard(allow_private_network=False)
+    allowed = {
+        kind: tuple(guard.is_allowed(ipaddress.ip_address(address)) for address in pair) for kind, pair in forms.items()
+    }
+    assert allowed == dict.fromkeys(forms, (False, True))
+    assert not guard.is_allowed(ipaddress.ip_address("2001:0:a00:1:8000:63bf:a247:27dd"))  # Teredo server 10.0.0.1
+
+
+def test_the_development_allow_list_applies_to_wrapped_ipv4_addresses_too():
+    guard = AddressGuard(allow_private_network=False, allowed_private_cidrs=("127.0.0.1/32",))
+    for address in ("::ffff:7f00:1", "::7f00:1", "::ffff:0:7f00:1", "64:ff9b::7f00:1", "2002:7f00:1::"):
+        assert guard.is_allowed(ipaddress.ip_address(address)), address
+    assert not guard.is_allowed(ipaddress.ip_address("::7f00:2"))
+    assert AddressGuard(allow_private_network=False, allowed_private_cidrs=("::1/128",)).is_allowed(
+        ipaddress.ip_address("::1")
+    )
 
 
 def test_allowed_cidrs_open_only_the_listed_networks():

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from bloxserver.engine.settings import EngineSettings
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+BODYLESS_METHODS = ("GET", "HEAD")
+# Without config.body or config.body_expression, these send the message as JSON.
 BODY_METHODS = ("POST", "PUT", "PATCH")
 DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
@@ -56,12 +58,23 @@ class HttpRequest:
         if self.method not in METHODS:
             raise InvalidConfig(f"config.method must be one of {', '.join(METHODS)}")
         self.url = _template("url", config["url"])
+        if all(isinstance(part, str) for part in self.url.parts):  # no placeholders: it can be checked now
+            try:
+                _check_url(config["url"])
+            except ValueError as exc:
+                raise InvalidConfig(f"config.url: {exc}") from exc
         headers = config.get("headers", {})
         if not isinstance(headers, dict):
             raise InvalidConfig("config.headers must be a mapping of header name: template")
         self.headers = tuple((str(name), _template(f"headers.{name}", value)) for name, value in headers.items())
+        for name, template in self.headers:
+            # Header text is sent as ASCII; a placeholder's value is checked when it is rendered.
+            if not (name.isascii() and all(part.isascii() for part in template.parts if isinstance(part, str))):
+                raise InvalidConfig(f"header {name!r} must be ASCII text")
         if "body" in config and "body_expression" in config:
             raise InvalidConfig("use config.body (a text template) or config.body_expression (JSON), not both")
+        if self.method in BODYLESS_METHODS and ("body" in config or "body_expression" in config):
+            raise InvalidConfig(f"a {self.method} request has no body: remove config.body or config.body_expression")
         self.body = _template("body", config["body"]) if "body" in config else None
         self.body_expression = optional_expression(config, "body_expression")
         self.timeout_seconds = config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
@@ -83,37 +96,53 @@ class HttpRequest:
 
     def run(self, message: Any, invocation: Invocation) -> HandlerResult:
         url = self._render(self.url, message)
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise ListenerFailed(f"only http and https URLs can be requested, got {_loggable(url)!r}")
-        headers = {name: self._render(template, message) for name, template in self.headers}
+        try:
+            shown_url = _check_url(url)
+        except ValueError as exc:
+            raise ListenerFailed(str(exc)) from exc
+        headers: dict[str, str] = {}
+        for name, template in self.headers:
+            value = self._render(template, message)
+            if not value.isascii():
+                raise ListenerFailed(f"header {name!r} must be ASCII text")
+            headers[name] = value
         content: bytes | None = None
         if self.body is not None:
             content = self._render(self.body, message).encode()
-        elif self.method in BODY_METHODS:
+        elif self.body_expression is not None or self.method in BODY_METHODS:
             body = message if self.body_expression is None else evaluate(self.body_expression, message)
             content = json.dumps(body, ensure_ascii=False).encode()
             headers.setdefault("Content-Type", "application/json")
         timeout = max(0.001, min(self.timeout_seconds, invocation.remaining()))
         status, response_headers, raw = invocation.call_blocking(
-            _send, self.method, url, headers, content, timeout, self.max_response_bytes, invocation.settings
+            _send, self.method, url, shown_url, headers, content, timeout, self.max_response_bytes, invocation.settings
         )
         invocation.log(
             "info",
-            f"http {self.method} {_loggable(url)} -> {status}",
+            f"http {self.method} {shown_url} -> {status}",
             method=self.method,
-            url=_loggable(url),
+            url=shown_url,
             status=status,
             responseBytes=len(raw),
         )
         if status >= 400 and not self.allow_error_status:
-            raise ListenerFailed(f"{self.method} {_loggable(url)} answered HTTP {status}")
+            raise ListenerFailed(f"{self.method} {shown_url} answered HTTP {status}")
         return HandlerResult({"status": status, "headers": response_headers, "body": _decoded(raw, response_headers)})
 
 
-def _loggable(url: str) -> str:
-    """The URL without its query string and credentials, which may carry secrets."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+def _check_url(url: str) -> str:
+    """The http(s) URL as logs and errors show it: without its query string, fragment and userinfo, which may carry
+    secrets. Any other URL is a ValueError whose message does not quote it.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        # urlsplit's message may quote the URL's userinfo.
+        raise ValueError("invalid URL") from exc
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"only http and https URLs can be requested, got scheme {parts.scheme!r}")
+    # netloc keeps the port as written: parts.port would raise on an invalid one, which httpx reports better.
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def _decoded(raw: bytes, headers: dict[str, str]) -> Any:
@@ -129,6 +158,7 @@ def _decoded(raw: bytes, headers: dict[str, str]) -> Any:
 def _send(
     method: str,
     url: str,
+    shown_url: str,
     headers: dict[str, str],
     content: bytes | None,
     timeout: float,
@@ -153,12 +183,12 @@ def _send(
                 for chunk in response.iter_bytes():
                     body += chunk
                     if len(body) > max_response_bytes:
-                        too_large = f"response from {_loggable(url)} is larger than {max_response_bytes} bytes"
+                        too_large = f"response from {shown_url} is larger than {max_response_bytes} bytes"
                         raise ListenerFailed(too_large)
                 return response.status_code, {k.lower(): v for k, v in response.headers.items()}, bytes(body)
     except AddressRefused as exc:
         raise ListenerFailed(str(exc)) from exc
     except httpx.InvalidURL as exc:
-        raise ListenerFailed(f"invalid URL {url!r}: {exc}") from exc
+        raise ListenerFailed(f"invalid URL {shown_url!r}: {exc}") from exc
     except httpx.HTTPError as exc:
-        raise ListenerFailed(f"{method} {_loggable(url)} failed: {type(exc).__name__}: {exc}") from exc
+        raise ListenerFailed(f"{method} {shown_url} failed: {type(exc).__name__}: {exc}") from exc

@@ -23,19 +23,45 @@ class AddressRefused(Exception):
     pass
 
 
+# IPv6 forms whose last 32 bits are an IPv4 address the packet is delivered to: IPv4-compatible (also holds :: and
+# ::1), IPv4-mapped, IPv4-translated (RFC 2765) and NAT64 (RFC 6052). is_global is true for some of them.
+_IPV4_IN_LAST_32_BITS = tuple(
+    ipaddress.IPv6Network(network) for network in ("::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96")
+)
+# Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's prefix length, so it cannot be
+# checked; the range is never public.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses a packet to this IPv6 address is relayed through or to."""
+    if address.teredo is not None:
+        return address.teredo
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if any(address in network for network in _IPV4_IN_LAST_32_BITS):
+        return (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF),)
+    return ()
+
+
 class AddressGuard:
     def __init__(self, allow_private_network: bool, allowed_private_cidrs: tuple[str, ...] = ()) -> None:
         self.allow_private_network = allow_private_network
         self.allowed_networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in allowed_private_cidrs)
 
     def is_allowed(self, address: IPAddress) -> bool:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        if self.allow_private_network or any(address in network for network in self.allowed_networks):
+            return True
+        if isinstance(address, ipaddress.IPv6Address):
+            embedded = _embedded_ipv4(address)
+            if embedded:
+                return all(self.is_allowed(ipv4) for ipv4 in embedded)
+            # is_global can be true for these, though neither is public.
+            if address.is_site_local or address in _LOCAL_NAT64:
+                return False
         # is_global is false for loopback, private, link-local (169.254.169.254, the cloud metadata service),
         # carrier-grade NAT (100.64/10, Alibaba's 100.100.100.200), ULA (fd00:ec2::254), reserved and unspecified.
-        if address.is_global and not address.is_multicast:
-            return True
-        return self.allow_private_network or any(address in network for network in self.allowed_networks)
+        return address.is_global and not address.is_multicast
 
     def resolve(self, host: str, port: int) -> str:
         """The address to connect to for host:port, after checking every address the name resolves to."""
