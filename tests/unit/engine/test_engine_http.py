@@ -172,11 +172,12 @@ def test_a_header_with_literal_non_ascii_text_is_refused_at_load(headers, name):
     assert errors == [("invalid_config", "call", f"listener 'call': header {name!r} must be ASCII text")]
 
 
-def test_a_header_rendered_as_non_ascii_text_fails_the_listener_naming_the_header():
+@pytest.mark.parametrize("name", ["Zoë", "SECRET\r\nX-Injected: 1", "SECRET\n"], ids=["non-ASCII", "CRLF", "LF"])
+def test_a_header_rendered_as_anything_but_one_line_of_ascii_fails_the_listener_naming_only_the_header(name):
     with LocalServer(scripted()) as server:
         yaml_text = http_flow(f'{{url: "{server.url}/", headers: {{X-Name: "{{{{ name }}}}", X-Id: "7"}}}}')
-        result = run(yaml_text, {"name": "Zoë"})
-    assert result.error == "listener 'call' failed: header 'X-Name' must be ASCII text"
+        result = run(yaml_text, {"name": name})
+    assert result.error == "listener 'call' failed: header 'X-Name' must be one line of ASCII text"
     assert server.requests == []
 
 

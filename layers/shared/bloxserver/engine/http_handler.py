@@ -103,8 +103,9 @@ class HttpRequest:
         headers: dict[str, str] = {}
         for name, template in self.headers:
             value = self._render(template, message)
-            if not value.isascii():
-                raise ListenerFailed(f"header {name!r} must be ASCII text")
+            # Checked here, not by the HTTP library, whose refusal would quote the value (often a secret).
+            if not value.isascii() or not value.isprintable():
+                raise ListenerFailed(f"header {name!r} must be one line of ASCII text")
             headers[name] = value
         content: bytes | None = None
         if self.body is not None:
