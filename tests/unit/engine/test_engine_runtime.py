@@ -38,6 +38,12 @@ def test_the_default_template_greets_the_named_payload():
     assert json.loads(result.output) == {"name": "Ada", "greeting": "Hello, Ada!"}
 
 
+@pytest.mark.parametrize(("payload", "output"), [(None, {}), ("{}", {})], ids=["no input", "no name"])
+def test_the_default_template_greets_the_world_without_a_name(payload, output):
+    result = run(DEFAULT_ORGANISM_YAML, payload)
+    assert (result.status, json.loads(result.output)) == ("success", {**output, "greeting": "Hello, world!"})
+
+
 @pytest.mark.parametrize(
     ("order", "tier", "total"),
     [(REFERENCE_FLOW_INPUT, "premium", 150), ('{"name":"bolt","qty":2,"price":10}', "standard", 20)],

@@ -40,7 +40,7 @@ def test_duplicate_listener_names_are_an_error():
     assert ("duplicate_node_name", "a", "error") in codes(yaml_text)
 
 
-@pytest.mark.parametrize("name", ["", "calculator.add", "has space", "x" * 65, 42])
+@pytest.mark.parametrize("name", ["", "calculator.add", "has space", "x" * 65, 42, ["a"], {"a": 1}])
 def test_names_must_be_letters_digits_underscores_or_dashes(name):
     yaml_text = organism(f"- {{name: {name!r}, description: x, handler: output}}")
     assert "invalid_node_name" in {code for code, _, _ in codes(yaml_text)}
@@ -79,6 +79,14 @@ def test_peers_and_next_must_name_listeners():
 def test_an_explicit_entry_must_name_a_listener():
     yaml_text = organism("- {name: a, description: x, handler: output}", "organism: {name: t, entry: b}")
     assert ("unknown_entry", None, "error") in codes(yaml_text)
+
+
+@pytest.mark.parametrize("entry", ["[a]", "{a: 1}", "7", "null"])
+def test_an_entry_that_is_not_a_name_is_invalid_config(entry):
+    yaml_text = organism("- {name: a, description: x, handler: output}", f"organism: {{name: t, entry: {entry}}}")
+    [issue] = validate(yaml_text)
+    assert (issue.code, issue.listener, issue.severity) == ("invalid_config", None, "error")
+    assert "organism.entry must be a listener name" in issue.message
 
 
 def test_listeners_no_path_reaches_are_a_warning_and_cycles_an_info():
@@ -121,6 +129,101 @@ def test_config_a_handler_cannot_use_is_invalid_config(listener, fragment):
     assert fragment in issues[0].message
 
 
+@pytest.mark.parametrize(
+    ("listener", "where"),
+    [
+        ("{name: a, description: x, handler: output, config: {1: a}}", "config"),
+        ("{name: a, description: x, handler: transform, config: {null: a, expression: '@'}}", "config"),
+        ("{name: a, description: x, handler: output, config: {1: a, x: b}}", "config"),
+        ("{name: a, description: x, agent: true, prompt: go, config: {yes: a}}", "config"),
+        ("{name: a, description: x, handler: transform, config: {set: {1: '@'}}}", "config.set"),
+        ("{name: a, description: x, handler: http, config: {url: 'https://x', headers: {null: v}}}", "config.headers"),
+    ],
+)
+def test_config_keys_yaml_reads_as_numbers_null_or_booleans_are_invalid_config(listener, where):
+    issues = [issue for issue in validate(organism(f"- {listener}")) if issue.severity == "error"]
+    assert [(issue.code, issue.listener) for issue in issues] == [("invalid_config", "a")]
+    assert f"{where} keys must be text" in issues[0].message
+
+
+@pytest.mark.parametrize(
+    ("header", "listener"),
+    [
+        ("organism: {name: t}\n1: x", "{name: a, description: x, handler: output}"),
+        ("organism: {name: t, null: x}", "{name: a, description: x, handler: output}"),
+        ("organism: {name: t}\nllm: {true: x}", "{name: a, description: x, handler: output}"),
+        ("organism: {name: t}", "{name: a, description: x, handler: output, 2: x}"),
+    ],
+)
+def test_other_keys_yaml_reads_as_numbers_null_or_booleans_are_unknown_keys(header, listener):
+    [issue] = validate(organism(f"- {listener}", header))
+    assert (issue.code, issue.severity) == ("unknown_key", "warning")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "timeout_seconds: .nan",
+        "timeout_seconds: .inf",
+        "timeout_seconds: 0x" + "f" * 300,  # an integer, but past the largest float
+        "max_iterations: .inf",
+        "max_tokens_per_thread: .nan",
+        "llm: {temperature: .nan}",
+        "llm: {max_tokens: .inf}",
+    ],
+)
+def test_flow_settings_must_be_finite_numbers(setting):
+    [issue] = validate(organism("- {name: a, description: x, handler: output}", f"organism: {{name: t}}\n{setting}"))
+    assert (issue.code, issue.listener, issue.severity) == ("invalid_config", None, "error")
+    assert "finite" in issue.message
+
+
+@pytest.mark.parametrize(
+    "setting", ["timeout_seconds: .nan", "timeout_seconds: -.inf", "temperature: .inf", "max_tokens: .nan"]
+)
+def test_listener_settings_must_be_finite_numbers(setting):
+    [issue] = validate(organism(f"- {{name: a, description: x, agent: true, prompt: go, {setting}}}"))
+    assert (issue.code, issue.listener, issue.severity) == ("invalid_config", "a", "error")
+    assert "finite" in issue.message
+
+
+@pytest.mark.parametrize(
+    "listener",
+    [
+        "{name: a, description: x, handler: transform, config: {expression: 'nosuchfn(a)'}}",
+        "{name: a, description: x, handler: output, config: {expression: '{x: [upper(a), nosuchfn(b)]}'}}",
+        "{name: a, description: x, handler: http, config: {url: 'https://x/{{ nosuchfn(id) }}'}}",
+    ],
+)
+def test_an_expression_calling_an_unknown_function_is_invalid_config_naming_it(listener):
+    [issue] = validate(organism(f"- {listener}"))
+    assert (issue.code, issue.listener, issue.severity) == ("invalid_config", "a", "error")
+    assert "unknown function nosuchfn()" in issue.message
+
+
+def output_shaped_by(expression: str) -> str:
+    return organism(f"- {{name: a, description: x, handler: output, config: {{expression: '{expression}'}}}}")
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["(" * 3000 + "a" + ")" * 3000, "!" * 3000 + "a", " | ".join(["a"] * 1000)],
+    ids=["parentheses", "negations", "pipes"],
+)
+def test_an_expression_nested_too_deeply_to_evaluate_is_invalid_config(expression):
+    [issue] = validate(output_shaped_by(expression))
+    assert (issue.code, issue.listener, issue.severity) == ("invalid_config", "a", "error")
+    assert "nests too deeply" in issue.message
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["length(not_null(a, b))", "sort_by(items, &price)[0]", "concat(upper(a), to_string(add(b, `1`)))", "!" * 99 + "a"],
+)
+def test_expressions_using_builtin_and_engine_functions_and_moderate_nesting_validate(expression):
+    assert validate(output_shaped_by(expression)) == []
+
+
 def test_an_output_listener_cannot_have_peers():
     yaml_text = organism("""
         - {name: a, description: x, handler: output, peers: [b]}
@@ -154,6 +257,17 @@ def test_malformed_documents_are_errors_not_exceptions(yaml_text):
     issues = validate(yaml_text)
     assert issues and all(issue.severity == "error" for issue in issues)
     assert {issue.code for issue in issues} <= {"yaml_syntax", "no_listeners", "invalid_config"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2024-02-30", "!!bool maybe", "!!int abc", "!!float abc", "!!timestamp garbage", "1" * 5000, "-0x" + "f" * 5000],
+    ids=["impossible date", "bool", "int", "float", "timestamp", "long integer", "long hexadecimal integer"],
+)
+def test_a_value_that_does_not_fit_its_yaml_type_is_a_syntax_error_at_its_position(value):
+    [issue] = validate(f"organism: {{name: t}}\ntimeout_seconds: {value}\nlisteners: [{{name: a, handler: output}}]")
+    assert issue.code == "yaml_syntax"
+    assert "line 2" in issue.message
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,9 @@ class FlowFunctions(functions.Functions):
 
 
 OPTIONS = jmespath.Options(custom_functions=FlowFunctions())
+# Evaluation recurses once per level of the parsed expression; this keeps it far from the interpreter's stack limit.
+MAX_EXPRESSION_DEPTH = 100
+_TOO_DEEP = f"expression nests too deeply (at most {MAX_EXPRESSION_DEPTH} levels)"
 
 
 def _as_text(value: Any) -> str:
@@ -80,17 +83,50 @@ class Expression:
             return self._compiled.search(data, options=OPTIONS)
         except ExpressionError:
             raise
+        except jmespath_exceptions.JMESPathTypeError as exc:
+            # JMESPath's own message (and so the chained exception) quotes the value, which is message payload.
+            raise ExpressionError(f"expression {self.source!r} failed: {_type_mismatch(exc)}") from None
+        except RecursionError:
+            raise ExpressionError(f"expression {self.source!r} failed: the value nests too deeply") from None
         except (jmespath_exceptions.JMESPathError, TypeError, ValueError, ArithmeticError) as exc:
+            # These (arity errors, the functions' Python errors such as an infinite floor()) name types, not values.
             raise ExpressionError(f"expression {self.source!r} failed: {exc}") from exc
+
+
+def _type_mismatch(exc: jmespath_exceptions.JMESPathTypeError) -> str:
+    # Checks of array elements report Python type names ("str"), the others JMESPath's ("string").
+    actual = functions.TYPES_MAP.get(exc.actual_type, exc.actual_type)
+    return f"{exc.function_name}() expected {' or '.join(exc.expected_types)}, got {actual}"
 
 
 def compile_expression(source: Any) -> Expression:
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError(f"expected a JMESPath expression string, got {source!r}")
     try:
-        return Expression(source, jmespath.compile(source))
+        compiled = jmespath.compile(source)
     except jmespath_exceptions.JMESPathError as exc:
         raise ExpressionError(f"invalid JMESPath expression {source!r}: {exc}") from exc
+    except RecursionError:
+        raise ExpressionError(_TOO_DEEP) from None
+    _check_tree(source, compiled.parsed)
+    return Expression(source, compiled)
+
+
+def _check_tree(source: str, tree: dict[str, Any]) -> None:
+    """Refuses at load what evaluation would fail on: unknown functions, and nesting too deep to evaluate."""
+    unknown: set[str] = set()
+    pending = [(tree, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise ExpressionError(_TOO_DEEP)
+        if node["type"] == "function_expression" and node["value"] not in OPTIONS.custom_functions.FUNCTION_TABLE:
+            unknown.add(node["value"])
+        # A slice's children are its bounds (numbers or None), not nodes.
+        pending.extend((child, depth + 1) for child in node["children"] if isinstance(child, dict))
+    if unknown:
+        names = ", ".join(f"{name}()" for name in sorted(unknown))
+        raise ExpressionError(f"unknown function{'s' if len(unknown) > 1 else ''} {names} in expression {source!r}")
 
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")

@@ -33,7 +33,23 @@ class Handler(Protocol):
     def run(self, message: Any, invocation: Invocation) -> HandlerResult: ...
 
 
+def _require_text_keys(config: dict[str, Any]) -> None:
+    """Refuses a mapping key, at any depth of a config, that is not text: YAML reads `1:`, `null:` or `yes:` as a
+    number, null or boolean, which no setting, `set` key or header name can be."""
+    pending: list[tuple[str, Any]] = [("config", config)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidConfig(f"{where} keys must be text (quote them in the YAML), got {key!r}")
+                pending.append((f"{where}.{key}", item))
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
+
+
 def config_keys(spec: ListenerSpec, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
+    _require_text_keys(spec.config)
     unknown = sorted(set(spec.config) - allowed)
     if unknown:
         raise InvalidConfig(f"unknown config key(s) for handler {spec.handler_name!r}: {', '.join(unknown)}")
@@ -80,15 +96,15 @@ class Transform:
         if not isinstance(assignments, dict) or ("set" in config and not assignments):
             raise InvalidConfig("config.set must be a non-empty mapping of key: JMESPath expression")
         self.assignments = tuple(
-            (str(key), compile_config_expression(f"set.{key}", source)) for key, source in assignments.items()
+            (key, compile_config_expression(f"set.{key}", source)) for key, source in assignments.items()
         )
 
     def run(self, message: Any, invocation: Invocation) -> HandlerResult:
         if self.expression is not None:
             return HandlerResult(evaluate(self.expression, message))
-        if not isinstance(message, dict):
+        if message is not None and not isinstance(message, dict):
             raise ListenerFailed(f"config.set needs an object message, got {type(message).__name__}")
-        result = dict(message)
+        result = dict(message or {})  # no input (null): the keys set make a new object
         for key, expression in self.assignments:
             result[key] = evaluate(expression, message)
         return HandlerResult(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -21,6 +22,8 @@ from bloxserver.engine.model import LlmChoice, Listener, ListenerSpec, Organism,
 
 MAX_YAML_CHARS = 256 * 1024
 MAX_EXPANDED_NODES = 50_000
+# Far more than any setting needs, and short enough that every integer prints (Python refuses past 4300 digits).
+MAX_INTEGER_CHARS = 1000
 CACHE_SIZE = 64
 
 LLM_PROVIDERS = ("bedrock", "openai")
@@ -34,6 +37,23 @@ LISTENER_KEYS = set(
 )
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
+class _Loader(_SafeLoader):
+    """The safe loader, with every value it cannot build reported as a YAML error at its position."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if isinstance(node, yaml.ScalarNode) and node.tag == _INT_TAG and len(node.value) > MAX_INTEGER_CHARS:
+            problem = f"integers are limited to {MAX_INTEGER_CHARS} characters"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # SafeConstructor raises plain Python errors for a scalar that does not fit its tag (`2024-02-30`,
+            # `!!bool maybe`), which would otherwise escape validation.
+            problem = f"this value is not a valid {node.tag.removeprefix('tag:yaml.org,2002:')}"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from exc
 
 
 class _Refused(Exception):
@@ -69,7 +89,7 @@ def parse_yaml(text: str) -> Any:
     """YAML text to plain data (mappings, lists, scalars); raises _Refused with a `yaml_syntax` or size issue."""
     if len(text) > MAX_YAML_CHARS:
         raise _Refused("document_too_large", f"organism YAML is larger than {MAX_YAML_CHARS} characters")
-    loader = _SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -82,6 +102,11 @@ def parse_yaml(text: str) -> Any:
         raise _Refused("yaml_syntax", "the YAML document is nested too deeply") from exc
     finally:
         loader.dispose()
+
+
+def _finite(value: int | float) -> bool:
+    """False for NaN, the infinities and integers too large to be a float (a deadline adds them to one)."""
+    return abs(value) <= sys.float_info.max
 
 
 class _Builder:
@@ -111,8 +136,8 @@ class _Builder:
     ) -> Any:
         value = mapping.get(key, default)
         kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-            kind = "a positive integer" if integer else "a positive number"
+        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0 or not _finite(value):
+            kind = "a finite positive integer" if integer else "a finite positive number"
             self.issue("invalid_config", f"{where}.{key} must be {kind}, got {value!r}", listener)
             return default
         return value
@@ -136,8 +161,10 @@ class _Builder:
             self.issue("invalid_config", f"{where}.model must be a model id string", listener)
             model = None
         temperature = mapping.get("temperature")
-        if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))):
-            self.issue("invalid_config", f"{where}.temperature must be a number", listener)
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not _finite(temperature)
+        ):
+            self.issue("invalid_config", f"{where}.temperature must be a finite number", listener)
             temperature = None
         max_tokens = None
         if "max_tokens" in mapping:
@@ -261,7 +288,12 @@ class _Builder:
         specs = [self.listener_spec(index, entry, seen) for index, entry in enumerate(entries)]
         first_name = next((e.get("name") for e in entries if isinstance(e, dict)), None)
         entry_name = header.get("entry", first_name)
-        if "entry" in header and entry_name not in seen:
+        if not isinstance(entry_name, str):
+            if "entry" in header:
+                self.issue("invalid_config", f"organism.entry must be a listener name, got {entry_name!r}")
+            # Without `entry`, the first listener's name is not text: that listener's issue is reported already.
+            entry_name = None
+        elif "entry" in header and entry_name not in seen:
             self.issue("unknown_entry", f"organism.entry {entry_name!r} is not a listener")
         for spec in specs:
             if spec is not None:
