@@ -13,6 +13,8 @@ from typing import Any
 
 # json.dumps refuses integers longer than this many digits (sys.int_info.default_max_str_digits).
 MAX_INT_DIGITS = 4300
+# json.dumps recurses once per level, under Python's recursion limit (1000) less the frames already in use.
+MAX_NESTING = 256
 
 
 def _refuse_constant(name: str) -> Any:
@@ -36,25 +38,26 @@ def parse(text: str) -> Any:
 
 
 def size_problem(value: Any, max_bytes: int) -> str | None:
-    """Why `value` cannot travel as a JSON message of at most about `max_bytes` bytes, or None when it can.
+    """Why `value` cannot travel as a JSON message of at most about `max_bytes` bytes and MAX_NESTING levels, or
+    None when it can.
 
     Walks the value instead of serialising it: values that share parts (a transform doubling a list each round) can
     be exponentially larger than their memory, so the walk stops as soon as the budget is spent.
     """
     size = 0
-    pending = [value]
+    pending = [(value, 1)]
     while pending:
-        item = pending.pop()
+        item, depth = pending.pop()
         if isinstance(item, str):
             size += len(item) + 2
-        elif isinstance(item, dict):
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_NESTING:
+                return f"nesting deeper than {MAX_NESTING} levels"
             size += 2 + len(item)
-            for key, nested in item.items():
-                size += len(str(key)) + 3
-                pending.append(nested)
-        elif isinstance(item, list):
-            size += 2 + len(item)
-            pending.extend(item)
+            if isinstance(item, dict):
+                size += sum(len(str(key)) + 3 for key in item)
+                item = item.values()
+            pending.extend((nested, depth + 1) for nested in item)
         elif isinstance(item, float):
             if not math.isfinite(item):
                 return "a number JSON cannot carry (infinity or NaN)"

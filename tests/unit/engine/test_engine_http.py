@@ -90,6 +90,20 @@ def test_a_delete_sends_whichever_body_is_configured_and_none_by_default():
     assert server.requests[0].headers["Content-Type"] == "application/json"
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("timeout_seconds: .nan", "config.timeout_seconds must be a finite positive number"),
+        ("timeout_seconds: .inf", "config.timeout_seconds must be a finite positive number"),
+        ("max_response_bytes: true", "config.max_response_bytes must be an integer from 1 to"),
+        ("max_response_bytes: 1.5", "config.max_response_bytes must be an integer from 1 to"),
+    ],
+)
+def test_http_limits_must_be_finite_positive_numbers(setting, message):
+    [(code, listener, text)] = load_errors(http_flow(f'{{url: "https://api.example.com/items", {setting}}}'))
+    assert (code, listener) == ("invalid_config", "call") and message in text
+
+
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize("body", ['body: "name={{ name }}"', 'body_expression: "{sku: name}"'])
 def test_a_get_or_head_with_a_body_is_refused_at_load(method, body):

@@ -224,6 +224,21 @@ def test_a_message_growing_every_round_stops_the_run_at_the_message_cap_within_t
     assert result.error == "listener 'grow' produced a message with more than 1048576 bytes"
 
 
+def test_an_input_nesting_deeper_than_messages_may_ends_the_run_as_an_error():
+    yaml_text = organism("- {name: echo, description: x, handler: output}")
+    result = run(yaml_text, "[" * 300 + "]" * 300)
+    assert (result.status, result.error) == ("error", "the input has nesting deeper than 256 levels")
+
+
+def test_a_message_nesting_deeper_every_round_stops_the_run_at_the_nesting_cap():
+    yaml_text = organism(
+        "- {name: wrap, description: x, handler: transform, config: {expression: '{d: @}'}, peers: [wrap]}",
+        "organism: {name: t}\nmax_iterations: 1000",
+    )
+    result = run(yaml_text, "1")
+    assert (result.status, result.error) == ("error", "listener 'wrap' produced a message with nesting deeper than 256 levels")
+
+
 @pytest.mark.parametrize(
     ("expression", "problem"),
     [

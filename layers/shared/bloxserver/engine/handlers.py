@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
@@ -31,6 +32,13 @@ class HandlerResult:
 
 class Handler(Protocol):
     def run(self, message: Any, invocation: Invocation) -> HandlerResult: ...
+
+
+def is_positive_number(value: Any, integer: bool = False) -> bool:
+    """A finite positive number (an int when `integer`): not a bool, NaN, an infinity, nor an integer too large to
+    be a float (deadlines add them to one)."""
+    kinds = (int,) if integer else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool) and 0 < value <= sys.float_info.max
 
 
 def _require_text_keys(config: dict[str, Any]) -> None:

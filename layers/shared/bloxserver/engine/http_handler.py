@@ -16,6 +16,7 @@ from bloxserver.engine.handlers import (
     ListenerFailed,
     config_keys,
     evaluate,
+    is_positive_number,
     optional_expression,
 )
 
@@ -78,11 +79,10 @@ class HttpRequest:
         self.body = _template("body", config["body"]) if "body" in config else None
         self.body_expression = optional_expression(config, "body_expression")
         self.timeout_seconds = config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
-        timeout = self.timeout_seconds
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise InvalidConfig("config.timeout_seconds must be a positive number")
+        if not is_positive_number(self.timeout_seconds):
+            raise InvalidConfig("config.timeout_seconds must be a finite positive number")
         self.max_response_bytes = config.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
-        if not isinstance(self.max_response_bytes, int) or not 0 < self.max_response_bytes <= MAX_RESPONSE_BYTES:
+        if not is_positive_number(self.max_response_bytes, integer=True) or self.max_response_bytes > MAX_RESPONSE_BYTES:
             raise InvalidConfig(f"config.max_response_bytes must be an integer from 1 to {MAX_RESPONSE_BYTES}")
         self.allow_error_status = config.get("allow_error_status", False)
         if not isinstance(self.allow_error_status, bool):

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from bloxserver.engine.handlers import BUILTIN_HANDLERS, InvalidConfig
+from bloxserver.engine.handlers import BUILTIN_HANDLERS, InvalidConfig, is_positive_number
 from bloxserver.engine.model import LlmChoice, Listener, ListenerSpec, Organism, OrganismError, ValidationIssue
 
 MAX_YAML_CHARS = 256 * 1024
@@ -135,8 +135,7 @@ class _Builder:
         integer: bool = False,
     ) -> Any:
         value = mapping.get(key, default)
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0 or not _finite(value):
+        if not is_positive_number(value, integer):
             kind = "a finite positive integer" if integer else "a finite positive number"
             self.issue("invalid_config", f"{where}.{key} must be {kind}, got {value!r}", listener)
             return default

@@ -208,9 +208,13 @@ def _entry_message(input_payload: str | None) -> Any:
     if input_payload is None:
         return None
     try:
-        return jsonvalues.parse(input_payload)
+        message = jsonvalues.parse(input_payload)
     except ValueError:
         return input_payload
+    problem = jsonvalues.size_problem(message, MAX_MESSAGE_BYTES)
+    if problem is not None:
+        raise RunStopped(f"the input has {problem}", None)
+    return message
 
 
 def _output_text(terminal_results: dict[str, list[Any]]) -> str | None:
