@@ -27,6 +27,7 @@ from moto import mock_aws  # noqa: E402
 
 from devstack.embedded_aws import make_moto_dynamodb_faithful  # noqa: E402
 from devstack.server import forget_cached_clients  # noqa: E402
+from tests.support import ALICE, SHOUT_YAML, call  # noqa: E402
 
 make_moto_dynamodb_faithful()
 
@@ -49,6 +50,22 @@ def flows(aws):
     import flows_handler
 
     return flows_handler.handler
+
+
+@pytest.fixture
+def triggers(aws):
+    """The triggers function's handler, on the embedded AWS."""
+    import triggers_handler
+
+    return triggers_handler.handler
+
+
+@pytest.fixture
+def flow_id(flows):
+    """A stopped flow of Alice's (tests of triggers)."""
+    reply = call(flows, "POST", "/api/v1/flows", body={"name": "Triggered", "organismYaml": SHOUT_YAML}, claims=ALICE)
+    assert reply.status == 201
+    return reply.json["id"]
 
 
 @pytest.fixture

@@ -63,3 +63,7 @@ def call(
 
 ALICE = claims_for("user_alice")
 BOB = claims_for("user_bob")
+
+
+def triggers_path(flow_id: str) -> str:
+    return f"/api/v1/flows/{flow_id}/triggers"

@@ -2,7 +2,8 @@
 
 Input: {"userId", "flowId", "triggerId", "scheduledTime", "executionId"}, the last two filled in by the Scheduler
 (<aws.scheduler.scheduled-time>, <aws.scheduler.execution-id>). The Scheduler's execution id is the delivery
-key, so a retried invocation (Lambda's async retries, the Scheduler's own) records the execution once.
+key, so a retried invocation (Lambda's async retries, the Scheduler's own) records the execution once. A firing for
+a trigger that no longer exists records nothing and deletes its schedule (schedule_logic).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Any
 from uuid import UUID
 
 from bloxserver.contract import TriggerType
-from bloxserver.errors import InvalidState, NotFound, QuotaExceeded
-from bloxserver.executions import StartRequest, start_execution
+from bloxserver.executions import StartRequest
 from bloxserver.observability import logger, metrics
+
+import schedule_logic
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -36,9 +38,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # A retry cannot fix a malformed target input; raising would only make the Scheduler retry it.
         logger.error("Malformed schedule event", extra={"error": str(exc)})
         return {"status": "skipped", "reason": "malformed event"}
-    try:
-        outcome = start_execution(request)
-    except (NotFound, InvalidState, QuotaExceeded) as refused:
-        logger.info("Scheduled run not recorded", extra={"reason": refused.message, "flowId": str(request.flow_id)})
-        return {"status": "skipped", "reason": refused.message}
-    return {"status": "accepted", "executionId": outcome.execution["id"]}
+    return schedule_logic.fire(request)

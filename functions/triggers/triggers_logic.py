@@ -124,14 +124,18 @@ def create_trigger(principal: Principal, flow_id: UUID, request: CreateTriggerRe
             {"limit": MAX_TRIGGERS_PER_FLOW},
         ) from full
     # The schedule follows the status read after the trigger was written: a start or stop that ran before this
-    # read is seen here, and one that runs after it lists this trigger and puts its schedule itself.
+    # read is seen here, and one that runs after it lists this trigger and updates its schedule itself. The rule
+    # also deletes the schedule again if the trigger was removed meanwhile (bloxserver/triggers.py).
     flow = flow_store.get_flow(principal.user_id, flow_id)
     running = trigger_rules.is_running(flow)
     if request.type == TriggerType.SCHEDULE:
         try:
-            trigger_rules.sync_schedules(principal.user_id, flow_id, [item], running)
+            running = trigger_rules.create_trigger_schedule(item, running)
         except Exception as failure:
-            trigger_rules.remove_trigger(item)  # no trigger without its schedule
+            try:
+                trigger_rules.remove_trigger(item)  # no trigger without its schedule
+            except trigger_store.TriggerChanged:
+                pass  # removed meanwhile by a trigger or flow deletion
             raise ServiceUnavailable("Could not create the trigger's schedule; try again") from failure
     return to_trigger(item, running)
 

@@ -13,33 +13,15 @@ import pytest
 
 from bloxserver.dal.triggers import get_webhook_target
 from bloxserver.settings import get_settings
-from tests.support import ALICE, BOB, SHOUT_YAML, call, claims_for
+from tests.support import ALICE, BOB, call, claims_for, triggers_path
 
 
 EVERY_MINUTE = {"type": "schedule", "cron": "* * * * *", "timezone": "UTC"}
 WEEKDAYS_AT_NINE_BERLIN = {"type": "schedule", "cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"}
 
 
-@pytest.fixture
-def triggers(aws):
-    import triggers_handler
-
-    return triggers_handler.handler
-
-
-@pytest.fixture
-def flow_id(flows):
-    reply = call(flows, "POST", "/api/v1/flows", body={"name": "Triggered", "organismYaml": SHOUT_YAML}, claims=ALICE)
-    assert reply.status == 201
-    return reply.json["id"]
-
-
-def base(flow_id: str) -> str:
-    return f"/api/v1/flows/{flow_id}/triggers"
-
-
 def create(triggers, flow_id, type_, config, name="My trigger", claims=ALICE):
-    return call(triggers, "POST", base(flow_id), body={"type": type_, "name": name, "config": config}, claims=claims)
+    return call(triggers, "POST", triggers_path(flow_id), body={"type": type_, "name": name, "config": config}, claims=claims)
 
 
 def scheduler():
@@ -72,7 +54,7 @@ def test_given_a_flow_when_a_webhook_trigger_is_created_then_it_has_a_43_char_to
     assert trigger["webhookUrl"] == f"{get_settings().public_base_url}/webhooks/{token}"
     assert trigger["nextRunAt"] is None and trigger["nextRunTimes"] is None
     assert get_webhook_target(token) == {"userId": trigger_owner(), "flowId": flow_id, "triggerId": trigger["id"]}
-    assert call(triggers, "GET", f"{base(flow_id)}/{trigger['id']}", claims=ALICE).json == trigger
+    assert call(triggers, "GET", f"{triggers_path(flow_id)}/{trigger['id']}", claims=ALICE).json == trigger
 
 
 def trigger_owner() -> str:
@@ -90,28 +72,28 @@ def test_given_a_manual_trigger_then_it_has_no_token_no_schedule_and_no_next_run
 
 def test_given_triggers_when_listing_then_a_plain_array_in_creation_order(triggers, flow_id):
     names = [create(triggers, flow_id, "manual", {"type": "manual"}, name=f"t{i}").json["name"] for i in range(3)]
-    listing = call(triggers, "GET", base(flow_id), claims=ALICE)
+    listing = call(triggers, "GET", triggers_path(flow_id), claims=ALICE)
     assert listing.status == 200
     assert [trigger["name"] for trigger in listing.json] == names
 
 
 def test_given_a_flow_without_triggers_when_listing_then_an_empty_array(triggers, flow_id):
-    assert call(triggers, "GET", base(flow_id), claims=ALICE).json == []
+    assert call(triggers, "GET", triggers_path(flow_id), claims=ALICE).json == []
 
 
 def test_given_a_webhook_trigger_when_deleted_then_204_gone_and_its_token_dead(triggers, flow_id):
     trigger = create(triggers, flow_id, "webhook", {"type": "webhook"}).json
-    reply = call(triggers, "DELETE", f"{base(flow_id)}/{trigger['id']}", claims=ALICE)
+    reply = call(triggers, "DELETE", f"{triggers_path(flow_id)}/{trigger['id']}", claims=ALICE)
     assert reply.status == 204 and reply.body == ""
-    assert call(triggers, "GET", f"{base(flow_id)}/{trigger['id']}", claims=ALICE).json["message"] == "Trigger not found"
+    assert call(triggers, "GET", f"{triggers_path(flow_id)}/{trigger['id']}", claims=ALICE).json["message"] == "Trigger not found"
     assert get_webhook_target(trigger["webhookToken"]) is None
-    assert call(triggers, "DELETE", f"{base(flow_id)}/{trigger['id']}", claims=ALICE).status == 404
+    assert call(triggers, "DELETE", f"{triggers_path(flow_id)}/{trigger['id']}", claims=ALICE).status == 404
 
 
 def test_given_triggers_are_deleted_then_the_cap_counts_only_the_remaining_ones(triggers, flow_id):
     ids = [create(triggers, flow_id, "manual", {"type": "manual"}).json["id"] for _ in range(20)]
     assert create(triggers, flow_id, "manual", {"type": "manual"}).status == 403
-    call(triggers, "DELETE", f"{base(flow_id)}/{ids[0]}", claims=ALICE)
+    call(triggers, "DELETE", f"{triggers_path(flow_id)}/{ids[0]}", claims=ALICE)
     assert create(triggers, flow_id, "manual", {"type": "manual"}).status == 201
 
 
@@ -121,14 +103,14 @@ def test_given_a_flow_at_its_trigger_cap_when_creating_another_then_limit_reache
     reply = create(triggers, flow_id, "webhook", {"type": "webhook"})
     assert reply.status == 403 and reply.json["code"] == "limit_reached"
     assert reply.json["details"] == {"limit": 20}
-    assert len(call(triggers, "GET", base(flow_id), claims=ALICE).json) == 20
+    assert len(call(triggers, "GET", triggers_path(flow_id), claims=ALICE).json) == 20
 
 
 def test_given_30_parallel_creates_then_exactly_20_triggers_exist(triggers, flow_id):
     with ThreadPoolExecutor(max_workers=10) as pool:
         statuses = list(pool.map(lambda i: create(triggers, flow_id, "manual", {"type": "manual"}).status, range(30)))
     assert statuses.count(201) == 20 and statuses.count(403) == 10
-    assert len(call(triggers, "GET", base(flow_id), claims=ALICE).json) == 20
+    assert len(call(triggers, "GET", triggers_path(flow_id), claims=ALICE).json) == 20
 
 
 # --- validation -------------------------------------------------------------------------------------------------
@@ -148,10 +130,10 @@ def test_given_30_parallel_creates_then_exactly_20_triggers_exist(triggers, flow
     ],
 )
 def test_given_an_inconsistent_or_unusable_trigger_when_creating_then_422_names_the_field(triggers, flow_id, body, field):
-    reply = call(triggers, "POST", base(flow_id), body=body, claims=ALICE)
+    reply = call(triggers, "POST", triggers_path(flow_id), body=body, claims=ALICE)
     assert reply.status == 422 and reply.json["code"] == "validation_error"
     assert field in reply.json["details"]
-    assert call(triggers, "GET", base(flow_id), claims=ALICE).json == []
+    assert call(triggers, "GET", triggers_path(flow_id), claims=ALICE).json == []
     assert schedule_names() == set()
 
 
@@ -173,13 +155,13 @@ def test_given_both_day_fields_restricted_then_422_explains_aws_cannot_run_it(tr
     ],
 )
 def test_given_a_malformed_body_when_creating_then_422_and_nothing_written(triggers, flow_id, body):
-    reply = call(triggers, "POST", base(flow_id), body=body, claims=ALICE)
+    reply = call(triggers, "POST", triggers_path(flow_id), body=body, claims=ALICE)
     assert reply.status == 422 and reply.json["code"] == "validation_error" and reply.json["details"]
-    assert call(triggers, "GET", base(flow_id), claims=ALICE).json == []
+    assert call(triggers, "GET", triggers_path(flow_id), claims=ALICE).json == []
 
 
 def test_given_a_malformed_trigger_id_then_422_not_500(triggers, flow_id):
-    reply = call(triggers, "GET", f"{base(flow_id)}/not-a-uuid", claims=ALICE)
+    reply = call(triggers, "GET", f"{triggers_path(flow_id)}/not-a-uuid", claims=ALICE)
     assert reply.status == 422 and "path.trigger_id" in reply.json["details"]
 
 
@@ -190,31 +172,31 @@ def test_given_a_webhook_trigger_when_its_token_is_regenerated_then_the_old_toke
     triggers, flow_id
 ):
     trigger = create(triggers, flow_id, "webhook", {"type": "webhook"}).json
-    reply = call(triggers, "POST", f"{base(flow_id)}/{trigger['id']}/regenerate-token", claims=ALICE)
+    reply = call(triggers, "POST", f"{triggers_path(flow_id)}/{trigger['id']}/regenerate-token", claims=ALICE)
     assert reply.status == 200
     renewed = reply.json
     assert renewed["id"] == trigger["id"] and renewed["webhookToken"] != trigger["webhookToken"]
     assert len(renewed["webhookToken"]) == 43 and renewed["webhookUrl"].endswith(f"/webhooks/{renewed['webhookToken']}")
     assert get_webhook_target(trigger["webhookToken"]) is None
     assert get_webhook_target(renewed["webhookToken"])["triggerId"] == trigger["id"]
-    assert call(triggers, "GET", f"{base(flow_id)}/{trigger['id']}", claims=ALICE).json == renewed
+    assert call(triggers, "GET", f"{triggers_path(flow_id)}/{trigger['id']}", claims=ALICE).json == renewed
 
 
 @pytest.mark.parametrize("config", [{"type": "manual"}, EVERY_MINUTE])
 def test_given_a_non_webhook_trigger_when_regenerating_its_token_then_409_invalid_state(triggers, flow_id, config):
     trigger = create(triggers, flow_id, config["type"], config).json
-    reply = call(triggers, "POST", f"{base(flow_id)}/{trigger['id']}/regenerate-token", claims=ALICE)
+    reply = call(triggers, "POST", f"{triggers_path(flow_id)}/{trigger['id']}/regenerate-token", claims=ALICE)
     assert reply.status == 409 and reply.json["code"] == "invalid_state"
     assert reply.json["details"] == {"type": config["type"]}
 
 
 def test_given_concurrent_regenerations_then_exactly_the_final_token_works(triggers, flow_id):
     trigger = create(triggers, flow_id, "webhook", {"type": "webhook"}).json
-    path = f"{base(flow_id)}/{trigger['id']}/regenerate-token"
+    path = f"{triggers_path(flow_id)}/{trigger['id']}/regenerate-token"
     with ThreadPoolExecutor(max_workers=4) as pool:
         replies = list(pool.map(lambda _: call(triggers, "POST", path, claims=ALICE), range(4)))
     assert {reply.status for reply in replies} <= {200, 503}
-    final = call(triggers, "GET", f"{base(flow_id)}/{trigger['id']}", claims=ALICE).json["webhookToken"]
+    final = call(triggers, "GET", f"{triggers_path(flow_id)}/{trigger['id']}", claims=ALICE).json["webhookToken"]
     issued = {trigger["webhookToken"]} | {reply.json["webhookToken"] for reply in replies if reply.status == 200}
     assert [token for token in issued if get_webhook_target(token) is not None] == [final]
 
@@ -224,10 +206,10 @@ def test_given_concurrent_regenerations_then_exactly_the_final_token_works(trigg
 
 def test_given_another_users_flow_then_every_route_answers_flow_not_found(triggers, flow_id):
     trigger = create(triggers, flow_id, "webhook", {"type": "webhook"}).json
-    one = f"{base(flow_id)}/{trigger['id']}"
+    one = f"{triggers_path(flow_id)}/{trigger['id']}"
     for method, path, body in [
-        ("GET", base(flow_id), None),
-        ("POST", base(flow_id), {"type": "manual", "name": "x", "config": {"type": "manual"}}),
+        ("GET", triggers_path(flow_id), None),
+        ("POST", triggers_path(flow_id), {"type": "manual", "name": "x", "config": {"type": "manual"}}),
         ("GET", one, None),
         ("DELETE", one, None),
         ("POST", f"{one}/regenerate-token", None),
@@ -235,15 +217,15 @@ def test_given_another_users_flow_then_every_route_answers_flow_not_found(trigge
         reply = call(triggers, method, path, body=body, claims=BOB)
         assert (reply.status, reply.json["message"]) == (404, "Flow not found"), (method, path)
     assert get_webhook_target(trigger["webhookToken"]) is not None
-    assert len(call(triggers, "GET", base(flow_id), claims=ALICE).json) == 1
+    assert len(call(triggers, "GET", triggers_path(flow_id), claims=ALICE).json) == 1
 
 
 def test_given_an_absent_flow_or_trigger_then_404_names_which(triggers, flow_id):
     missing = str(uuid.uuid4())
-    assert call(triggers, "GET", base(missing), claims=ALICE).json["message"] == "Flow not found"
+    assert call(triggers, "GET", triggers_path(missing), claims=ALICE).json["message"] == "Flow not found"
     assert create(triggers, missing, "manual", {"type": "manual"}).json["message"] == "Flow not found"
     for method, suffix in [("GET", ""), ("DELETE", ""), ("POST", "/regenerate-token")]:
-        reply = call(triggers, method, f"{base(flow_id)}/{missing}{suffix}", claims=ALICE)
+        reply = call(triggers, method, f"{triggers_path(flow_id)}/{missing}{suffix}", claims=ALICE)
         assert (reply.status, reply.json["message"]) == (404, "Trigger not found")
 
 
@@ -253,11 +235,11 @@ def test_given_a_trigger_of_one_flow_when_addressed_through_another_flow_then_tr
     pro = claims_for("user_alice", tier="pro")
     other = call(flows, "POST", "/api/v1/flows", body={"name": "Other"}, claims=pro).json["id"]
     trigger = create(triggers, flow_id, "manual", {"type": "manual"}).json
-    assert call(triggers, "GET", f"{base(other)}/{trigger['id']}", claims=ALICE).json["message"] == "Trigger not found"
+    assert call(triggers, "GET", f"{triggers_path(other)}/{trigger['id']}", claims=ALICE).json["message"] == "Trigger not found"
 
 
 def test_without_a_token_then_401(triggers, flow_id):
-    assert call(triggers, "GET", base(flow_id)).status == 401
+    assert call(triggers, "GET", triggers_path(flow_id)).status == 401
 
 
 # --- schedules --------------------------------------------------------------------------------------------------
@@ -302,7 +284,7 @@ def test_given_a_running_flow_when_a_schedule_trigger_is_created_then_enabled_wi
     assert schedule_of(trigger["id"])["State"] == "ENABLED"
     assert schedule_of(trigger["id"])["ScheduleExpression"] == "cron(* * * * ? *)"
     assert trigger["nextRunAt"] == trigger["nextRunTimes"][0]
-    listed = call(triggers, "GET", base(flow_id), claims=ALICE).json
+    listed = call(triggers, "GET", triggers_path(flow_id), claims=ALICE).json
     assert listed[0]["nextRunAt"] is not None
 
 
@@ -326,7 +308,7 @@ def test_given_a_lost_schedule_when_the_flow_starts_then_it_is_recreated(flows, 
 def test_given_a_schedule_trigger_when_deleted_then_its_schedule_is_deleted(triggers, flow_id):
     keep = create(triggers, flow_id, "schedule", EVERY_MINUTE).json
     gone = create(triggers, flow_id, "schedule", WEEKDAYS_AT_NINE_BERLIN).json
-    assert call(triggers, "DELETE", f"{base(flow_id)}/{gone['id']}", claims=ALICE).status == 204
+    assert call(triggers, "DELETE", f"{triggers_path(flow_id)}/{gone['id']}", claims=ALICE).status == 204
     assert schedule_names() == {f"trigger-{keep['id']}"}
 
 
@@ -339,7 +321,7 @@ def test_given_a_flow_with_triggers_when_the_flow_is_deleted_then_triggers_token
     assert call(flows, "DELETE", f"/api/v1/flows/{flow_id}", claims=ALICE).status == 204
     assert schedule_names() == set()
     assert get_webhook_target(webhook["webhookToken"]) is None
-    assert call(triggers, "GET", base(flow_id), claims=ALICE).json["message"] == "Flow not found"
+    assert call(triggers, "GET", triggers_path(flow_id), claims=ALICE).json["message"] == "Flow not found"
 
 
 def test_given_a_user_with_triggers_when_clerk_deletes_the_user_then_their_schedules_and_tokens_go(
@@ -378,7 +360,8 @@ def _scheduler_down(monkeypatch):
     def unavailable(definition):
         raise ClientError({"Error": {"Code": "InternalServerException", "Message": "down"}}, "UpdateSchedule")
 
-    monkeypatch.setattr(schedules, "put_schedule", unavailable)
+    for write in ("update_schedule", "create_schedule"):
+        monkeypatch.setattr(schedules, write, unavailable)
 
 
 def test_given_the_scheduler_fails_when_starting_then_503_says_what_to_do(flows, triggers, flow_id, monkeypatch):
@@ -395,3 +378,68 @@ def test_given_the_scheduler_fails_when_stopping_then_the_stop_still_holds(flows
     _scheduler_down(monkeypatch)
     reply = call(flows, "POST", f"/api/v1/flows/{flow_id}/stop", claims=ALICE)
     assert reply.status == 200 and reply.json["status"] == "stopped"
+
+
+def test_given_the_scheduler_fails_when_deleting_a_schedule_trigger_then_nothing_changes_and_a_retry_works(
+    triggers, flow_id, monkeypatch
+):
+    from botocore.exceptions import ClientError
+
+    from bloxserver.dal import schedules
+
+    trigger = create(triggers, flow_id, "schedule", EVERY_MINUTE).json
+    real_delete = schedules.delete_schedule
+
+    def unavailable(name):
+        raise ClientError({"Error": {"Code": "InternalServerException", "Message": "down"}}, "DeleteSchedule")
+
+    monkeypatch.setattr(schedules, "delete_schedule", unavailable)
+    assert call(triggers, "DELETE", f"{triggers_path(flow_id)}/{trigger['id']}", claims=ALICE).status >= 500
+    assert [t["id"] for t in call(triggers, "GET", triggers_path(flow_id), claims=ALICE).json] == [trigger["id"]]
+    assert schedule_names() == {f"trigger-{trigger['id']}"}
+    monkeypatch.setattr(schedules, "delete_schedule", real_delete)
+    assert call(triggers, "DELETE", f"{triggers_path(flow_id)}/{trigger['id']}", claims=ALICE).status == 204
+    assert schedule_names() == set()
+
+
+# --- round trips (counted, never timed) -------------------------------------------------------------------------
+
+
+def test_creating_a_schedule_trigger_costs_one_schedule_write_and_three_table_calls(flows, triggers, flow_id):
+    from devstack.aws_calls import count_aws_calls
+
+    assert call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=ALICE).status == 200
+    with count_aws_calls() as calls:
+        assert create(triggers, flow_id, "schedule", EVERY_MINUTE).status == 201
+    # the trigger transaction, the status read, then the flow and trigger read again after the schedule write
+    assert dict(calls) == {
+        "dynamodb.TransactWriteItems": 1,
+        "dynamodb.GetItem": 1,
+        "scheduler.CreateSchedule": 1,
+        "dynamodb.BatchGetItem": 1,
+    }
+
+
+def test_starting_a_flow_updates_each_schedule_once_and_creates_none(flows, triggers, flow_id):
+    from devstack.aws_calls import count_aws_calls
+
+    for _ in range(3):
+        create(triggers, flow_id, "schedule", EVERY_MINUTE)
+    with count_aws_calls() as calls:
+        assert call(flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=ALICE).status == 200
+    scheduler_calls = {name: n for name, n in calls.items() if name.startswith("scheduler.")}
+    assert scheduler_calls == {"scheduler.UpdateSchedule": 3}
+    assert calls["dynamodb.Query"] == 1
+
+
+def test_deleting_a_schedule_trigger_deletes_its_schedule_before_and_after_its_items(triggers, flow_id):
+    from devstack.aws_calls import count_aws_calls
+
+    trigger = create(triggers, flow_id, "schedule", EVERY_MINUTE).json
+    with count_aws_calls() as calls:
+        assert call(triggers, "DELETE", f"{triggers_path(flow_id)}/{trigger['id']}", claims=ALICE).status == 204
+    assert dict(calls) == {
+        "dynamodb.GetItem": 2,  # the flow (ownership), the trigger
+        "scheduler.DeleteSchedule": 2,
+        "dynamodb.TransactWriteItems": 1,
+    }

@@ -12,9 +12,11 @@ from bloxserver.dal import users as user_store
 
 def delete_flow_and_dependents(user_id: UUID, flow_id: UUID) -> bool:
     """Delete a flow and everything that belongs to it; False when the user has no such flow."""
-    # Triggers first (each schedule before its item), so nothing fires for a flow being deleted; then the flow;
-    # then once more for a trigger created meanwhile (creating one needs the flow item, so none can follow).
-    # The sweeps run even when the flow is already gone, so repeating a half-done deletion finishes it.
+    # Triggers first (each with its schedule: see triggers.remove_trigger), so nothing fires for a flow being
+    # deleted; then the flow; then once more for a trigger created meanwhile (creating one needs the flow item, so
+    # none can follow; a creation that wrote its item before and its schedule after a sweep deletes that schedule
+    # itself when it finds its item gone). The sweeps run even when the flow is already gone, so repeating a
+    # half-done deletion finishes it.
     triggers.remove_flow_triggers(user_id, flow_id)
     deleted = flow_store.delete_flow(user_id, flow_id)
     triggers.remove_flow_triggers(user_id, flow_id)

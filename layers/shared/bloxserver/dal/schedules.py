@@ -1,8 +1,9 @@
 """EventBridge Scheduler schedules: one per schedule trigger, in the application's schedule group.
 
-Every write sends the whole definition (UpdateSchedule replaces a schedule; it has no partial update), so
-`put_schedule` both creates and repairs, and `delete_schedule` treats an absent schedule as deleted: callers
-can repeat either after a failure.
+Every write sends the whole definition (UpdateSchedule replaces a schedule; it has no partial update). The three
+writes differ in what they do to a missing schedule, which is what keeps schedules from outliving their triggers
+(bloxserver/triggers.py): `update_schedule` never creates one (it reports it missing), `create_schedule` creates
+(or, when it already exists, updates) and `delete_schedule` treats an absent schedule as deleted.
 """
 
 from __future__ import annotations
@@ -53,21 +54,27 @@ def _request(definition: ScheduleDefinition) -> dict[str, Any]:
     }
 
 
-def put_schedule(definition: ScheduleDefinition) -> None:
-    """Make the schedule exactly `definition`, creating it if it does not exist."""
-    request = _request(definition)
+def update_schedule(definition: ScheduleDefinition) -> bool:
+    """Make the existing schedule exactly `definition`; False (and nothing written) when it does not exist."""
     try:
-        client().update_schedule(**request)
-        return
+        client().update_schedule(**_request(definition))
     except ClientError as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise
+        return False
+    return True
+
+
+def create_schedule(definition: ScheduleDefinition) -> None:
+    """Create the schedule as `definition`; one that exists already (written concurrently) is updated to it."""
+    request = _request(definition)
     try:
         client().create_schedule(**request)
+        return
     except ClientError as exc:
-        if error_code(exc) != "ConflictException":  # created concurrently: make it ours
+        if error_code(exc) != "ConflictException":
             raise
-        client().update_schedule(**request)
+    update_schedule(definition)  # deleted again meanwhile: then it is gone, as whoever deleted it meant
 
 
 def delete_schedule(name: str) -> None:

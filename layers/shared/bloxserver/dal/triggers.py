@@ -18,6 +18,8 @@ from bloxserver import keys
 from bloxserver.dal.flows import flow_key
 from bloxserver.dal.table import (
     cancellation_codes,
+    client,
+    deserialize,
     error_code,
     first_action_failed,
     get_item,
@@ -125,6 +127,21 @@ def create_trigger(trigger: dict[str, Any], max_per_flow: int) -> None:
 
 def get_trigger(user_id: UUID, flow_id: UUID, trigger_id: UUID) -> dict[str, Any] | None:
     return get_item(trigger_key(user_id, flow_id, trigger_id))
+
+
+def get_flow_and_trigger(
+    user_id: UUID | str, flow_id: UUID | str, trigger_id: UUID | str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The flow and one of its triggers as they are now (None when absent): one strongly consistent BatchGetItem."""
+    flow_item_key, trigger_item_key = flow_key(user_id, flow_id), trigger_key(user_id, flow_id, trigger_id)
+    found: dict[str, dict[str, Any]] = {}
+    request: dict[str, Any] = {table_name(): {"Keys": [flow_item_key, trigger_item_key], "ConsistentRead": True}}
+    while request:
+        response = client().batch_get_item(RequestItems=request)
+        for raw in response.get("Responses", {}).get(table_name(), []):
+            found[raw["SK"]["S"]] = deserialize(raw)
+        request = response.get("UnprocessedKeys") or {}
+    return found.get(flow_item_key["SK"]["S"]), found.get(trigger_item_key["SK"]["S"])
 
 
 def list_triggers(user_id: UUID, flow_id: UUID) -> list[dict[str, Any]]:
