@@ -55,7 +55,7 @@ def receive_webhook(token: str, body: bytes, idempotency_key: str | None) -> str
     target = _known_targets.get(token)
     try:
         return _start(token, target or _remember_target(token), payload, delivery_key, verify_token=bool(target))
-    except execution_store.WebhookGone:  # remembered, but gone since: look it up afresh (404 if truly gone)
+    except execution_store.TriggerGone:  # remembered, but gone since: look it up afresh (404 if truly gone)
         _known_targets.forget(token)
         return _start(token, _remember_target(token), payload, delivery_key, verify_token=False)
 

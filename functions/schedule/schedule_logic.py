@@ -1,18 +1,19 @@
 """What one firing of a trigger's schedule does: start a `schedule` execution, unless the trigger is gone.
 
 A schedule never outlives its trigger when requests complete (bloxserver/triggers.py); one can only when a request
-failed between deleting a trigger item and deleting its schedule again. So a firing first reads the trigger: when
-it no longer exists, nothing is recorded (no execution names a trigger that 404s) and the schedule is deleted, the
-last step the failed request did not take.
+failed between deleting a trigger item and deleting its schedule again. So the start of a firing's execution
+requires the trigger's item (checked in its transaction, no extra read): when it no longer exists, nothing is
+recorded (no execution names a trigger that 404s) and the schedule is deleted, the last step the failed request did
+not take.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
-from uuid import UUID
 
 from bloxserver import triggers as trigger_rules
-from bloxserver.dal import triggers as trigger_store
+from bloxserver.dal import executions as execution_store
 from bloxserver.errors import InvalidState, NotFound, QuotaExceeded
 from bloxserver.executions import StartRequest, start_execution
 from bloxserver.observability import logger
@@ -22,19 +23,18 @@ TRIGGER_GONE = "Trigger not found"
 
 def fire(request: StartRequest) -> dict[str, Any]:
     """{"status": "accepted", "executionId"} or {"status": "skipped", "reason"}; raises only what a retry may fix."""
-    trigger_id = request.trigger_id or UUID(int=0)  # the handler always sets it; the nil id names no trigger
-    if trigger_store.get_trigger(request.user_id, request.flow_id, trigger_id) is None:
+    try:
+        outcome = start_execution(replace(request, require_trigger=True))
+    except execution_store.TriggerGone:
         logger.warning(
             "Schedule fired for a trigger that no longer exists; deleting the schedule",
             extra={"flowId": str(request.flow_id), "triggerId": str(request.trigger_id)},
         )
         try:
-            trigger_rules.forget_orphan_schedule(trigger_id)
+            trigger_rules.forget_orphan_schedule(request.trigger_id)
         except Exception:  # it fires again, and is retried then; a Scheduler retry of this firing would not help
             logger.exception("Deleting the schedule of a removed trigger failed")
         return {"status": "skipped", "reason": TRIGGER_GONE}
-    try:
-        outcome = start_execution(request)
     except (NotFound, InvalidState, QuotaExceeded) as refused:
         logger.info("Scheduled run not recorded", extra={"reason": refused.message, "flowId": str(request.flow_id)})
         return {"status": "skipped", "reason": refused.message}

@@ -21,6 +21,7 @@ import pytest
 
 from bloxserver.dal import triggers as trigger_store
 from bloxserver.settings import get_settings
+from devstack.aws_calls import count_aws_calls
 from tests.support import ALICE, SHOUT_YAML, call, triggers_path
 
 EVERY_MINUTE = {"type": "schedule", "cron": "* * * * *", "timezone": "UTC"}
@@ -316,3 +317,7 @@ def test_given_a_schedule_trigger_of_a_running_flow_when_it_fires_then_one_execu
     execution = call(executions_handler.handler, "GET", path, claims=ALICE).json
     assert execution["triggerId"] == trigger["id"] and execution["triggerType"] == "schedule"
     assert [s["Name"] for s in schedules()] == [f"trigger-{trigger['id']}"]
+    # the trigger check rides in the start's transaction: a later firing is one transaction and one send
+    with count_aws_calls() as calls:
+        assert fire(schedule, "second")["status"] == "accepted"
+    assert calls == {"dynamodb.TransactWriteItems": 1, "sqs.SendMessage": 1}

@@ -93,7 +93,9 @@ class StartRequest:
     tier: Tier | None  # from the caller's token; None: the owner's stored tier applies
     delivery_scope: UUID | None = None  # with delivery_key: a replay of that delivery starts nothing new
     delivery_key: str | None = None
-    webhook_token: str | None = None  # the start also requires this token still exists (else WebhookGone)
+    webhook_token: str | None = None  # the start also requires this token still exists (else TriggerGone)
+    # The start also requires the trigger's item still exists (else TriggerGone): a schedule may outlive its trigger.
+    require_trigger: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,8 @@ def start_execution(request: StartRequest) -> StartOutcome:
     """Record a running execution (counted against the owner's monthly quota) and queue it.
 
     Raises NotFound (no such flow), InvalidState (flow not running), QuotaExceeded, ServiceUnavailable (queue
-    unreachable: the execution is ended as error, so it never stays running), dal.executions.WebhookGone (the
-    request's webhook_token no longer exists; nothing was written)."""
+    unreachable: the execution is ended as error, so it never stays running), dal.executions.TriggerGone (the
+    request's webhook_token or, with require_trigger, its trigger no longer exists; nothing was written)."""
     tier, verify_tier = request.tier, False
     if tier is None:  # the owner's stored tier: known from an earlier start (verified in the transaction) or read
         tier = _known_tiers.get(str(request.user_id))
@@ -169,7 +171,11 @@ def start_execution(request: StartRequest) -> StartOutcome:
         delivery_pk = keys.delivery_idempotency_pk(request.delivery_scope, request.delivery_key)
         delivery = (delivery_pk, int(started.timestamp()) + DELIVERY_MEMORY_SECONDS)
     marker_sk = keys.running_marker_sk(requeue_at, execution_id)
-    webhook_key = trigger_store.webhook_key(request.webhook_token) if request.webhook_token else None
+    trigger_check_key = None
+    if request.webhook_token:
+        trigger_check_key = trigger_store.webhook_key(request.webhook_token)
+    elif request.require_trigger and request.trigger_id:
+        trigger_check_key = trigger_store.trigger_key(request.user_id, request.flow_id, request.trigger_id)
 
     def record(tier: Tier, profile_condition: tuple[str, dict[str, Any]] | None) -> None:
         execution_store.record_start(
@@ -180,7 +186,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
             delivery=delivery,
             now_epoch=int(started.timestamp()),
             profile_condition=profile_condition,
-            webhook_key=webhook_key,
+            trigger_check_key=trigger_check_key,
         )
 
     try:

@@ -52,8 +52,9 @@ class MonthlyQuotaFull(Exception):
     pass
 
 
-class WebhookGone(Exception):
-    """The start's webhook check failed: the token's lookup item is gone (trigger deleted or token regenerated)."""
+class TriggerGone(Exception):
+    """The start's trigger check failed: the item proving the trigger is gone (a webhook token's lookup item: the
+    trigger deleted or the token regenerated; a schedule trigger's own item: the trigger deleted)."""
 
 
 class ProfileChanged(Exception):
@@ -147,12 +148,12 @@ def record_start(
     delivery: tuple[str, int] | None,
     now_epoch: int,
     profile_condition: tuple[str, dict[str, Any]] | None = None,
-    webhook_key: dict[str, Any] | None = None,
+    trigger_check_key: dict[str, Any] | None = None,
 ) -> None:
     """One transaction: the flow is running, the month's count is below `month_limit` (and counts this one),
     the day's count, the execution, its flow's day counters, its running marker, when `profile_condition`
     (expression on `#tier`, its values) is given the owner's profile meets it (else ProfileChanged, with the
-    profile), when `webhook_key` is given that webhook token's lookup item exists (else WebhookGone), and when
+    profile), when `trigger_check_key` is given that item exists (else TriggerGone), and when
     `delivery` (pk, expiresAt) is given, the remembered delivery, written only if that key is unseen or expired."""
     user_id, flow_id, trigger_type = execution["userId"], execution["flowId"], execution["triggerType"]
     user_pk = keys.user_pk(user_id)
@@ -230,14 +231,14 @@ def record_start(
                 }
             }
         )
-    webhook_check_at = None
-    if webhook_key is not None:
-        webhook_check_at = len(actions)
+    trigger_check_at = None
+    if trigger_check_key is not None:
+        trigger_check_at = len(actions)
         actions.append(
             {
                 "ConditionCheck": {
                     "TableName": table_name(),
-                    "Key": webhook_key,
+                    "Key": trigger_check_key,
                     "ConditionExpression": "attribute_exists(PK)",
                 }
             }
@@ -270,10 +271,10 @@ def record_start(
             raise
         reasons = exc.response.get("CancellationReasons", [])
         codes = cancellation_codes(exc)
-        # A gone token answers first: it is a 404 whatever the flow's state. Then a replayed delivery answers with
-        # its first execution, whatever else changed since.
-        if webhook_check_at is not None and codes[webhook_check_at] == "ConditionalCheckFailed":
-            raise WebhookGone() from exc
+        # A gone trigger answers first: it is a 404 whatever the flow's state. Then a replayed delivery answers
+        # with its first execution, whatever else changed since.
+        if trigger_check_at is not None and codes[trigger_check_at] == "ConditionalCheckFailed":
+            raise TriggerGone() from exc
         if delivery is not None and codes[-1] == "ConditionalCheckFailed":
             raise DeliveryAlreadyAccepted(deserialize(reasons[-1]["Item"])["executionId"]) from exc
         if codes[0] == "ConditionalCheckFailed":
