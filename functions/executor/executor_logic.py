@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from bloxserver import clock, keys
+from bloxserver.jsonvalues import storable_text
 from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
 from bloxserver.executions import CLAIM_GRACE_SECONDS, ending
@@ -51,7 +52,7 @@ def _log_item(record: Any) -> dict[str, Any]:
     return {
         "timestamp": clock.iso(record.timestamp),
         "level": record.level,
-        "message": record.message[:MAX_LOG_MESSAGE_CHARS],
+        "message": storable_text(record.message[:MAX_LOG_MESSAGE_CHARS]),
         "metadataJson": _metadata_json(record.metadata),
     }
 
@@ -79,7 +80,7 @@ def _outcome(result: Any) -> tuple[str, dict[str, Any]]:
             return "error", {"errorMessage": f"Output exceeds {MAX_OUTPUT_BYTES} bytes"}
         return "success", {"outputPayload": result.output}
     message = result.error or f"Execution ended: {result.status}"
-    return result.status, {"errorMessage": message[:MAX_ERROR_MESSAGE_CHARS]}
+    return result.status, {"errorMessage": storable_text(message[:MAX_ERROR_MESSAGE_CHARS])}
 
 
 @dataclass
@@ -199,16 +200,25 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
             failed |= results.flush()
         try:
             outcome = _run(claim, flow, remaining_seconds)
-        except Exception:  # the claim holds: a redelivery will not run it again, the sweeper ends it
+        except Exception:  # a bug of ours: end the run now rather than leave its claim for the sweeper to time out
             logger.exception("Execution run failed", extra={"executionId": claim.execution["id"]})
-            failed.add(index)
-            continue
+            outcome = _ended_by_internal_error(claim), []
         if outcome is None:
             failed.add(index)
         else:
             results.add(index, *outcome)
     failed |= results.flush()
     return failed
+
+
+def _claimed_ending(
+    claim: execution_store.Claim, status: str, fields: dict[str, Any]
+) -> execution_store.Ending:
+    return ending(dict(claim.execution, runningMarker=claim.marker_sk), status, fields, claimed_at=claim.claimed_at)
+
+
+def _ended_by_internal_error(claim: execution_store.Claim) -> execution_store.Ending:
+    return _claimed_ending(claim, "error", {"errorMessage": "Internal error while running the execution"})
 
 
 def _run(
@@ -232,5 +242,4 @@ def _run(
         deadline=time.monotonic() + run_seconds,
     )
     status, fields = _outcome(result)
-    claimed_execution = dict(execution, runningMarker=claim.marker_sk)
-    return ending(claimed_execution, status, fields, claimed_at=claim.claimed_at), log_items(result.logs)
+    return _claimed_ending(claim, status, fields), log_items(result.logs)

@@ -7,9 +7,10 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from bloxserver import clock
+from bloxserver import clock, jsonvalues
 from bloxserver.auth import Principal
 from bloxserver.contract import (
+    CanvasState,
     CreateFlowRequest,
     Flow,
     FlowStatus,
@@ -40,7 +41,7 @@ def _default_organism_yaml() -> str:
     return DEFAULT_ORGANISM_YAML
 
 
-def _check_definition(organism_yaml: str | None, canvas_state: dict[str, Any] | None) -> None:
+def _check_definition(organism_yaml: str | None, canvas_state: CanvasState | None) -> None:
     if organism_yaml is not None and not organism_yaml.strip():
         raise ValidationFailed("organismYaml cannot be empty", {"body.organismYaml": "empty"})
     if organism_yaml is not None and len(organism_yaml.encode()) > MAX_ORGANISM_YAML_BYTES:
@@ -49,10 +50,14 @@ def _check_definition(organism_yaml: str | None, canvas_state: dict[str, Any] | 
             {"body.organismYaml": f"at most {MAX_ORGANISM_YAML_BYTES} bytes"},
         )
     if canvas_state is not None:
-        if len(json.dumps(canvas_state).encode()) > MAX_CANVAS_STATE_BYTES:
-            raise ValidationFailed(
-                "canvasState is too large", {"body.canvasState": f"at most {MAX_CANVAS_STATE_BYTES} bytes"}
-            )
+        # Pydantic lets a float be infinite or NaN, and node data be anything JSON's parser accepts (so deep that
+        # Pydantic's own serialiser gives up): the free-form parts are checked before anything serialises them.
+        free_form = [canvas_state.viewport, *(node.position for node in canvas_state.nodes)]
+        problem = jsonvalues.size_problem([*free_form, *(node.data for node in canvas_state.nodes)], MAX_CANVAS_STATE_BYTES)
+        if problem is None and len(canvas_state.model_dump_json(by_alias=True).encode()) > MAX_CANVAS_STATE_BYTES:
+            problem = f"more than {MAX_CANVAS_STATE_BYTES} bytes"
+        if problem is not None:
+            raise ValidationFailed(f"canvasState has {problem}", {"body.canvasState": problem})
 
 
 def _owner_profile(principal: Principal, now: str) -> dict[str, Any]:
@@ -117,6 +122,7 @@ def get_flow(principal: Principal, flow_id: UUID) -> Flow:
 
 
 def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest) -> Flow:
+    _check_definition(request.organism_yaml, request.canvas_state)
     provided = request.model_dump(exclude_unset=True, by_alias=True, mode="json")
     # name and organismYaml cannot be empty: a null there means "leave as is"; description and canvasState clear.
     changes = {
@@ -126,7 +132,6 @@ def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest)
     }
     if not changes:
         return get_flow(principal, flow_id)
-    _check_definition(changes.get("organismYaml"), changes.get("canvasState"))
     touches_definition = "organismYaml" in changes or "canvasState" in changes
     if "organismYaml" in changes:  # a start refused the old YAML (status error): that verdict no longer applies
         changes.update(status=FlowStatus.STOPPED.value, errorMessage=None)

@@ -7,6 +7,7 @@ import json
 import random
 import uuid
 
+from bloxserver import jsonvalues
 from tests.support import SHOUT_YAML, call, claims_for
 
 PRO = claims_for("user_fuzz", tier="pro")
@@ -98,3 +99,23 @@ def test_a_trigger_config_error_names_the_field_as_the_client_wrote_it(flows):
     # then the details name body.config.<field>, without the union's variant tag pydantic puts in the location
     assert reply.status == 422
     assert set(reply.json["details"]) == {"body.config.cron", "body.config.timezone"}
+
+
+def test_a_body_escaping_an_unpaired_surrogate_is_a_422_and_writes_nothing(flows):
+    # JSON may escape "\ud800", and Python's parser accepts it, but such text can be neither stored nor answered
+    import executions_handler
+
+    flow = call(flows, "POST", "/api/v1/flows", body={"name": "f"}, claims=PRO).json
+    bodies = {
+        (flows, "POST", "/api/v1/flows"): '{"name": "\\ud800"}',
+        (flows, "PATCH", f"/api/v1/flows/{flow['id']}"): '{"description": "x\\uDC00y"}',
+        (executions_handler.handler, "POST", f"/api/v1/flows/{flow['id']}/executions/run"): '{"a": ["\\ud83d"]}',
+    }
+    for (handler, method, path), body in bodies.items():
+        reply = call(handler, method, path, body=body, claims=PRO)
+        assert (reply.status, reply.json["details"]) == (422, {"body": jsonvalues.UNPAIRED_SURROGATE}), path
+    assert call(flows, "GET", "/api/v1/flows", claims=PRO).json["total"] == 1
+    assert call(flows, "GET", f"/api/v1/flows/{flow['id']}", claims=PRO).json == flow
+    # a well-formed pair (an emoji, as ensure_ascii encoders write it) is text like any other
+    emoji = call(flows, "PATCH", f"/api/v1/flows/{flow['id']}", body='{"description": "\\ud83d\\ude00"}', claims=PRO)
+    assert emoji.status == 200 and emoji.json["description"] == "\U0001f600"

@@ -197,6 +197,26 @@ def test_given_an_executor_crash_after_claiming_then_the_sweeper_ends_it_as_time
     assert sweeper_logic.sweep(past_deadline + timedelta(hours=1)) == 0
 
 
+def test_given_a_bug_while_running_a_claimed_execution_then_it_ends_error_at_once_and_the_batch_goes_on(
+    system, hook, monkeypatch
+):
+    import bloxserver.engine
+
+    broken, fine = accept(system, hook), accept(system, hook)
+    real_run_flow = bloxserver.engine.run_flow
+
+    def run_flow(organism_yaml, input_payload, *, execution_id, **kwargs):
+        if execution_id == broken:
+            raise RuntimeError("a bug")
+        return real_run_flow(organism_yaml, input_payload, execution_id=execution_id, **kwargs)
+
+    monkeypatch.setattr(bloxserver.engine, "run_flow", run_flow)
+    assert system.drain() == 2
+    failed = system.execution(hook["flowId"], broken)
+    assert (failed["status"], failed["errorMessage"]) == ("error", "Internal error while running the execution")
+    assert system.execution(hook["flowId"], fine)["status"] == "success"
+
+
 def _lose_queued_messages():
     """What a send that never happened, or a vanished message, leaves: an empty execution queue."""
     import boto3

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -217,3 +219,42 @@ def test_given_a_json_body_sent_as_a_form_then_422_says_to_send_json(flows):
     assert reply.status == 422
     assert reply.json["details"] == {"body": "must be a JSON object, sent with Content-Type: application/json"}
     assert call(flows, "GET", "/api/v1/flows", claims=ALICE).json["total"] == 0
+
+
+def canvas(data: Any, viewport: str = '{"x": 0, "y": 0, "zoom": 1}') -> str:
+    node = '{"id": "n1", "type": "agent", "position": {"x": 1.5, "y": 2}, "data": %s}' % data
+    return '{"canvasState": {"nodes": [%s], "edges": [], "viewport": %s}}' % (node, viewport)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (canvas("{}", '{"x": 1e999, "y": 0, "zoom": 1}'), "a number JSON cannot carry (infinity or NaN)"),
+        (canvas("{}", '{"x": NaN, "y": 0, "zoom": 1}'), "a number JSON cannot carry (infinity or NaN)"),
+        (canvas('{"v": NaN}'), "a number JSON cannot carry (infinity or NaN)"),
+        (canvas('{"d": ' + "[" * 300 + "]" * 300 + "}"), "nesting deeper than 256 levels"),
+    ],
+    ids=["infinite viewport", "NaN viewport", "NaN in node data", "300 levels"],
+)
+def test_given_a_canvas_json_cannot_carry_when_patched_then_422_names_it_and_nothing_changes(flows, body, problem):
+    flow = create(flows).json
+    reply = call(flows, "PATCH", f"/api/v1/flows/{flow['id']}", body=body, claims=ALICE)
+    assert reply.status == 422 and problem in json.dumps(reply.json["details"])
+    assert call(flows, "GET", f"/api/v1/flows/{flow['id']}", claims=ALICE).json == flow
+
+
+def test_given_a_number_past_pythons_digit_limit_then_400_and_nothing_changes(flows):
+    flow = create(flows).json
+    reply = call(flows, "PATCH", f"/api/v1/flows/{flow['id']}", body=canvas('{"n": ' + "9" * 5000 + "}"), claims=ALICE)
+    assert (reply.status, reply.json["code"]) == (400, "bad_request")
+    assert call(flows, "GET", f"/api/v1/flows/{flow['id']}", claims=ALICE).json == flow
+
+
+def test_given_free_form_node_data_when_patched_then_it_round_trips_exactly(flows):
+    # deeper than DynamoDB's 32 map levels, 50-digit numbers, nulls and empty keys: all plain JSON
+    data = {"deep": json.loads("[" * 40 + "1" + "]" * 40), "big": 10**49, "none": None, "": {"": ""}}
+    flow = create(flows).json
+    reply = call(flows, "PATCH", f"/api/v1/flows/{flow['id']}", body=canvas(json.dumps(data)), claims=ALICE)
+    assert reply.status == 200
+    stored = call(flows, "GET", f"/api/v1/flows/{flow['id']}", claims=ALICE).json["canvasState"]
+    assert stored["nodes"][0]["data"] == data and stored == reply.json["canvasState"]

@@ -13,8 +13,26 @@ from typing import Any
 
 # json.dumps refuses integers longer than this many digits (sys.int_info.default_max_str_digits).
 MAX_INT_DIGITS = 4300
+UNPAIRED_SURROGATE = "text that is not valid Unicode (an unpaired surrogate such as \\ud800)"
 # json.dumps recurses once per level, under Python's recursion limit (1000) less the frames already in use.
 MAX_NESTING = 256
+
+
+def is_unicode(text: str) -> bool:
+    """False for text holding an unpaired surrogate (JSON's "\\ud800" escape decodes to one): no UTF-8 encodes it,
+    so it could be neither stored nor answered."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable_text(text: str) -> str:
+    """`text` with any unpaired surrogate replaced, for messages that quote what a flow held."""
+    return text if is_unicode(text) else text.encode(errors="replace").decode()
 
 
 def _refuse_constant(name: str) -> Any:
@@ -49,13 +67,18 @@ def size_problem(value: Any, max_bytes: int) -> str | None:
     while pending:
         item, depth = pending.pop()
         if isinstance(item, str):
+            if not is_unicode(item):
+                return UNPAIRED_SURROGATE
             size += len(item) + 2
         elif isinstance(item, (dict, list)):
             if depth > MAX_NESTING:
                 return f"nesting deeper than {MAX_NESTING} levels"
             size += 2 + len(item)
             if isinstance(item, dict):
-                size += sum(len(str(key)) + 3 for key in item)
+                for key in item:
+                    if not is_unicode(str(key)):
+                        return UNPAIRED_SURROGATE
+                    size += len(str(key)) + 3
                 item = item.values()
             pending.extend((nested, depth + 1) for nested in item)
         elif isinstance(item, float):

@@ -224,6 +224,20 @@ def test_a_message_growing_every_round_stops_the_run_at_the_message_cap_within_t
     assert result.error == "listener 'grow' produced a message with more than 1048576 bytes"
 
 
+def test_an_input_with_an_unpaired_surrogate_ends_the_run_as_an_error_naming_it():
+    yaml_text = organism("- {name: echo, description: x, handler: output}")
+    result = run(yaml_text, '{"name": "\\ud800"}')
+    assert (result.status, result.error) == (
+        "error", "the input has text that is not valid Unicode (an unpaired surrogate such as \\ud800)"
+    )
+
+
+def test_a_listener_producing_an_unpaired_surrogate_ends_the_run_as_an_error():
+    yaml_text = organism("- {name: odd, description: x, handler: output, config: {expression: '`\"\\udc00\"`'}}")
+    result = run(yaml_text, "{}")
+    assert result.status == "error" and result.error.startswith("listener 'odd' produced a message with text that")
+
+
 def test_an_input_nesting_deeper_than_messages_may_ends_the_run_as_an_error():
     yaml_text = organism("- {name: echo, description: x, handler: output}")
     result = run(yaml_text, "[" * 300 + "]" * 300)

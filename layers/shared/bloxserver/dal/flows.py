@@ -5,6 +5,7 @@ A flow is always addressed as (owner, flow id), so another user's flow simply do
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
@@ -42,6 +43,11 @@ class FlowConditionFailed(Exception):
     def __init__(self, current: dict[str, Any] | None) -> None:
         super().__init__("condition failed")
         self.current = current
+
+
+# A flow's canvasState is stored as JSON text: a canvas's free-form node data may nest deeper than DynamoDB's maps
+# (32 levels) or hold numbers beyond its 38 digits, and a map would drop its nulls.
+CANVAS_STATE_TEXT = "canvasStateJson"
 
 
 def flow_key(user_id: UUID, flow_id: UUID) -> dict[str, Any]:
@@ -144,8 +150,14 @@ def create_flow(
         raise
 
 
+def _flow(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    if item is not None and CANVAS_STATE_TEXT in item:
+        item["canvasState"] = json.loads(item.pop(CANVAS_STATE_TEXT))
+    return item
+
+
 def get_flow(user_id: UUID, flow_id: UUID) -> dict[str, Any] | None:
-    return get_item(flow_key(user_id, flow_id))
+    return _flow(get_item(flow_key(user_id, flow_id)))
 
 
 def list_flow_summaries(user_id: UUID, limit: int) -> list[dict[str, Any]]:
@@ -183,6 +195,10 @@ def update_flow(
     }
     sets = ["#updatedAt = :updatedAt", "#gsi1sk = :gsi1sk"]
     removes = []
+    if "canvasState" in changes:
+        changes = dict(changes)
+        canvas_state = changes.pop("canvasState")
+        changes[CANVAS_STATE_TEXT] = None if canvas_state is None else json.dumps(canvas_state, ensure_ascii=False)
     for index, (field, value) in enumerate(changes.items()):
         names[f"#f{index}"] = field
         if value is None:
@@ -216,9 +232,9 @@ def update_flow(
     except ClientError as exc:
         if error_code(exc) == "ConditionalCheckFailedException":
             old = exc.response.get("Item")
-            raise FlowConditionFailed(deserialize(old) if old else None) from exc
+            raise FlowConditionFailed(_flow(deserialize(old)) if old else None) from exc
         raise
-    return deserialize(response["Attributes"])
+    return _flow(deserialize(response["Attributes"]))
 
 
 def delete_flow(user_id: UUID, flow_id: UUID) -> bool:
