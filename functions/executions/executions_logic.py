@@ -109,7 +109,7 @@ def _manual_input(body: bytes, input_payload: str | None) -> str | None:
     if text and input_payload is not None:
         raise BadRequest("Give the input either as the body or as input_payload, not both")
     if not text:
-        return input_payload
+        return input_payload if input_payload and input_payload.strip() else None  # blank: no input, as a webhook
     try:
         jsonvalues.parse(text)
     except ValueError as exc:

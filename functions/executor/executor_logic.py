@@ -69,7 +69,7 @@ def log_items(result_logs: list[Any]) -> list[dict[str, Any]]:
         "timestamp": clock.iso(first_left_out.timestamp),
         "level": "warning",
         "message": f"log truncated: {len(result_logs) - len(head) - len(tail)} of {len(result_logs)} records not stored",
-        "metadataJson": _metadata_json(dict(first_left_out.metadata, listener=None)),
+        "metadataJson": _metadata_json({"executionId": first_left_out.metadata.get("executionId"), "listener": None}),
     }
     return [*map(_log_item, head), note, *map(_log_item, tail)]
 
@@ -233,7 +233,7 @@ def _run(
             logger.warning("Claim could not be released", extra={"executionId": execution["id"]})
         return None
 
-    from bloxserver.engine import run_flow
+    from bloxserver.engine import EngineLog, run_flow
 
     result = run_flow(
         flow["organismYaml"],
@@ -242,4 +242,8 @@ def _run(
         deadline=time.monotonic() + run_seconds,
     )
     status, fields = _outcome(result)
-    return _claimed_ending(claim, status, fields), log_items(result.logs)
+    logs = result.logs
+    if status != result.status:  # the executor's own verdict (the output cap) must close the log too
+        metadata = {"executionId": execution["id"], "listener": None}
+        logs = [*logs, EngineLog(clock.utc_now(), "error", fields["errorMessage"], metadata)]
+    return _claimed_ending(claim, status, fields), log_items(logs)

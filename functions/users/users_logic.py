@@ -14,6 +14,8 @@ from bloxserver.limits import TIER_LIMITS, stored_tier
 from bloxserver.settings import get_settings
 
 CLERK_DELIVERY_MEMORY_SECONDS = 7 * 24 * 3600  # Clerk (Svix) retries a delivery for up to about 3 days
+PROFILE_EVENTS = ("user.created", "user.updated")
+MAX_CLERK_MILLISECONDS = 10**15  # about the year 33,658: past it, no Clerk time
 
 
 def effective_tier(principal: Principal, stored: dict[str, Any] | None) -> Tier:
@@ -60,27 +62,49 @@ def get_usage(principal: Principal, period: Literal["day", "month"]) -> UsageSta
     )
 
 
+def _malformed(field: str, problem: str) -> BadRequest:
+    return BadRequest(f"Malformed Clerk event: {field} {problem}", {field: problem})
+
+
+def _text(mapping: dict[str, Any], field: str, where: str) -> str | None:
+    value = mapping.get(field)
+    if value is not None and not isinstance(value, str):
+        raise _malformed(f"{where}.{field}", "must be text")
+    return value or None
+
+
 def _clerk_profile(data: dict[str, Any]) -> dict[str, Any]:
+    """The profile fields of a user.created/updated event's `data`; BadRequest naming a field of the wrong type."""
     emails = data.get("email_addresses") or []
-    primary_id = data.get("primary_email_address_id")
+    if not isinstance(emails, list) or not all(isinstance(email, dict) for email in emails):
+        raise _malformed("data.email_addresses", "must be a list of objects")
+    primary_id = _text(data, "primary_email_address_id", "data")
     primary = next((e for e in emails if e.get("id") == primary_id), emails[0] if emails else {})
-    name = " ".join(part for part in (data.get("first_name"), data.get("last_name")) if part) or None
-    tier = (data.get("public_metadata") or {}).get("tier")
+    names = [_text(data, "first_name", "data"), _text(data, "last_name", "data")]
+    metadata = data.get("public_metadata") or {}
+    if not isinstance(metadata, dict):
+        raise _malformed("data.public_metadata", "must be an object")
+    updated_at = data.get("updated_at")
+    if updated_at is None:
+        updated_at = int(clock.utc_now().timestamp() * 1000)
+    elif isinstance(updated_at, bool) or not isinstance(updated_at, int) or not 0 <= updated_at < MAX_CLERK_MILLISECONDS:
+        raise _malformed("data.updated_at", "must be a time in milliseconds since 1970")
+    tier = metadata.get("tier")
     return {
         "clerkId": data["id"],
-        "email": primary.get("email_address") or f"{data['id']}@unknown",
-        "name": name,
-        "avatarUrl": data.get("image_url") or None,
-        "tier": tier if tier in Tier._value2member_map_ else Tier.FREE.value,
-        "tierAsOf": int(data.get("updated_at") or clock.utc_now().timestamp() * 1000) // 1000,
+        "email": _text(primary, "email_address", "data.email_addresses[]") or f"{data['id']}@unknown",
+        "name": " ".join(part for part in names if part) or None,
+        "avatarUrl": _text(data, "image_url", "data"),
+        "tier": tier if isinstance(tier, str) and tier in Tier._value2member_map_ else Tier.FREE.value,
+        "tierAsOf": updated_at // 1000,
     }
 
 
 def _apply_clerk_event(delivery: dict[str, Any]) -> dict[str, Any]:
     event_type = delivery["type"]
     data = delivery["data"]
-    if event_type in ("user.created", "user.updated"):
-        user_store.upsert_profile(user_id_for(data["id"]), _clerk_profile(data), clock.now_iso())
+    if event_type in PROFILE_EVENTS:
+        user_store.upsert_profile(user_id_for(data["id"]), delivery["profile"], clock.now_iso())
         return {"status": "processed", "type": event_type}
     if event_type == "user.deleted":
         from bloxserver import cleanup  # lazily: the flow/trigger/schedule cleanup chain (cold start)
@@ -112,15 +136,19 @@ def sync_clerk_event(raw_body: bytes, headers: dict[str, str], lambda_context: A
         raise ServiceUnavailable("Clerk webhook secret is not configured")
     try:
         Webhook(secret).verify(raw_body, headers)
-    except WebhookVerificationError as exc:
+    except (WebhookVerificationError, ValueError) as exc:  # ValueError: a signature that is not even base64
         raise InvalidSignature(f"Invalid webhook signature: {exc}") from exc
     try:
         event = json.loads(raw_body)
-        delivery = {"svix_id": headers["svix-id"], "type": str(event["type"]), "data": dict(event["data"])}
-        if delivery["type"].startswith("user.") and not isinstance(delivery["data"].get("id"), str):
-            raise KeyError("data.id")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BadRequest(f"Malformed Clerk event: {exc}") from exc
+    except ValueError:
+        event = None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str) or not isinstance(event.get("data"), dict):
+        raise _malformed("event", "must be an object with a text `type` and an object `data`")
+    delivery = {"svix_id": headers["svix-id"], "type": event["type"], "data": event["data"]}
+    if delivery["type"].startswith("user.") and not isinstance(delivery["data"].get("id"), str):
+        raise _malformed("data.id", "must be text")
+    if delivery["type"] in PROFILE_EVENTS:
+        delivery["profile"] = _clerk_profile(delivery["data"])
     apply_once, config = _clerk_idempotency()
     config.register_lambda_context(lambda_context)
     return apply_once(delivery=delivery)

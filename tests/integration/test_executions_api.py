@@ -61,14 +61,21 @@ def test_given_both_a_body_and_input_payload_then_400(system, flow_id):
         ("[1e999]", "too large"),
         ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
         ("[" * 50_000, "nests too deeply"),
+        ('{"n": ' + "9" * 5000 + "}", "a number of more than 4300 digits"),
     ],
-    ids=["malformed", "NaN", "overflowing number", "nested past the parser", "unclosed and deep"],
+    ids=["malformed", "NaN", "overflowing number", "nested past the parser", "unclosed and deep", "5000 digits"],
 )
 def test_given_a_body_that_is_not_json_then_422_naming_the_problem_and_nothing_recorded(system, flow_id, body, named):
     reply = call(system.executions, "POST", f"/api/v1/flows/{flow_id}/executions/run", body=body, claims=ALICE)
     assert reply.status == 422 and reply.json["code"] == "validation_error"
     assert named in reply.json["details"]["body"]
     assert listing(system, flow_id)["total"] == 0
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_given_a_blank_input_payload_then_the_input_is_null_as_for_a_webhook(system, flow_id, blank):
+    reply = run(system, flow_id, query={"input_payload": blank})
+    assert reply.status == 201 and reply.json["inputPayload"] is None
 
 
 def test_given_a_stopped_flow_when_run_then_409(system, flow_id):

@@ -108,6 +108,20 @@ def test_given_a_failing_input_then_the_execution_ends_error_with_the_engines_me
     assert stats["executionsError"] == 1 and stats["executionsSuccess"] == 0
 
 
+def test_given_an_output_over_the_cap_then_the_execution_ends_error_and_its_log_says_why(system, hook):
+    import executor_logic
+
+    execution_id = accept(system, hook, body=json.dumps({"name": "x" * (executor_logic.MAX_OUTPUT_BYTES + 1)}))
+    system.drain()
+    execution = system.execution(hook["flowId"], execution_id)
+    message = f"Output exceeds {executor_logic.MAX_OUTPUT_BYTES} bytes"
+    assert (execution["status"], execution["errorMessage"], execution["outputPayload"]) == ("error", message, None)
+    errors = call(
+        system.executions, "GET", f"/api/v1/flows/{hook['flowId']}/logs", claims=ALICE, query={"level": "error"}
+    ).json
+    assert [entry["message"] for entry in errors] == [message]
+
+
 def test_given_a_message_that_fails_every_delivery_then_it_reaches_the_dlq_and_the_execution_ends_error(
     system, hook, monkeypatch
 ):
@@ -510,7 +524,8 @@ def test_given_a_logged_payload_too_big_for_an_item_then_its_logs_and_the_batchs
     small_logs = logs_of(system, flow_id, small_id)
     assert small_logs[0]["message"] == "execution finished: success"
     big_logs = logs_of(system, flow_id, big_id)
-    assert big_logs[0]["message"] == "execution finished: success" and big_logs[-1]["message"].startswith("execution started")
+    assert [entry["message"] for entry in big_logs[:2]] == ["Output exceeds 131072 bytes", "execution finished: success"]
+    assert big_logs[-1]["message"].startswith("execution started")
     assert all(entry["metadata"]["executionId"] == big_id for entry in big_logs)
     assert any(entry["metadata"].get("metadataTruncated") for entry in big_logs)
 

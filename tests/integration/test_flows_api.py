@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bloxserver import api
 from tests.support import ALICE, BOB, SHOUT_YAML, call, claims_for
 
 PRO = claims_for("user_pat", tier="pro")
@@ -114,9 +115,10 @@ def test_given_an_empty_organism_yaml_when_patched_then_422_and_the_flow_keeps_i
     assert call(flows, "GET", f"/api/v1/flows/{flow['id']}", claims=ALICE).json["organismYaml"] == flow["organismYaml"]
 
 
-def test_given_malformed_json_then_422_and_nothing_written(flows):
+def test_given_malformed_json_then_422_saying_where_and_nothing_written(flows):
     reply = call(flows, "POST", "/api/v1/flows", body='{"name": ', claims=ALICE)
     assert reply.status == 422 and reply.json["code"] == "validation_error"
+    assert reply.json["details"] == {"body": "not valid JSON: Expecting value at character 9"}
     assert call(flows, "GET", "/api/v1/flows", claims=ALICE).json["total"] == 0
 
 
@@ -243,10 +245,16 @@ def test_given_a_canvas_json_cannot_carry_when_patched_then_422_names_it_and_not
     assert call(flows, "GET", f"/api/v1/flows/{flow['id']}", claims=ALICE).json == flow
 
 
-def test_given_a_number_past_pythons_digit_limit_then_400_and_nothing_changes(flows):
+@pytest.mark.parametrize(
+    "body",
+    [canvas('{"n": ' + "9" * 5000 + "}"), b'{"name": "\xff"}', "[" * 100_000 + "]" * 100_000],
+    ids=["5000 digits", "not UTF-8", "nested past the parser"],
+)
+def test_given_a_body_json_cannot_read_then_422_names_the_body_and_nothing_changes(flows, body):
     flow = create(flows).json
-    reply = call(flows, "PATCH", f"/api/v1/flows/{flow['id']}", body=canvas('{"n": ' + "9" * 5000 + "}"), claims=ALICE)
-    assert (reply.status, reply.json["code"]) == (400, "bad_request")
+    json_type = {"content-type": "application/json"}
+    reply = call(flows, "PATCH", f"/api/v1/flows/{flow['id']}", body=body, headers=json_type, claims=ALICE)
+    assert (reply.status, reply.json["details"]) == (422, {"body": api.UNREADABLE_JSON})
     assert call(flows, "GET", f"/api/v1/flows/{flow['id']}", claims=ALICE).json == flow
 
 

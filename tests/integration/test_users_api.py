@@ -73,7 +73,7 @@ def test_given_a_first_request_with_a_tier_claim_then_the_stored_tier_is_the_cla
 def test_given_a_stored_tier_when_a_newer_token_claims_another_then_it_is_stored(users):
     body, headers = signed(clerk_user(tier="free") | {"data": clerk_user()["data"] | {"updated_at": 1_000_000}})
     call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
-    claims = claims_for("user_carol", tier="pro") | {"iat": 2_000}
+    claims = claims_for("user_carol", tier="pro") | {"iat": "2000"}  # API Gateway hands claims over as strings
     assert call(users, "GET", "/api/v1/me/usage", claims=claims).json["executionLimit"] == 100_000
     assert stored_tier_of("user_carol") == "pro"
 
@@ -82,7 +82,7 @@ def test_given_a_tier_set_by_clerk_when_an_older_token_claims_another_then_the_s
     # Clerk's event is newer (updated_at in ms) than the token (iat in s): a stale claim must not undo a downgrade
     body, headers = signed(clerk_user(tier="free") | {"data": clerk_user()["data"] | {"updated_at": 5_000_000}})
     call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
-    stale = claims_for("user_carol", tier="pro") | {"iat": 4_000}
+    stale = claims_for("user_carol", tier="pro") | {"iat": "4000"}
     assert call(users, "GET", "/api/v1/me", claims=stale).json["tier"] == "pro"  # the token's own claim still answers
     assert stored_tier_of("user_carol") == "free"
 
@@ -156,6 +156,41 @@ def test_given_a_bad_signature_then_400_and_nothing_written(users, tamper):
     body, headers = tamper(*signed(clerk_user()))
     reply = call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
     assert reply.status == 400 and reply.json["code"] == "invalid_signature"
+    from bloxserver.auth import user_id_for
+    from bloxserver.dal.users import get_user
+
+    assert get_user(user_id_for("user_carol")) is None
+
+
+@pytest.mark.parametrize("signature", ["v1,abc", "garbage", "v1,", "v1,!!!!"])
+def test_given_a_signature_that_is_not_even_base64_then_400_invalid_signature(users, signature):
+    body, headers = signed(clerk_user())
+    reply = call(users, "POST", "/webhooks/clerk", body=body, headers={**headers, "svix-signature": signature})
+    assert (reply.status, reply.json["code"]) == (400, "invalid_signature")
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ([1], "event"),
+        ({"type": "user.updated", "data": "str"}, "event"),
+        ({"data": {"id": "user_carol"}}, "event"),
+        (clerk_user() | {"data": clerk_user()["data"] | {"email_addresses": "notalist"}}, "data.email_addresses"),
+        (clerk_user() | {"data": clerk_user()["data"] | {"public_metadata": "pro"}}, "data.public_metadata"),
+        (clerk_user() | {"data": clerk_user()["data"] | {"updated_at": "yesterday"}}, "data.updated_at"),
+        (clerk_user() | {"data": clerk_user()["data"] | {"updated_at": 1e300}}, "data.updated_at"),
+        (clerk_user() | {"data": clerk_user()["data"] | {"first_name": ["a"]}}, "data.first_name"),
+        (clerk_user() | {"data": clerk_user()["data"] | {"image_url": {"a": 1}}}, "data.image_url"),
+        (
+            clerk_user() | {"data": clerk_user()["data"] | {"email_addresses": [{"id": "idn_2", "email_address": 5}]}},
+            "data.email_addresses[].email_address",
+        ),
+    ],
+)
+def test_given_a_signed_but_malformed_event_then_400_naming_the_field_and_nothing_written(users, event, field):
+    body, headers = signed(event)
+    reply = call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
+    assert (reply.status, reply.json["code"]) == (400, "bad_request") and field in reply.json["details"]
     from bloxserver.auth import user_id_for
     from bloxserver.dal.users import get_user
 

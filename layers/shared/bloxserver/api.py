@@ -27,6 +27,8 @@ from bloxserver.observability import logger, metrics
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 NOT_A_JSON_BODY = "must be a JSON object, sent with Content-Type: application/json"
+UNREADABLE_JSON = "not readable as JSON: UTF-8 text, numbers of at most 4300 digits, nested less than 1000 levels"
+FASTAPI_UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's HTTPException detail
 
 # Contract models defer their build (cold start); FastAPI's body parameter then reaches Pydantic carrying the
 # alias "body", which Pydantic warns has no effect there. It has none, by design.
@@ -53,11 +55,14 @@ def _client_location(loc: tuple[Any, ...]) -> str:
 def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     details: dict[str, Any] = {}
     for err in exc.errors():
-        message = err.get("msg", "invalid value")
-        if tuple(err.get("loc", ())) == ("body",) and isinstance(err.get("input"), (bytes, str)):
+        message, location = err.get("msg", "invalid value"), tuple(err.get("loc", ()))
+        if location == ("body",) and isinstance(err.get("input"), (bytes, str)):
             # FastAPI reads JSON only under a JSON content type; curl -d sends a form's
             message = NOT_A_JSON_BODY
-        details[_client_location(err.get("loc", ())) or "request"] = message
+        elif err.get("type") == "json_invalid":  # FastAPI puts the character position where a field name goes
+            message = f"not valid JSON: {err.get('ctx', {}).get('error', 'malformed')} at character {location[-1]}"
+            location = ("body",)
+        details[_client_location(location) or "request"] = message
     return details
 
 
@@ -79,6 +84,8 @@ _HTTP_CODES = {
 
 
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400 and exc.detail == FASTAPI_UNPARSABLE_BODY:  # not UTF-8, too deep, too many digits
+        return error_response(ErrorCode.VALIDATION_ERROR, "Request validation failed", {"body": UNREADABLE_JSON})
     code = _HTTP_CODES.get(exc.status_code, ErrorCode.BAD_REQUEST)
     message = "Route not found" if exc.status_code == 404 else str(exc.detail)
     return error_response(code, message)

@@ -40,6 +40,14 @@ def claims_from_event(event: dict[str, Any]) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+def _epoch_seconds(claim: Any) -> int:
+    """A numeric claim as a number: API Gateway hands the authorizer's claims to the function as strings."""
+    try:
+        return int(float(claim))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
 def principal_from_claims(claims: dict[str, Any] | None) -> Principal:
     if not claims:
         raise Unauthorized("Missing authentication token")
@@ -58,5 +66,5 @@ def principal_from_claims(claims: dict[str, Any] | None) -> Principal:
         name=claims.get("name") or None,
         avatar_url=claims.get("image_url") or None,
         tier_claim=tier,
-        issued_at=claims["iat"] if isinstance(claims.get("iat"), int) else 0,
+        issued_at=_epoch_seconds(claims.get("iat")),
     )

@@ -46,11 +46,17 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"a number of more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
 def parse(text: str) -> Any:
-    """The value of a JSON text; ValueError (naming what is wrong) for anything RFC 8259 does not allow, and for
-    nesting deeper than the parser can follow."""
+    """The value of a JSON text; ValueError (naming what is wrong) for anything RFC 8259 does not allow, numbers
+    JSON cannot carry back out, and nesting deeper than the parser can follow."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
     except RecursionError:
         raise ValueError("the JSON nests too deeply") from None
 

@@ -49,7 +49,7 @@ def page_query(default_size: int):
         if request.offset > MAX_ITEMS_BEFORE_PAGE:
             raise ValidationFailed(
                 "Request validation failed",
-                {"query.page": f"page × page_size may reach at most {MAX_ITEMS_BEFORE_PAGE} items before the page"},
+                {"query.page": f"(page − 1) × page_size may be at most {MAX_ITEMS_BEFORE_PAGE}: the items before the page"},
             )
         return request
 

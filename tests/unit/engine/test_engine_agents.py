@@ -136,13 +136,23 @@ def test_a_bedrock_error_fails_the_agent_listener():
     assert result.error.startswith("listener 'triage' failed: bedrock call failed")
 
 
-def test_a_bedrock_error_quotes_its_code_and_the_start_of_its_message_not_a_whole_page():
-    page = "<!DOCTYPE html><html><body>" + "x" * 5000 + "</body></html>"
+def test_a_bedrock_error_quotes_its_code_and_the_start_of_its_message():
     with Stubber(bedrock_client(REGION)) as stubber:
-        stubber.add_client_error("converse", "InternalServerError", page, http_status_code=500)
+        stubber.add_client_error("converse", "ValidationException", "The model is not enabled. " + "x" * 5000)
         result = run(SUPPORT_DESK, bedrock_settings())
-    assert result.error.startswith("listener 'triage' failed: bedrock call failed: InternalServerError: <!DOCTYPE")
+    assert result.error.startswith("listener 'triage' failed: bedrock call failed: ValidationException: The model")
     assert len(result.error) < 400
+
+
+def test_an_html_page_instead_of_bedrocks_answer_is_named_not_quoted():
+    page = "<!doctype html><html><title>500 Internal Server Error</title>" + "x" * 5000 + "</html>"
+    with Stubber(bedrock_client(REGION)) as stubber:
+        stubber.add_client_error("converse", "500", page, http_status_code=500)
+        result = run(SUPPORT_DESK, bedrock_settings())
+    assert result.error == (
+        "listener 'triage' failed: bedrock call failed: 500: an HTML error page instead of Bedrock's answer "
+        "(is Bedrock reachable from here?)"
+    )
 
 
 def openai_settings(server: LocalServer) -> EngineSettings:

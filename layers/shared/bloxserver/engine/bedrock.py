@@ -90,7 +90,10 @@ class BedrockProvider:
             response = self.client.converse(**arguments)
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            detail = f"{error.get('Code', 'error')}: {error.get('Message', '')}"[:ERROR_PREVIEW_CHARS]
+            message = str(error.get("Message", ""))
+            if message.lstrip().startswith("<"):  # not Bedrock's answer: a proxy's or an emulator's error page
+                message = "an HTML error page instead of Bedrock's answer (is Bedrock reachable from here?)"
+            detail = f"{error.get('Code', 'error')}: {message}"[:ERROR_PREVIEW_CHARS]
             raise LlmCallFailed(f"bedrock call failed: {detail}") from exc
         except BotoCoreError as exc:
             raise LlmCallFailed(f"bedrock call failed: {exc}") from exc
