@@ -130,6 +130,28 @@ def run_both(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, 
         return one.result(timeout=3 * WAIT_SECONDS), two.result(timeout=3 * WAIT_SECONDS)
 
 
+def interleave(
+    monkeypatch, first: Callable[[], Any], first_passes: str, second: Callable[[], Any], second_reaches: str
+) -> tuple[Any, Any]:
+    """Runs `first` until it has called the DAL function `first_passes`, then `second` until it is about to call
+    `second_reaches`, lets `first` finish, then `second`; returns both results."""
+    passed, reached, first_done = threading.Event(), threading.Event(), threading.Event()
+    Checkpoint(monkeypatch, trigger_store, first_passes, signal_and_wait(passed, reached), after=True)
+    Checkpoint(monkeypatch, trigger_store, second_reaches, signal_and_wait(reached, first_done), after=False)
+
+    def running_first() -> Any:
+        try:
+            return first()
+        finally:
+            first_done.set()
+
+    def running_second() -> Any:
+        assert passed.wait(WAIT_SECONDS)
+        return second()
+
+    return run_both(running_first, running_second)
+
+
 # --- D1: starting a flow while its schedule triggers are deleted ---------------------------------------------
 
 
@@ -155,23 +177,14 @@ def test_given_a_delete_removed_the_schedule_when_start_rewrites_it_before_the_t
     flows, triggers, flow_id, monkeypatch
 ):
     trigger_id = create_schedule_trigger(triggers, flow_id).json["id"]
-    listed, schedule_deleted, start_done = threading.Event(), threading.Event(), threading.Event()
     # start lists the trigger, then waits until the delete has removed the schedule (not yet the trigger item);
     # the delete waits until start has finished writing (and checking) schedules
-    Checkpoint(monkeypatch, trigger_store, "list_triggers", signal_and_wait(listed, schedule_deleted), after=True)
-    Checkpoint(monkeypatch, trigger_store, "delete_trigger", signal_and_wait(schedule_deleted, start_done), after=False)
-
-    def starting():
-        try:
-            return start(flows, flow_id).status
-        finally:
-            start_done.set()
-
-    def deleting():
-        assert listed.wait(WAIT_SECONDS)
-        return delete_trigger(triggers, flow_id, trigger_id).status
-
-    assert run_both(starting, deleting) == (200, 204)
+    statuses = interleave(
+        monkeypatch,
+        lambda: start(flows, flow_id).status, "list_triggers",
+        lambda: delete_trigger(triggers, flow_id, trigger_id).status, "delete_trigger",
+    )
+    assert statuses == (200, 204)
     assert leftover() == {}
     assert stop(flows, flow_id).status == 200 and delete_flow(flows, flow_id).status == 204
     assert leftover() == {}
@@ -209,23 +222,14 @@ def test_given_the_flow_deletion_swept_the_schedule_when_the_create_writes_it_be
     flows, triggers, flow_id, monkeypatch
 ):
     assert start(flows, flow_id).status == 200
-    written, swept_schedule, create_done = threading.Event(), threading.Event(), threading.Event()
     # the create writes its trigger item and waits; the flow deletion's sweep lists it, removes its (absent)
     # schedule and waits before deleting the item; the create then writes the schedule and answers
-    Checkpoint(monkeypatch, trigger_store, "create_trigger", signal_and_wait(written, swept_schedule), after=True)
-    Checkpoint(monkeypatch, trigger_store, "delete_trigger", signal_and_wait(swept_schedule, create_done), after=False)
-
-    def creating():
-        try:
-            return create_schedule_trigger(triggers, flow_id).status
-        finally:
-            create_done.set()
-
-    def deleting():
-        assert written.wait(WAIT_SECONDS)
-        return delete_flow(flows, flow_id).status
-
-    assert run_both(creating, deleting) == (201, 204)
+    statuses = interleave(
+        monkeypatch,
+        lambda: create_schedule_trigger(triggers, flow_id).status, "create_trigger",
+        lambda: delete_flow(flows, flow_id).status, "delete_trigger",
+    )
+    assert statuses == (201, 204)
     assert leftover() == {}
 
 
