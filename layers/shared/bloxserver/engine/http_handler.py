@@ -6,9 +6,13 @@ httpx (and the guard) are imported on first use: flows without http listeners ne
 from __future__ import annotations
 
 import json
+import string
+import time
+import zlib
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from bloxserver import jsonvalues
 from bloxserver.engine.expressions import ExpressionError, Template, compile_template
 from bloxserver.engine.handlers import (
     HandlerResult,
@@ -33,6 +37,10 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
+# The content codings _decode_body can undo; httpx would also ask for br or zstd when their packages are installed.
+ACCEPT_ENCODING = "gzip, deflate"
+# RFC 9110 token characters: anything else in a header name is refused by the HTTP library with the name quoted.
+HEADER_NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
 CONFIG_KEYS = {
     "method",
     "url",
@@ -69,8 +77,11 @@ class HttpRequest:
             raise InvalidConfig("config.headers must be a mapping of header name: template")
         self.headers = tuple((str(name), _template(f"headers.{name}", value)) for name, value in headers.items())
         for name, template in self.headers:
+            if not name or not HEADER_NAME_CHARACTERS.issuperset(name):
+                allowed = "letters, digits and !#$%&'*+-.^_`|~"
+                raise InvalidConfig(f"header name {name!r} may hold only {allowed}")
             # Header text is sent as ASCII; a placeholder's value is checked when it is rendered.
-            if not (name.isascii() and all(part.isascii() for part in template.parts if isinstance(part, str))):
+            if not all(part.isascii() for part in template.parts if isinstance(part, str)):
                 raise InvalidConfig(f"header {name!r} must be ASCII text")
         if "body" in config and "body_expression" in config:
             raise InvalidConfig("use config.body (a text template) or config.body_expression (JSON), not both")
@@ -103,8 +114,9 @@ class HttpRequest:
         headers: dict[str, str] = {}
         for name, template in self.headers:
             value = self._render(template, message)
-            # Checked here, not by the HTTP library, whose refusal would quote the value (often a secret).
-            if not value.isascii() or not value.isprintable():
+            # Checked here, not by the HTTP library, whose refusal would quote the value (often a secret). Printable
+            # ASCII leaves spaces as the only whitespace, which may not start or end a value.
+            if not value.isascii() or not value.isprintable() or value.strip(" ") != value:
                 raise ListenerFailed(f"header {name!r} must be one line of ASCII text")
             headers[name] = value
         content: bytes | None = None
@@ -150,10 +162,74 @@ def _decoded(raw: bytes, headers: dict[str, str]) -> Any:
     text = raw.decode("utf-8", "replace")
     if "json" in headers.get("content-type", ""):
         try:
-            return json.loads(text)
+            return jsonvalues.parse(text)
         except ValueError:
             return text
     return text
+
+
+class _TimedOut(Exception):
+    """The request's time (config.timeout_seconds, or less when the listener has less left) ran out."""
+
+
+class _BadResponse(Exception):
+    """What is wrong with the response; the message follows "response from <url>"."""
+
+
+# zlib window bits for each content coding _inflate undoes, in the order tried: deflate comes in its zlib wrapper
+# (RFC 9110) or, from some servers, raw.
+_WBITS = {
+    "gzip": (16 + zlib.MAX_WBITS,),
+    "x-gzip": (16 + zlib.MAX_WBITS,),
+    "deflate": (zlib.MAX_WBITS, -zlib.MAX_WBITS),
+}
+
+
+def _read_body(response: Any, deadline: float, max_bytes: int) -> bytes:
+    """The body as sent (still content-encoded), refused beyond max_bytes or past the deadline.
+
+    httpx's own decoding expands a whole chunk at once: a kilobyte of nested gzip can become gigabytes.
+    """
+    body = bytearray()
+    for chunk in response.iter_raw():
+        body += chunk
+        if len(body) > max_bytes:
+            raise _BadResponse(f"is larger than {max_bytes} bytes")
+        # httpx bounds each read, not their sum: a server sending a byte now and then is stopped here.
+        if time.monotonic() > deadline:
+            raise _TimedOut
+    return bytes(body)
+
+
+def _decode_body(body: bytes, codings: list[str], deadline: float, max_bytes: int) -> bytes:
+    """Undoes the content codings (the last applied first); no layer may expand beyond max_bytes."""
+    if not body:  # a HEAD, 204 or 304 response says how its body would be encoded
+        return body
+    for coding in map(str.lower, reversed(codings)):
+        if coding in ("", "identity"):
+            continue
+        if coding not in _WBITS:
+            raise _BadResponse(f"has content encoding {coding!r}, which cannot be decoded")
+        if time.monotonic() > deadline:  # a long list of codings must not outlast the request's time
+            raise _TimedOut
+        body = _inflate(body, coding, max_bytes)
+    return body
+
+
+def _inflate(data: bytes, coding: str, max_bytes: int) -> bytes:
+    for wbits in _WBITS[coding]:
+        decompressor = zlib.decompressobj(wbits)
+        try:
+            # max_length stops zlib just past the cap: a bomb never expands further.
+            decoded = decompressor.decompress(data, max_bytes + 1)
+        except zlib.error:
+            continue  # deflate: not zlib-wrapped, try raw
+        if len(decoded) > max_bytes:
+            raise _BadResponse(f"is larger than {max_bytes} bytes")
+        if decompressor.eof:
+            return decoded
+        break  # the data ended before the compressed stream did
+    raise _BadResponse(f"is not valid {coding} data")
 
 
 def _send(
@@ -166,27 +242,41 @@ def _send(
     max_response_bytes: int,
     settings: EngineSettings,
 ) -> tuple[int, dict[str, str], bytes]:
+    """The response's status, headers and decoded body, all within `timeout` seconds."""
     import httpx
 
     from bloxserver.engine.httpguard import AddressGuard, AddressRefused, GuardedTransport
 
+    deadline = time.monotonic() + timeout
     guard = AddressGuard(settings.allow_private_network, settings.allowed_private_cidrs)
     try:
+        # Client headers are defaults: an Accept-Encoding the flow sets replaces this one.
         with httpx.Client(
-            transport=GuardedTransport(guard),
-            timeout=timeout,
-            follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
-            trust_env=False,
+            transport=GuardedTransport(guard), headers={"Accept-Encoding": ACCEPT_ENCODING}, trust_env=False
         ) as client:
-            with client.stream(method, url, headers=headers, content=content) as response:
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > max_response_bytes:
-                        too_large = f"response from {shown_url} is larger than {max_response_bytes} bytes"
-                        raise ListenerFailed(too_large)
-                return response.status_code, {k.lower(): v for k, v in response.headers.items()}, bytes(body)
+            request = client.build_request(method, url, headers=headers, content=content)
+            # Redirects are followed here: httpx would read (and decode) each redirect's whole body, with no cap.
+            for _ in range(MAX_REDIRECTS + 1):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _TimedOut
+                # httpx's timeouts bound each network wait, not the request: each hop waits at most what is left.
+                request.extensions["timeout"] = httpx.Timeout(left).as_dict()
+                response = client.send(request, stream=True)
+                try:
+                    if response.next_request is None:
+                        raw = _read_body(response, deadline, max_response_bytes)
+                        codings = response.headers.get_list("content-encoding", split_commas=True)
+                        body = _decode_body(raw, codings, deadline, max_response_bytes)
+                        return response.status_code, {k.lower(): v for k, v in response.headers.items()}, body
+                finally:
+                    response.close()
+                request = response.next_request
+            raise ListenerFailed(f"{method} {shown_url} failed: more than {MAX_REDIRECTS} redirects")
+    except (_TimedOut, httpx.TimeoutException):
+        raise ListenerFailed(f"{method} {shown_url} timed out after {round(timeout, 3):g} s") from None
+    except _BadResponse as exc:
+        raise ListenerFailed(f"response from {shown_url} {exc}") from None
     except AddressRefused as exc:
         raise ListenerFailed(str(exc)) from exc
     except httpx.InvalidURL as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+from functools import cache
 from typing import Any, Iterator
 
 import certifi
@@ -103,12 +104,18 @@ class _ResponseStream(httpx.SyncByteStream):
         self.stream.close()
 
 
+@cache
+def _tls_context() -> ssl.SSLContext:
+    """Loading the CA bundle costs about 17 ms: once per process (a context serves many connections)."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class GuardedTransport(httpx.BaseTransport):
     """An httpx transport whose every connection goes through the guard. No proxies: they would bypass it."""
 
     def __init__(self, guard: AddressGuard) -> None:
         self.pool = httpcore.ConnectionPool(
-            ssl_context=ssl.create_default_context(cafile=certifi.where()),
+            ssl_context=_tls_context(),
             network_backend=_GuardedBackend(guard),
         )
 
