@@ -126,6 +126,15 @@ def test_body_expression_and_text_body_templates_shape_what_is_sent():
     assert server.requests[1].body == b"name=w"
 
 
+def test_a_body_expression_doubling_its_message_is_refused_before_it_is_serialised():
+    # each [@, @] shares its parts: 2^28 copies in JSON, a few lists in memory
+    doubling = " | ".join(["[@, @]"] * 28)
+    with LocalServer(scripted()) as server:
+        result = run(http_flow(f'{{method: POST, url: "{server.url}/", body_expression: "{doubling}"}}'), {"a": 1})
+    assert result.error == "listener 'call' failed: the request body has more than 1048576 bytes"
+    assert server.requests == []
+
+
 def test_a_delete_sends_whichever_body_is_configured_and_none_by_default():
     with LocalServer(lambda request: Reply(body="gone")) as server:
         for config in ('body_expression: "{sku: name}"', 'body: "name={{ name }}"', ""):

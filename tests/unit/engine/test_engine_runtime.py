@@ -256,8 +256,8 @@ def test_a_message_nesting_deeper_every_round_stops_the_run_at_the_nesting_cap()
 @pytest.mark.parametrize(
     ("expression", "problem"),
     [
-        ("divide(`1e308`, `1e-308`)", "a number JSON cannot carry (infinity or NaN)"),
-        ("subtract(divide(`1e308`, `1e-308`), divide(`1e308`, `1e-308`))", "a number JSON cannot carry (infinity or NaN)"),
+        ("`1e999`", "a number JSON cannot carry (infinity or NaN)"),
+        ("[`-1e999`]", "a number JSON cannot carry (infinity or NaN)"),
     ],
 )
 def test_a_listener_producing_a_number_json_cannot_carry_ends_the_run_as_an_error(expression, problem):

@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from bloxserver.engine import DEFAULT_ORGANISM_YAML, OrganismError, load_organism, validate
+from bloxserver import executions
+from bloxserver.engine import DEFAULT_ORGANISM_YAML, OrganismError, load_organism, loader, validate
 from bloxserver.errors import ErrorCode
 
 
@@ -179,6 +180,31 @@ def test_flow_settings_must_be_finite_numbers(setting):
 
 
 @pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        # QA's cycle: a billion iterations kept 2.2 million log records (1 GB) in memory after 30 s.
+        ("max_iterations: 1000000000", "flow.max_iterations must be at most 10000, got 1000000000"),
+        ("timeout_seconds: 901", "flow.timeout_seconds must be at most 900, got 901"),
+    ],
+)
+def test_flow_limits_beyond_what_a_run_can_hold_or_last_are_invalid_config(setting, message):
+    [issue] = validate(organism("- {name: a, description: x, handler: output}", f"organism: {{name: t}}\n{setting}"))
+    assert (issue.code, issue.listener, issue.severity, issue.message) == ("invalid_config", None, "error", message)
+
+
+def test_a_listener_timeout_beyond_the_executors_is_invalid_config():
+    [issue] = validate(organism("- {name: a, description: x, handler: output, timeout_seconds: 900.5}"))
+    assert (issue.code, issue.listener, issue.severity) == ("invalid_config", "a", "error")
+    assert issue.message == "listener 'a'.timeout_seconds must be at most 900, got 900.5"
+
+
+def test_the_largest_limits_validate_and_the_timeout_limit_is_the_executors():
+    header = "organism: {name: t}\nmax_iterations: 10000\ntimeout_seconds: 900"
+    assert validate(organism("- {name: a, description: x, handler: output, timeout_seconds: 900}", header)) == []
+    assert loader.MAX_TIMEOUT_SECONDS == executions.EXECUTOR_TIMEOUT_SECONDS
+
+
+@pytest.mark.parametrize(
     "setting", ["timeout_seconds: .nan", "timeout_seconds: -.inf", "temperature: .inf", "max_tokens: .nan"]
 )
 def test_listener_settings_must_be_finite_numbers(setting):
@@ -222,6 +248,12 @@ def test_an_expression_nested_too_deeply_to_evaluate_is_invalid_config(expressio
 )
 def test_expressions_using_builtin_and_engine_functions_and_moderate_nesting_validate(expression):
     assert validate(output_shaped_by(expression)) == []
+
+
+def test_an_index_with_more_digits_than_python_reads_is_invalid_config_not_a_crash():
+    [issue] = validate(output_shaped_by("a[" + "1" * 5000 + "]"))
+    assert (issue.code, issue.listener, issue.severity) == ("invalid_config", "a", "error")
+    assert "invalid JMESPath expression" in issue.message
 
 
 def test_an_output_listener_cannot_have_peers():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bloxserver import jsonvalues
-from bloxserver.engine.expressions import ExpressionError, Template, compile_template
+from bloxserver.engine.expressions import MAX_MESSAGE_BYTES, ExpressionError, Template, compile_template
 from bloxserver.engine.handlers import (
     HandlerResult,
     InvalidConfig,
@@ -124,6 +124,9 @@ class HttpRequest:
             content = self._render(self.body, message).encode()
         elif self.body_expression is not None or self.method in BODY_METHODS:
             body = message if self.body_expression is None else evaluate(self.body_expression, message)
+            problem = jsonvalues.size_problem(body, MAX_MESSAGE_BYTES)  # shared parts: small in memory, not as JSON
+            if problem is not None:
+                raise ListenerFailed(f"the request body has {problem}")
             content = json.dumps(body, ensure_ascii=False).encode()
             headers.setdefault("Content-Type", "application/json")
         timeout = max(0.001, min(self.timeout_seconds, invocation.remaining()))

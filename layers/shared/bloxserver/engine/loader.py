@@ -25,6 +25,10 @@ MAX_EXPANDED_NODES = 50_000
 # Far more than any setting needs, and short enough that every integer prints (Python refuses past 4300 digits).
 MAX_INTEGER_CHARS = 1000
 CACHE_SIZE = 64
+# A run keeps each invocation's log records until it ends (2.2 million took 1 GB): this keeps them to a few MB.
+MAX_ITERATIONS = 10_000
+# The executor's Lambda timeout (bloxserver.executions.EXECUTOR_TIMEOUT_SECONDS): no run lasts longer.
+MAX_TIMEOUT_SECONDS = 900
 
 LLM_PROVIDERS = ("bedrock", "openai")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -133,11 +137,15 @@ class _Builder:
         where: str,
         listener: str | None = None,
         integer: bool = False,
+        maximum: int | None = None,
     ) -> Any:
         value = mapping.get(key, default)
         if not is_positive_number(value, integer):
             kind = "a finite positive integer" if integer else "a finite positive number"
             self.issue("invalid_config", f"{where}.{key} must be {kind}, got {value!r}", listener)
+            return default
+        if maximum is not None and value > maximum:
+            self.issue("invalid_config", f"{where}.{key} must be at most {maximum}, got {value!r}", listener)
             return default
         return value
 
@@ -216,7 +224,7 @@ class _Builder:
         next_listeners = self.names(entry, "next", where, name)
         if next_listeners and agent is not True:
             self.issue("invalid_config", f"{where}: only agents have `next`; other listeners send to their peers", name)
-        timeout_seconds = self.number(entry, "timeout_seconds", 30, where, name)
+        timeout_seconds = self.number(entry, "timeout_seconds", 30, where, name, maximum=MAX_TIMEOUT_SECONDS)
         llm = self.llm_choice(entry, where, name)
 
         if any(issue.severity == "error" for issue in self.issues[errors_before:]):
@@ -267,8 +275,8 @@ class _Builder:
         log_payloads = data.get("log_payloads", False)
         if not isinstance(log_payloads, bool):
             self.issue("invalid_config", "log_payloads must be true or false")
-        max_iterations = self.number(data, "max_iterations", 100, "flow", integer=True)
-        timeout_seconds = self.number(data, "timeout_seconds", 300, "flow")
+        max_iterations = self.number(data, "max_iterations", 100, "flow", integer=True, maximum=MAX_ITERATIONS)
+        timeout_seconds = self.number(data, "timeout_seconds", 300, "flow", maximum=MAX_TIMEOUT_SECONDS)
         # The original put the token budget at the top level in code and under `organism` in its docs: accept both.
         token_source = data if "max_tokens_per_thread" in data else header
         max_tokens = self.number(token_source, "max_tokens_per_thread", 100_000, "flow", integer=True)

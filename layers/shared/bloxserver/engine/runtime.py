@@ -12,15 +12,12 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from bloxserver import jsonvalues
+from bloxserver.engine.expressions import MAX_MESSAGE_BYTES
 from bloxserver.engine.handlers import HandlerResult, ListenerFailed
 from bloxserver.engine.llm import ResolvedLlm, resolve_llm_choice
 from bloxserver.engine.loader import load_organism
 from bloxserver.engine.model import EngineLog, EngineResult, Listener, LogLevel, Organism, OrganismError, RunStatus
 from bloxserver.engine.settings import EngineSettings, get_engine_settings
-
-# What one listener may hand on: far above any real message (a webhook's input is at most 256 KiB), low enough that
-# a flow growing its message every round stops long before the executor runs out of memory or time.
-MAX_MESSAGE_BYTES = 1024 * 1024
 
 
 class RunStopped(Exception):
