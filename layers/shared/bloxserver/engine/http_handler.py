@@ -38,6 +38,7 @@ DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
 # The content codings _decode_body can undo; httpx would also ask for br or zstd when their packages are installed.
+DEADLINE_GRACE_SECONDS = 0.25
 ACCEPT_ENCODING = "gzip, deflate"
 # RFC 9110 token characters: anything else in a header name is refused by the HTTP library with the name quoted.
 HEADER_NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
@@ -129,7 +130,9 @@ class HttpRequest:
                 raise ListenerFailed(f"the request body has {problem}")
             content = json.dumps(body, ensure_ascii=False).encode()
             headers.setdefault("Content-Type", "application/json")
-        timeout = max(0.001, min(self.timeout_seconds, invocation.remaining()))
+        # When the listener's, flow's or executor's deadline comes first, it reports the run as timed out: the
+        # request itself gives up a moment later (its worker thread then ends too).
+        timeout = max(0.001, min(self.timeout_seconds, invocation.remaining() + DEADLINE_GRACE_SECONDS))
         status, response_headers, raw = invocation.call_blocking(
             _send, self.method, url, shown_url, headers, content, timeout, self.max_response_bytes, invocation.settings
         )
@@ -255,7 +258,7 @@ def _send(
     try:
         # Client headers are defaults: an Accept-Encoding the flow sets replaces this one.
         with httpx.Client(
-            transport=GuardedTransport(guard), headers={"Accept-Encoding": ACCEPT_ENCODING}, trust_env=False
+            transport=GuardedTransport(guard, deadline), headers={"Accept-Encoding": ACCEPT_ENCODING}, trust_env=False
         ) as client:
             request = client.build_request(method, url, headers=headers, content=content)
             # Redirects are followed here: httpx would read (and decode) each redirect's whole body, with no cap.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import time
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, Iterator
 
@@ -77,9 +79,44 @@ class AddressGuard:
         return str(addresses[0])
 
 
+def _time_left(deadline: float, timeout: float | None, timed_out: type[Exception]) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise timed_out("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """Every wait on the connection ends by the request's deadline: httpx bounds each read, so a server sending its
+    headers a byte at a time would otherwise hold the request (and its worker thread) long past it."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self.stream = stream
+        self.deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.stream.read(max_bytes, _time_left(self.deadline, timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.stream.write(buffer, _time_left(self.deadline, timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        left = _time_left(self.deadline, timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self.stream.start_tls(ssl_context, server_hostname, left), self.deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.stream.get_extra_info(info)
+
+
 class _GuardedBackend(httpcore.SyncBackend):
-    def __init__(self, guard: AddressGuard) -> None:
+    def __init__(self, guard: AddressGuard, deadline: float) -> None:
         self.guard = guard
+        self.deadline = deadline
 
     def connect_tcp(
         self,
@@ -89,16 +126,37 @@ class _GuardedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
+        address = self.guard.resolve(host, port)
+        left = _time_left(self.deadline, timeout, httpcore.ConnectTimeout)
         # TLS still verifies the certificate against the request's hostname (httpcore passes it as the SNI).
-        return super().connect_tcp(self.guard.resolve(host, port), port, timeout, local_address, socket_options)
+        stream = super().connect_tcp(address, port, left, local_address, socket_options)
+        return _DeadlineStream(stream, self.deadline)
+
+
+@contextmanager
+def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
+    """httpcore's errors as httpx's, which the callers of an httpx transport expect (httpx maps them only for its
+    own transports)."""
+    try:
+        yield
+    except httpcore.TimeoutException as exc:
+        raise httpx.TimeoutException(str(exc), request=request) from exc
+    except httpcore.ConnectError as exc:
+        raise httpx.ConnectError(str(exc), request=request) from exc
+    except httpcore.ProtocolError as exc:
+        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+    except httpcore.NetworkError as exc:
+        raise httpx.NetworkError(str(exc), request=request) from exc
 
 
 class _ResponseStream(httpx.SyncByteStream):
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, request: httpx.Request) -> None:
         self.stream = stream
+        self.request = request
 
     def __iter__(self) -> Iterator[bytes]:
-        yield from self.stream
+        with _as_httpx_errors(self.request):
+            yield from self.stream
 
     def close(self) -> None:
         self.stream.close()
@@ -111,12 +169,13 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class GuardedTransport(httpx.BaseTransport):
-    """An httpx transport whose every connection goes through the guard. No proxies: they would bypass it."""
+    """An httpx transport whose every connection goes through the guard, and whose every network wait ends by
+    `deadline` (a time.monotonic() value). No proxies: they would bypass the guard."""
 
-    def __init__(self, guard: AddressGuard) -> None:
+    def __init__(self, guard: AddressGuard, deadline: float) -> None:
         self.pool = httpcore.ConnectionPool(
             ssl_context=_tls_context(),
-            network_backend=_GuardedBackend(guard),
+            network_backend=_GuardedBackend(guard, deadline),
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -132,20 +191,12 @@ class GuardedTransport(httpx.BaseTransport):
             content=request.stream,
             extensions=request.extensions,
         )
-        try:
+        with _as_httpx_errors(request):
             response = self.pool.handle_request(core_request)
-        except httpcore.TimeoutException as exc:
-            raise httpx.TimeoutException(str(exc), request=request) from exc
-        except httpcore.ConnectError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except httpcore.ProtocolError as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        except httpcore.NetworkError as exc:
-            raise httpx.NetworkError(str(exc), request=request) from exc
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,
-            stream=_ResponseStream(response.stream),
+            stream=_ResponseStream(response.stream, request),
             extensions=response.extensions,
         )
 
