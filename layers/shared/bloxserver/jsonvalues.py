@@ -63,7 +63,13 @@ def parse(text: str) -> Any:
 
 def size_problem(value: Any, max_bytes: int) -> str | None:
     """Why `value` cannot travel as a JSON message of at most about `max_bytes` bytes and MAX_NESTING levels, or
-    None when it can.
+    None when it can."""
+    return measure(value, max_bytes)[1]
+
+
+def measure(value: Any, max_bytes: int) -> tuple[int, str | None]:
+    """About how many bytes `value` takes as JSON, and why it cannot travel as a message of at most `max_bytes`
+    bytes and MAX_NESTING levels (None when it can); the size counted so far when there is a problem.
 
     Walks the value instead of serialising it: values that share parts (a transform doubling a list each round) can
     be exponentially larger than their memory, so the walk stops as soon as the budget is spent.
@@ -74,30 +80,30 @@ def size_problem(value: Any, max_bytes: int) -> str | None:
         item, depth = pending.pop()
         if isinstance(item, str):
             if not is_unicode(item):
-                return UNPAIRED_SURROGATE
+                return size, UNPAIRED_SURROGATE
             size += len(item) + 2
         elif isinstance(item, (dict, list)):
             if depth > MAX_NESTING:
-                return f"nesting deeper than {MAX_NESTING} levels"
+                return size, f"nesting deeper than {MAX_NESTING} levels"
             size += 2 + len(item)
             if isinstance(item, dict):
                 for key in item:
                     if not is_unicode(str(key)):
-                        return UNPAIRED_SURROGATE
+                        return size, UNPAIRED_SURROGATE
                     size += len(str(key)) + 3
                 item = item.values()
             pending.extend((nested, depth + 1) for nested in item)
         elif isinstance(item, float):
             if not math.isfinite(item):
-                return "a number JSON cannot carry (infinity or NaN)"
+                return size, "a number JSON cannot carry (infinity or NaN)"
             size += 8
         elif isinstance(item, int) and not isinstance(item, bool):
             digits = item.bit_length() * 0.302 + 1  # log10(2) digits per bit
             if digits > MAX_INT_DIGITS:
-                return f"a number of more than {MAX_INT_DIGITS} digits"
+                return size, f"a number of more than {MAX_INT_DIGITS} digits"
             size += int(digits)
         else:
             size += 5
         if size > max_bytes:
-            return f"more than {max_bytes} bytes"
-    return None
+            return size, f"more than {max_bytes} bytes"
+    return size, None

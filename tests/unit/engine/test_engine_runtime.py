@@ -19,6 +19,7 @@ from bloxserver.engine import (
     REFERENCE_FLOW_YAML,
     EngineSettings,
     run_flow,
+    runtime,
 )
 
 LOCAL_ONLY = EngineSettings(allowed_private_cidrs=("127.0.0.1/32",))
@@ -251,6 +252,19 @@ def test_a_message_nesting_deeper_every_round_stops_the_run_at_the_nesting_cap()
     )
     result = run(yaml_text, "1")
     assert (result.status, result.error) == ("error", "listener 'wrap' produced a message with nesting deeper than 256 levels")
+
+
+def test_a_run_whose_messages_add_up_past_the_run_budget_ends_as_an_error(monkeypatch):
+    # given a cycle passing on a 100 KB message every round, and a budget of five such messages
+    monkeypatch.setattr(runtime, "MAX_RUN_MESSAGE_BYTES", 500_000)
+    yaml_text = organism(
+        "- {name: relay, description: x, handler: transform, config: {expression: '@'}, peers: [relay]}",
+        "organism: {name: t}\nmax_iterations: 50",
+    )
+    result = run(yaml_text, json.dumps("x" * 100_000))
+    assert (result.status, result.error) == (
+        "error", "the execution's messages exceed 500000 bytes in all, at listener 'relay'"
+    )
 
 
 @pytest.mark.parametrize(

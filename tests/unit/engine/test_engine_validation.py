@@ -122,6 +122,21 @@ def test_an_agents_tools_count_as_reachable():
         ("{name: a, description: x, handler: output, timeout_seconds: -1}", "timeout_seconds"),
         ("{name: a, description: x, handler: llm}", "agent: true"),
         ("{name: a, description: x, handler: output, next: [a]}", "only agents"),
+        (
+            "{name: a, description: x, handler: transform, config: {set: {%s}}}"
+            % ", ".join(f"k{i}: '@'" for i in range(101)),
+            "config.set may hold at most 100 entries",
+        ),
+        (
+            "{name: a, description: x, handler: conditional, peers: [a], config: {when: [%s]}}"
+            % ", ".join("{if: '@', to: a}" for _ in range(101)),
+            "config.when may hold at most 100 entries",
+        ),
+        (
+            "{name: a, description: x, handler: http, config: {url: 'https://x', headers: {%s}}}"
+            % ", ".join(f"X-{i}: v" for i in range(101)),
+            "config.headers may hold at most 100 entries",
+        ),
     ],
 )
 def test_config_a_handler_cannot_use_is_invalid_config(listener, fragment):

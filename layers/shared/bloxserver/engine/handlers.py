@@ -34,6 +34,15 @@ class Handler(Protocol):
     def run(self, message: Any, invocation: Invocation) -> HandlerResult: ...
 
 
+# Each expression's evaluation is bounded on its own (expressions.py): this bounds how many one invocation runs.
+MAX_ENTRIES_PER_SETTING = 100
+
+
+def check_entry_count(setting: str, entries: dict | list) -> None:
+    if len(entries) > MAX_ENTRIES_PER_SETTING:
+        raise InvalidConfig(f"config.{setting} may hold at most {MAX_ENTRIES_PER_SETTING} entries")
+
+
 def is_positive_number(value: Any, integer: bool = False) -> bool:
     """A finite positive number (an int when `integer`): not a bool, NaN, an infinity, nor an integer too large to
     be a float (deadlines add them to one)."""
@@ -103,6 +112,7 @@ class Transform:
         assignments = config.get("set", {})
         if not isinstance(assignments, dict) or ("set" in config and not assignments):
             raise InvalidConfig("config.set must be a non-empty mapping of key: JMESPath expression")
+        check_entry_count("set", assignments)
         self.assignments = tuple(
             (key, compile_config_expression(f"set.{key}", source)) for key, source in assignments.items()
         )
@@ -126,6 +136,7 @@ class Conditional:
         branches = config["when"]
         if not isinstance(branches, list) or not branches:
             raise InvalidConfig("config.when must be a non-empty list of {if: <JMESPath>, to: <peer>}")
+        check_entry_count("when", branches)
         compiled = []
         for index, branch in enumerate(branches):
             if not isinstance(branch, dict) or set(branch) != {"if", "to"}:

@@ -18,6 +18,7 @@ from bloxserver.engine.handlers import (
     HandlerResult,
     InvalidConfig,
     ListenerFailed,
+    check_entry_count,
     config_keys,
     evaluate,
     is_positive_number,
@@ -76,6 +77,7 @@ class HttpRequest:
         headers = config.get("headers", {})
         if not isinstance(headers, dict):
             raise InvalidConfig("config.headers must be a mapping of header name: template")
+        check_entry_count("headers", headers)
         self.headers = tuple((str(name), _template(f"headers.{name}", value)) for name, value in headers.items())
         for name, template in self.headers:
             if not name or not HEADER_NAME_CHARACTERS.issuperset(name):

@@ -19,6 +19,10 @@ from bloxserver.engine.loader import load_organism
 from bloxserver.engine.model import EngineLog, EngineResult, Listener, LogLevel, Organism, OrganismError, RunStatus
 from bloxserver.engine.settings import EngineSettings, get_engine_settings
 
+# What all the results of one run may add up to: a run holds them at once (queued, terminal, logged), and a batch of
+# runs shares the executor's 1 GB; far above what real flows pass on.
+MAX_RUN_MESSAGE_BYTES = 32 * MAX_MESSAGE_BYTES
+
 
 class RunStopped(Exception):
     """Ends the run unless an agent absorbs it; `listener` names where it happened."""
@@ -143,6 +147,7 @@ class Run:
         self.logs: list[EngineLog] = []
         self.iterations = 0
         self.tokens_used = 0
+        self.message_bytes = 0  # of every result so far: they may all be held at once (pending, terminal, logged)
 
     def log(self, level: LogLevel, message: str, listener: str | None, **metadata: Any) -> None:
         metadata = {"executionId": self.execution_id, "listener": listener, **metadata}
@@ -175,9 +180,14 @@ class Run:
         except Exception as exc:
             raise ListenerError(f"listener '{name}' failed: {type(exc).__name__}: {exc}", name, invocation) from exc
         invocation.check_deadline()
-        problem = jsonvalues.size_problem(result.value, MAX_MESSAGE_BYTES)
+        size, problem = jsonvalues.measure(result.value, MAX_MESSAGE_BYTES)
         if problem is not None:
             raise ListenerError(f"listener '{name}' produced a message with {problem}", name, invocation)
+        self.message_bytes += size
+        if self.message_bytes > MAX_RUN_MESSAGE_BYTES:
+            raise RunStopped(
+                f"the execution's messages exceed {MAX_RUN_MESSAGE_BYTES} bytes in all, at listener '{name}'", name
+            )
         if self.organism.log_payloads:
             invocation.log("debug", f"listener '{invocation.spec.name}' result", result=result.value)
         return result
