@@ -443,3 +443,19 @@ def test_deleting_a_schedule_trigger_deletes_its_schedule_before_and_after_its_i
         "scheduler.DeleteSchedule": 2,
         "dynamodb.TransactWriteItems": 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("body", "config"),
+    [
+        ({"type": "schedule", "name": "s", "config": {"cron": "*/5 * * * *"}}, {"type": "schedule", "cron": "*/5 * * * *", "timezone": "UTC"}),
+        ({"type": "webhook", "name": "w", "config": {}}, {"type": "webhook"}),
+        ({"type": "manual", "name": "m", "config": {}}, {"type": "manual"}),
+    ],
+    ids=["schedule", "webhook", "manual"],
+)
+def test_given_a_config_without_its_type_then_it_is_the_triggers_type_as_the_contract_defaults_it(
+    triggers, flow_id, body, config
+):
+    reply = call(triggers, "POST", triggers_path(flow_id), body=body, claims=ALICE)
+    assert reply.status == 201 and reply.json["config"] == config

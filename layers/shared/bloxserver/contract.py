@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel as _PydanticBase, ConfigDict, Field
+from pydantic import BaseModel as _PydanticBase, ConfigDict, Field, model_validator
 
 
 # =============================================================================
@@ -222,6 +222,16 @@ class CreateTriggerRequest(BaseModel):
     type: TriggerType
     name: str = Field(min_length=1, max_length=100)
     config: TriggerConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _config_type_defaults_to_the_triggers(cls, data: Any) -> Any:
+        # The contract gives each config's `type` a default; the discriminated union above needs it to pick the
+        # variant, and the only variant that can be meant is the trigger's own type.
+        config = data.get("config") if isinstance(data, dict) else None
+        if isinstance(config, dict) and "type" not in config and isinstance(data.get("type"), str):
+            return {**data, "config": {"type": data["type"], **config}}
+        return data
 
 
 # =============================================================================
