@@ -5,8 +5,11 @@ from a script, so http listeners and the OpenAI-compatible provider run their re
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -112,3 +115,37 @@ def chat_completion(
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
         }
     )
+
+
+@contextmanager
+def trickling_server(interval: float, headers_too: bool = False):
+    """Answers one request with headers promising 1000 bytes, then sends one byte every `interval` seconds (from its
+    first header byte on, with `headers_too`); yields its URL and an event set when the client hangs up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    hung_up = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"p" * 1000 + b"\r\nContent-Length: 1000\r\n\r\n"
+            pending = list(head) if headers_too else []
+            if not headers_too:
+                connection.sendall(head)
+            while not hung_up.is_set():
+                readable, _, _ = select.select([connection], [], [], interval)
+                try:
+                    if readable and not connection.recv(1):
+                        hung_up.set()
+                    else:
+                        connection.sendall(bytes([pending.pop(0)]) if pending else b"x")
+                except OSError:
+                    hung_up.set()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", hung_up
+    finally:
+        listener.close()

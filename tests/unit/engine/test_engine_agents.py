@@ -11,11 +11,12 @@ import time
 
 import pytest
 from botocore.stub import Stubber
-from engine_fakes import LocalServer, chat_completion, scripted
+from engine_fakes import LocalServer, chat_completion, scripted, trickling_server
 
 from bloxserver.engine import EngineSettings, run_flow
 from bloxserver.engine.bedrock import bedrock_client
-from bloxserver.engine.llm import TOOL_INPUT_SCHEMA
+from bloxserver.engine import llm
+from bloxserver.engine.llm import HTML_ERROR_PAGE, TOOL_INPUT_SCHEMA
 
 REGION = "us-east-1"
 
@@ -149,10 +150,7 @@ def test_an_html_page_instead_of_bedrocks_answer_is_named_not_quoted():
     with Stubber(bedrock_client(REGION)) as stubber:
         stubber.add_client_error("converse", "500", page, http_status_code=500)
         result = run(SUPPORT_DESK, bedrock_settings())
-    assert result.error == (
-        "listener 'triage' failed: bedrock call failed: 500: an HTML error page instead of Bedrock's answer "
-        "(is Bedrock reachable from here?)"
-    )
+    assert result.error == f"listener 'triage' failed: bedrock call failed: 500: {HTML_ERROR_PAGE}"
 
 
 def openai_settings(server: LocalServer) -> EngineSettings:
@@ -245,6 +243,51 @@ def test_a_malformed_completion_fails_the_agent_listener_clearly(body):
     with LocalServer(lambda request: Reply(body=body)) as server:
         result = run(SUPPORT_DESK, openai_settings(server))
     assert result.error == "listener 'triage' failed: openai-compatible endpoint sent an unexpected response"
+
+
+def test_an_endpoint_echoing_the_key_it_refused_never_puts_the_key_in_the_error_or_logs():
+    from engine_fakes import Reply
+
+    refusal = {"error": {"message": "Incorrect API key provided: sk-test. You can find your key at ..."}}
+    with LocalServer(lambda request: Reply(status=401, body=refusal)) as server:
+        result = run(SUPPORT_DESK, openai_settings(server))
+    assert result.error.startswith("listener 'triage' failed: openai-compatible endpoint answered 401: ")
+    assert "Incorrect API key provided: [key]." in result.error
+    assert all("sk-test" not in log.message and "sk-test" not in str(log.metadata) for log in result.logs)
+
+
+def test_an_html_error_page_from_the_endpoint_is_named_not_quoted():
+    from engine_fakes import Reply
+
+    page = Reply(status=502, body="<html><body><h1>502 Bad Gateway</h1></body></html>")
+    with LocalServer(lambda request: page) as server:
+        result = run(SUPPORT_DESK, openai_settings(server))
+    assert result.error == f"listener 'triage' failed: openai-compatible endpoint answered 502: {HTML_ERROR_PAGE}"
+
+
+def test_an_answer_trickling_in_is_cut_off_at_the_calls_limit(monkeypatch):
+    # a byte every 0.2 s never trips httpx's per-read timeout; the call's own limit (here 1 s) must
+    monkeypatch.setattr(llm, "LLM_CALL_TIMEOUT_SECONDS", 1.0)
+    with trickling_server(interval=0.2) as (url, _):
+        settings = EngineSettings(llm_provider="openai", openai_base_url=url, openai_api_key="sk-test")
+        result = run(SUPPORT_DESK, settings)
+    assert result.error == "listener 'triage' failed: the call took longer than 1 s"
+
+
+@pytest.mark.parametrize("answer", ["NaN", "[1e999]", "[" * 100_000 + "]" * 100_000])
+def test_an_answer_that_is_not_json_an_encoder_could_write_travels_as_text(answer):
+    with LocalServer(lambda request: chat_completion(answer)) as server:
+        result = run(SUPPORT_DESK, openai_settings(server))
+    assert (result.status, json.loads(result.output)) == ("success", {"reply": answer})
+
+
+def test_tool_arguments_sent_as_an_object_are_taken_as_they_are():
+    reply = chat_completion(None, [("c1", "lookup", ADA)])
+    reply.body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = ADA
+    replies = scripted(reply, chat_completion("Done."))
+    with LocalServer(replies) as server:
+        result = run(SUPPORT_DESK, openai_settings(server))
+    assert result.status == "success", result.error
 
 
 def test_an_endpoint_error_fails_the_agent_listener():

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import select
-import socket
 import textwrap
-import threading
 import time
 import tracemalloc
 import zlib
-from contextlib import contextmanager
 
 import pytest
-from engine_fakes import LocalServer, Reply, scripted
+from engine_fakes import LocalServer, Reply, scripted, trickling_server
 
 from bloxserver.engine import EngineSettings, run_flow, validate
 from bloxserver.engine.httpguard import AddressGuard, AddressRefused
@@ -60,40 +56,6 @@ def gzip_of_gzip_of_zeros(size: int) -> bytes:
     mebibyte = bytes(1 << 20)
     inner = b"".join(compressor.compress(mebibyte) for _ in range(size >> 20)) + compressor.flush()
     return gzip(inner)
-
-
-@contextmanager
-def trickling_server(interval: float, headers_too: bool = False):
-    """Answers one request with headers promising 1000 bytes, then sends one byte every `interval` seconds (from its
-    first header byte on, with `headers_too`); yields its URL and an event set when the client hangs up."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(10)
-    hung_up = threading.Event()
-
-    def serve() -> None:
-        connection, _ = listener.accept()
-        with connection:
-            connection.recv(65536)
-            head = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"p" * 1000 + b"\r\nContent-Length: 1000\r\n\r\n"
-            pending = list(head) if headers_too else []
-            if not headers_too:
-                connection.sendall(head)
-            while not hung_up.is_set():
-                readable, _, _ = select.select([connection], [], [], interval)
-                try:
-                    if readable and not connection.recv(1):
-                        hung_up.set()
-                    else:
-                        connection.sendall(bytes([pending.pop(0)]) if pending else b"x")
-                except OSError:
-                    hung_up.set()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", hung_up
-    finally:
-        listener.close()
 
 
 def test_a_get_renders_url_and_headers_from_the_message_and_returns_the_parsed_response():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from bloxserver import jsonvalues
 from bloxserver.engine.handlers import HandlerResult, config_keys
 from bloxserver.engine.llm import (
     AssistantTurn,
@@ -31,8 +32,8 @@ if TYPE_CHECKING:
 def final_value(text: str) -> Any:
     """The agent's answer as the message it sends on: its JSON value when the answer is JSON, else the text."""
     try:
-        return json.loads(text)
-    except ValueError:
+        return jsonvalues.parse(text)
+    except ValueError:  # not JSON, or JSON no encoder could write back (NaN, too deep): the text
         return text
 
 
@@ -59,7 +60,8 @@ class Agent:
                 temperature=choice.temperature,
                 timeout=max(0.001, min(choice.call_timeout, invocation.remaining())),
             )
-            reply = invocation.call_blocking(provider.complete, request)
+            # httpx's timeout bounds each read: a slow trickle of an answer is cut off at the call's limit here
+            reply = invocation.call_blocking(provider.complete, request, within=choice.call_timeout)
             invocation.log(
                 "info",
                 f"llm call to {choice.provider} model {choice.model}",

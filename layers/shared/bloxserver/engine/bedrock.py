@@ -11,7 +11,6 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bloxserver.engine.llm import (
-    ERROR_PREVIEW_CHARS,
     TOOL_INPUT_SCHEMA,
     AssistantTurn,
     LlmCallFailed,
@@ -22,6 +21,7 @@ from bloxserver.engine.llm import (
     ToolResults,
     Turn,
     UserText,
+    error_preview,
     token_count,
 )
 from bloxserver.engine.settings import EngineSettings
@@ -90,10 +90,7 @@ class BedrockProvider:
             response = self.client.converse(**arguments)
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            message = str(error.get("Message", ""))
-            if message.lstrip().startswith("<"):  # not Bedrock's answer: a proxy's or an emulator's error page
-                message = "an HTML error page instead of Bedrock's answer (is Bedrock reachable from here?)"
-            detail = f"{error.get('Code', 'error')}: {message}"[:ERROR_PREVIEW_CHARS]
+            detail = f"{error.get('Code', 'error')}: {error_preview(str(error.get('Message', '')))}"
             raise LlmCallFailed(f"bedrock call failed: {detail}") from exc
         except BotoCoreError as exc:
             raise LlmCallFailed(f"bedrock call failed: {exc}") from exc

@@ -27,6 +27,17 @@ class LlmCallFailed(ListenerFailed):
 
 # How much of a provider's error text a failure quotes: enough to say what went wrong, never a whole HTML page.
 ERROR_PREVIEW_CHARS = 300
+HTML_ERROR_PAGE = "an HTML error page instead of the provider's answer (is it reachable from here?)"
+
+
+def error_preview(text: str, secret: str = "") -> str:
+    """What a failure may quote of a provider's error text: never the key (an endpoint may echo the one it refused,
+    and flow owners read their runs' errors), and a page of markup only by name."""
+    if text.lstrip().startswith("<"):
+        return HTML_ERROR_PAGE
+    if secret:
+        text = text.replace(secret, "[key]")
+    return text[:ERROR_PREVIEW_CHARS]
 
 
 def token_count(reported: Any) -> int:

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
+from bloxserver import jsonvalues
 from bloxserver.engine.llm import (
-    ERROR_PREVIEW_CHARS,
     TOOL_INPUT_SCHEMA,
     AssistantTurn,
     LlmCallFailed,
@@ -20,6 +20,7 @@ from bloxserver.engine.llm import (
     ToolResults,
     Turn,
     UserText,
+    error_preview,
     token_count,
 )
 from bloxserver.engine.settings import EngineSettings
@@ -66,8 +67,10 @@ def _messages(system: str, turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
 def _tool_call(raw: dict[str, Any]) -> ToolCall:
     function = raw.get("function", {})
     arguments = function.get("arguments") or "{}"
+    if not isinstance(arguments, str):  # the protocol sends a JSON text; some servers send the object itself
+        arguments = json.dumps(arguments)
     try:
-        tool_input = json.loads(arguments)
+        tool_input = jsonvalues.parse(arguments)
     except ValueError:
         tool_input = arguments  # the tool gets the model's text as is
     return ToolCall(raw.get("id", ""), function.get("name", ""), tool_input)
@@ -106,9 +109,10 @@ class OpenAICompatibleProvider:
                 trust_env=False,
             )
         except httpx.HTTPError as exc:
-            raise LlmCallFailed(f"openai-compatible call failed: {type(exc).__name__}: {exc}") from exc
+            detail = error_preview(str(exc), self.key)
+            raise LlmCallFailed(f"openai-compatible call failed: {type(exc).__name__}: {detail}") from exc
         if response.status_code >= 400:
-            preview = response.text[:ERROR_PREVIEW_CHARS]
+            preview = error_preview(response.text, self.key)
             raise LlmCallFailed(f"openai-compatible endpoint answered {response.status_code}: {preview}")
         try:
             payload = response.json()

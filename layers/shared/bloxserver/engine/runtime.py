@@ -87,15 +87,17 @@ class Invocation:
             message = f"listener '{owner.spec.name}' timed out after {owner.spec.timeout_seconds:g} s"
         return DeadlineExceeded(message, self.spec.name, owner)
 
-    def call_blocking(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Runs a blocking call (network I/O) in a worker thread and stops waiting at this invocation's deadline.
+    def call_blocking(self, function: Callable[..., Any], *args: Any, within: float | None = None) -> Any:
+        """Runs a blocking call (network I/O) in a worker thread and stops waiting at this invocation's deadline, or
+        after `within` seconds when that comes first (the call then fails the listener).
 
-        A call still running after the deadline is abandoned; the I/O clients also get the remaining time as
-        their own timeout, so the thread ends soon after.
+        A call still running after that is abandoned; the I/O clients also get the remaining time as their own
+        timeout, so the thread ends soon after.
         """
         remaining = self.remaining()
         if remaining <= 0:
             raise self._deadline_exceeded()
+        own_limit = within is not None and within < remaining
         outcome: dict[str, Any] = {}
 
         def target() -> None:
@@ -106,8 +108,10 @@ class Invocation:
 
         worker = threading.Thread(target=target, name=f"listener-{self.spec.name}", daemon=True)
         worker.start()
-        worker.join(remaining)
+        worker.join(within if own_limit else remaining)
         if worker.is_alive():
+            if own_limit:
+                raise ListenerFailed(f"the call took longer than {within:g} s")
             raise self._deadline_exceeded()
         if "error" in outcome:
             raise outcome["error"]
