@@ -28,7 +28,8 @@ FINISH_MARGIN_SECONDS = 15
 # Below this much run time a delivery is handed back to the queue instead of starting a run bound to time out.
 MIN_RUN_SECONDS = 10
 # Results of a batch wait to be written together; before starting another run, those that have waited this long
-# are written first, so a long run does not hold back the results of the quick ones before it.
+# are written first, and all of them before a run that may wait on the network, so a long run does not hold back
+# the results of the quick ones before it.
 FLUSH_AFTER_SECONDS = 1.0
 MAX_LOG_RECORDS = 200  # per execution, one of them saying how many were left out
 KEPT_LAST_LOG_RECORDS = 2
@@ -98,6 +99,9 @@ class _Results:
         self.endings.append((index, end))
         if self.since is None:
             self.since = time.monotonic()
+
+    def waiting(self) -> bool:
+        return self.since is not None
 
     def overdue(self) -> bool:
         return self.since is not None and time.monotonic() - self.since >= FLUSH_AFTER_SECONDS
@@ -196,7 +200,7 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
                 logger.info("Execution claimed by another delivery", extra={"executionId": execution["id"]})
 
     for index, claim, flow in claimed:
-        if results.overdue():
+        if results.overdue() or (results.waiting() and _may_take_long(flow)):
             failed |= results.flush()
         try:
             outcome = _run(claim, flow, remaining_seconds)
@@ -209,6 +213,15 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
             results.add(index, *outcome)
     failed |= results.flush()
     return failed
+
+
+def _may_take_long(flow: dict[str, Any]) -> bool:
+    from bloxserver.engine import OrganismError, load_organism  # parsed once per YAML and container (cached)
+
+    try:
+        return load_organism(flow["organismYaml"]).waits_on_network
+    except OrganismError:
+        return False
 
 
 def _claimed_ending(

@@ -136,8 +136,10 @@ def sync_clerk_event(raw_body: bytes, headers: dict[str, str], lambda_context: A
         raise ServiceUnavailable("Clerk webhook secret is not configured")
     try:
         Webhook(secret).verify(raw_body, headers)
-    except (WebhookVerificationError, ValueError) as exc:  # ValueError: a signature that is not even base64
+    except WebhookVerificationError as exc:
         raise InvalidSignature(f"Invalid webhook signature: {exc}") from exc
+    except ValueError as exc:  # svix's own error for a signature that is not even base64 is a decoder's
+        raise InvalidSignature("Invalid webhook signature: not a signature") from exc
     try:
         event = json.loads(raw_body)
     except ValueError:

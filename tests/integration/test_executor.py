@@ -231,6 +231,42 @@ def test_given_a_bug_while_running_a_claimed_execution_then_it_ends_error_at_onc
     assert system.execution(hook["flowId"], fine)["status"] == "success"
 
 
+CALLING_OUT_YAML = """\
+organism: {name: caller}
+listeners:
+  - name: call
+    description: A request the guard refuses at once (it could have been a slow one)
+    handler: http
+    config: {url: "http://169.254.169.254/latest/meta-data/"}
+"""
+
+
+def test_given_a_quick_run_then_one_that_waits_on_the_network_then_the_quick_ones_end_is_written_first(
+    system, monkeypatch
+):
+    from bloxserver.dal import executions as execution_store
+    from tests.support import claims_for
+
+    # given one batch: a quick execution, then one of a flow that makes HTTP requests
+    pro = claims_for("user_pro", tier="pro")
+    shout, caller = system.running_flow(claims=pro), system.running_flow(pro, CALLING_OUT_YAML, "Caller")
+    quick = accept(system, {"flowId": shout, "token": system.webhook(shout, pro)["webhookToken"]})
+    calling = accept(system, {"flowId": caller, "token": system.webhook(caller, pro)["webhookToken"]})
+    written: list[list[str]] = []
+    real_finish_many = execution_store.finish_many
+
+    def finish_many(endings):
+        written.append([end.execution["id"] for end in endings])
+        return real_finish_many(endings)
+
+    monkeypatch.setattr(execution_store, "finish_many", finish_many)
+    # when the executor runs the batch
+    assert system.deliver() == 2
+    # then the quick one's end was written before the other started, not held back for the batch's end
+    assert written == [[quick], [calling]]
+    assert system.execution(caller, calling, pro)["status"] == "error"
+
+
 def _lose_queued_messages():
     """What a send that never happened, or a vanished message, leaves: an empty execution queue."""
     import boto3
