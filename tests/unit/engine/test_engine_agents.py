@@ -253,6 +253,8 @@ def test_an_endpoint_echoing_the_key_it_refused_never_puts_the_key_in_the_error_
         result = run(SUPPORT_DESK, openai_settings(server))
     assert result.error.startswith("listener 'triage' failed: openai-compatible endpoint answered 401: ")
     assert "Incorrect API key provided: [key]." in result.error
+    [failed_call] = [log for log in result.logs if log.message.startswith("llm call to openai model test-model failed")]
+    assert (failed_call.level, failed_call.metadata["provider"]) == ("error", "openai")
     assert all("sk-test" not in log.message and "sk-test" not in str(log.metadata) for log in result.logs)
 
 

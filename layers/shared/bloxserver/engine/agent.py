@@ -12,7 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from bloxserver import jsonvalues
-from bloxserver.engine.handlers import HandlerResult, config_keys
+from bloxserver.engine.handlers import HandlerResult, ListenerFailed, config_keys
 from bloxserver.engine.llm import (
     AssistantTurn,
     LlmRequest,
@@ -60,8 +60,15 @@ class Agent:
                 temperature=choice.temperature,
                 timeout=max(0.001, min(choice.call_timeout, invocation.remaining())),
             )
-            # httpx's timeout bounds each read: a slow trickle of an answer is cut off at the call's limit here
-            reply = invocation.call_blocking(provider.complete, request, within=choice.call_timeout)
+            try:
+                # httpx's timeout bounds each read: a slow trickle of an answer is cut off at the call's limit here
+                reply = invocation.call_blocking(provider.complete, request, within=choice.call_timeout)
+            except ListenerFailed as failed:  # the log shows which provider and model failed, as for a success
+                invocation.log(
+                    "error", f"llm call to {choice.provider} model {choice.model} failed: {failed}",
+                    provider=choice.provider, model=choice.model,
+                )
+                raise
             invocation.log(
                 "info",
                 f"llm call to {choice.provider} model {choice.model}",
