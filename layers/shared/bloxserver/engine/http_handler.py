@@ -193,8 +193,9 @@ _WBITS = {
 }
 
 
-def _read_body(response: Any, deadline: float, max_bytes: int) -> bytes:
-    """The body as sent (still content-encoded), refused beyond max_bytes or past the deadline.
+def _read_body(response: Any, max_bytes: int) -> bytes:
+    """The body as sent (still content-encoded), refused beyond max_bytes (the transport ends every read by the
+    request's deadline).
 
     httpx's own decoding expands a whole chunk at once: a kilobyte of nested gzip can become gigabytes.
     """
@@ -203,9 +204,6 @@ def _read_body(response: Any, deadline: float, max_bytes: int) -> bytes:
         body += chunk
         if len(body) > max_bytes:
             raise _BadResponse(f"is larger than {max_bytes} bytes")
-        # httpx bounds each read, not their sum: a server sending a byte now and then is stopped here.
-        if time.monotonic() > deadline:
-            raise _TimedOut
     return bytes(body)
 
 
@@ -258,22 +256,22 @@ def _send(
     deadline = time.monotonic() + timeout
     guard = AddressGuard(settings.allow_private_network, settings.allowed_private_cidrs)
     try:
-        # Client headers are defaults: an Accept-Encoding the flow sets replaces this one.
+        # Client headers are defaults: an Accept-Encoding the flow sets replaces this one. No per-wait timeout of
+        # httpx's own (5 s by default): the transport ends each wait by the request's deadline.
         with httpx.Client(
-            transport=GuardedTransport(guard, deadline), headers={"Accept-Encoding": ACCEPT_ENCODING}, trust_env=False
+            transport=GuardedTransport(guard, deadline),
+            headers={"Accept-Encoding": ACCEPT_ENCODING},
+            timeout=None,
+            trust_env=False,
         ) as client:
             request = client.build_request(method, url, headers=headers, content=content)
             # Redirects are followed here: httpx would read (and decode) each redirect's whole body, with no cap.
+            # Every network wait of every hop ends by the deadline (GuardedTransport).
             for _ in range(MAX_REDIRECTS + 1):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise _TimedOut
-                # httpx's timeouts bound each network wait, not the request: each hop waits at most what is left.
-                request.extensions["timeout"] = httpx.Timeout(left).as_dict()
                 response = client.send(request, stream=True)
                 try:
                     if response.next_request is None:
-                        raw = _read_body(response, deadline, max_response_bytes)
+                        raw = _read_body(response, max_response_bytes)
                         codings = response.headers.get_list("content-encoding", split_commas=True)
                         body = _decode_body(raw, codings, deadline, max_response_bytes)
                         return response.status_code, {k.lower(): v for k, v in response.headers.items()}, body
