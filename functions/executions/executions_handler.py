@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 
 from bloxserver.api import create_app, current_principal, lambda_handler
 from bloxserver.auth import Principal
@@ -43,9 +43,10 @@ async def run_flow(
     flow_id: UUID,
     request: Request,
     input_payload: str | None = Query(None),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
     principal: Principal = Depends(current_principal),
 ) -> Execution:
-    return executions_logic.run_flow(principal, flow_id, await request.body(), input_payload)
+    return executions_logic.run_flow(principal, flow_id, await request.body(), input_payload, idempotency_key)
 
 
 @app.get("/api/v1/flows/{flow_id}/executions/{execution_id}", response_model=Execution)

@@ -23,7 +23,7 @@ from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
 from bloxserver.errors import BadRequest, NotFound, ValidationFailed
 from bloxserver.ownership import owned_flow
-from bloxserver.executions import StartRequest, retained_days, start_execution
+from bloxserver.executions import StartRequest, checked_idempotency_key, retained_days, start_execution
 from bloxserver.pagination import PageRequest, to_page
 
 LEVEL_ORDER = [level.value for level in LogLevel]  # debug < info < warning < error
@@ -117,7 +117,12 @@ def _manual_input(body: bytes, input_payload: str | None) -> str | None:
     return text
 
 
-def run_flow(principal: Principal, flow_id: UUID, body: bytes, input_payload: str | None) -> Execution:
+def run_flow(
+    principal: Principal, flow_id: UUID, body: bytes, input_payload: str | None, idempotency_key: str | None
+) -> Execution:
+    """Start a manual run; a repeated Idempotency-Key (a double click, a client's retry) answers with the run it
+    started the first time, as it is now."""
+    key = checked_idempotency_key(idempotency_key)
     outcome = start_execution(
         StartRequest(
             user_id=principal.user_id,
@@ -126,8 +131,13 @@ def run_flow(principal: Principal, flow_id: UUID, body: bytes, input_payload: st
             trigger_id=None,
             input_payload=_manual_input(body, input_payload),
             tier=principal.tier_claim,
+            # The owner is part of the key: another user's request naming this flow must reach the flow's check (404).
+            delivery_scope=flow_id if key else None,
+            delivery_key=f"manual:{principal.user_id}:{key}" if key else None,
         )
     )
+    if not outcome.created:
+        return get_execution(principal, flow_id, UUID(outcome.execution["id"]))
     return Execution.model_validate(outcome.execution)
 
 

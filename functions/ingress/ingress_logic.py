@@ -10,10 +10,9 @@ from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import triggers as trigger_store
 from bloxserver.errors import BadRequest, NotFound
-from bloxserver.executions import StartRequest, start_execution
+from bloxserver.executions import StartRequest, checked_idempotency_key, start_execution
 from bloxserver.memory import ContainerMemory
 
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_TOKEN_LENGTH = 256
 
 # Tokens this container has resolved, so a delivery need not read the token's lookup item again: the start's
@@ -30,24 +29,13 @@ def _target(token: str) -> dict[str, Any]:
     return target
 
 
-def _delivery_key(idempotency_key: str | None) -> str | None:
-    if idempotency_key is None:
-        return None
-    if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH or not idempotency_key.isprintable():
-        raise BadRequest(
-            f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY_LENGTH} printable characters",
-            {"header.idempotency-key": "invalid"},
-        )
-    return idempotency_key
-
-
 def _remember_target(token: str) -> dict[str, Any]:
     return _known_targets.remember(token, _target(token))
 
 
 def receive_webhook(token: str, body: bytes, idempotency_key: str | None) -> str:
     """Accept one delivery; returns the execution id (the first one's, for a replayed Idempotency-Key)."""
-    delivery_key = _delivery_key(idempotency_key)
+    delivery_key = checked_idempotency_key(idempotency_key)
     try:
         payload = body.decode() if body.strip() else None  # no body enters the flow as null, as in a manual run
     except UnicodeDecodeError as exc:

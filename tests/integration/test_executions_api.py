@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -18,8 +19,9 @@ def flow_id(system):
     return system.running_flow()
 
 
-def run(system, flow_id, body=None, claims=ALICE, query=None):
-    return call(system.executions, "POST", f"/api/v1/flows/{flow_id}/executions/run", body=body, claims=claims, query=query)
+def run(system, flow_id, body=None, claims=ALICE, query=None, headers=None):
+    path = f"/api/v1/flows/{flow_id}/executions/run"
+    return call(system.executions, "POST", path, body=body, claims=claims, query=query, headers=headers)
 
 
 def listing(system, flow_id, claims=ALICE, **query):
@@ -87,6 +89,38 @@ def test_given_a_stopped_flow_when_run_then_409(system, flow_id):
 def test_given_another_users_flow_when_run_then_404(system, flow_id):
     assert run(system, flow_id, claims=BOB).status == 404
     assert run(system, str(uuid.uuid4())).status == 404
+
+
+def test_given_an_idempotency_key_when_a_run_is_repeated_then_the_first_run_answers_as_it_is_now(system, flow_id):
+    first = run(system, flow_id, body={"name": "ada"}, headers={"Idempotency-Key": "click-1"})
+    system.drain()
+    again = run(system, flow_id, body={"name": "bob"}, headers={"Idempotency-Key": "click-1"})
+    other = run(system, flow_id, body={"name": "bob"}, headers={"Idempotency-Key": "click-2"})
+    assert first.status == again.status == other.status == 201
+    assert again.json["id"] == first.json["id"] != other.json["id"]
+    assert again.json["status"] == "success" and json.loads(again.json["outputPayload"]) == {"shout": "ADA"}
+    assert listing(system, flow_id)["total"] == 2
+
+
+def test_given_parallel_runs_with_one_idempotency_key_then_one_execution(system, flow_id):
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        replies = list(pool.map(lambda _: run(system, flow_id, headers={"Idempotency-Key": "k"}), range(10)))
+    assert {reply.status for reply in replies} == {201}
+    assert len({reply.json["id"] for reply in replies}) == 1
+    assert listing(system, flow_id)["total"] == 1
+
+
+def test_given_another_users_key_when_run_on_this_flow_then_404_and_the_owners_run_stays_private(system, flow_id):
+    assert run(system, flow_id, headers={"Idempotency-Key": "shared"}).status == 201
+    reply = run(system, flow_id, claims=BOB, headers={"Idempotency-Key": "shared"})
+    assert reply.status == 404 and "id" not in reply.json
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, "tab\tkey"])
+def test_given_a_malformed_idempotency_key_when_run_then_400_and_nothing_recorded(system, flow_id, key):
+    reply = run(system, flow_id, headers={"Idempotency-Key": key})
+    assert reply.status == 400 and reply.json["details"] == {"header.idempotency-key": "invalid"}
+    assert listing(system, flow_id)["total"] == 0
 
 
 def test_given_the_quota_is_used_up_when_run_then_429(system, flow_id):

@@ -17,7 +17,7 @@ from bloxserver.dal import executions as execution_store
 from bloxserver.dal import queue
 from bloxserver.dal import triggers as trigger_store
 from bloxserver.dal import users as user_store
-from bloxserver.errors import InvalidState, QuotaExceeded, ServiceUnavailable, flow_not_found
+from bloxserver.errors import BadRequest, InvalidState, QuotaExceeded, ServiceUnavailable, flow_not_found
 from bloxserver.ids import time_ordered_uuid
 from bloxserver.limits import TIER_LIMITS, stored_tier
 from bloxserver.memory import ContainerMemory
@@ -25,6 +25,7 @@ from bloxserver.observability import logger
 
 RETENTION_DAYS = 30  # executions, their counters and logs are kept for the start day plus 30 full days
 DELIVERY_MEMORY_SECONDS = 24 * 3600  # how long an Idempotency-Key (or Scheduler execution id) is remembered
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
 # Must match template.yaml (tests/integration/test_executor.py checks): the executor's Timeout, the queue's
 # VisibilityTimeout (6× the executor's, as AWS advises for event source mappings) and the redrive maxReceiveCount.
 EXECUTOR_TIMEOUT_SECONDS = 900
@@ -96,6 +97,18 @@ class StartRequest:
     webhook_token: str | None = None  # the start also requires this token still exists (else TriggerGone)
     # The start also requires the trigger's item still exists (else TriggerGone): a schedule may outlive its trigger.
     require_trigger: bool = False
+
+
+def checked_idempotency_key(header: str | None) -> str | None:
+    """The Idempotency-Key header's value, checked (webhook deliveries and manual runs take one)."""
+    if header is None:
+        return None
+    if not header or len(header) > MAX_IDEMPOTENCY_KEY_LENGTH or not header.isprintable():
+        raise BadRequest(
+            f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY_LENGTH} printable characters",
+            {"header.idempotency-key": "invalid"},
+        )
+    return header
 
 
 @dataclass(frozen=True)
