@@ -162,7 +162,10 @@ def test_the_http_call_is_logged_without_its_query_string_or_userinfo():
 @pytest.mark.parametrize(
     ("url", "error"),
     [
-        ("http://u:SECRET@127.0.0.1:abc/p?token=SECRET", "invalid URL 'http://127.0.0.1:abc/p': Invalid port: 'abc'"),
+        (
+            "http://u:SECRET@127.0.0.1:abc/p?token=SECRET",
+            "invalid URL 'http://127.0.0.1:abc/p': the port must be a number from 0 to 65535",
+        ),
         ("http://[::1/p?token=SECRET", "invalid URL"),
         ("admin:SECRET@api.example.com/p", "only http and https URLs can be requested, got scheme 'admin'"),
     ],
@@ -288,6 +291,12 @@ def test_only_http_and_https_urls_are_requested():
         ("file:///etc/passwd", "only http and https URLs can be requested, got scheme 'file'"),
         ("api.example.com/orders", "only http and https URLs can be requested, got scheme ''"),
         ("http://[::1/orders", "invalid URL"),
+        ("https://x.com:abc/", "invalid URL 'https://x.com:abc/': the port must be a number from 0 to 65535"),
+        ("https://x.com:99999/", "invalid URL 'https://x.com:99999/': the port must be a number from 0 to 65535"),
+        ("https://", "invalid URL 'https://': it names no host"),
+        ("https://:80/", "invalid URL 'https://:80/': it names no host"),
+        ("https://u:p@/", "invalid URL 'https:///': it names no host"),
+        ("https://x.com/a\\u0001b", "invalid URL 'https://x.com/a\\x01b': it holds a character that is not printable (encode it as %XX)"),
     ],
 )
 def test_a_literal_url_that_cannot_be_requested_is_refused_at_load(url, problem):

@@ -177,6 +177,34 @@ def test_other_keys_yaml_reads_as_numbers_null_or_booleans_are_unknown_keys(head
 
 
 @pytest.mark.parametrize(
+    ("header", "listener", "named"),
+    [
+        ("organism: {name: t, null: x}", "{name: a, description: x, handler: output}", "unknown key null is ignored"),
+        ("organism: {name: t, yes: x}", "{name: a, description: x, handler: output}", "unknown key true is ignored"),
+        (
+            "organism: {name: t, entry: 2024-01-01}",
+            "{name: a, description: x, handler: output}",
+            "organism.entry must be a listener name, got the date 2024-01-01",
+        ),
+        (
+            "organism: {name: t}",
+            "{name: a, description: x, handler: transform, config: {expression: 2024-01-01}}",
+            "expected a JMESPath expression string, got the date 2024-01-01",
+        ),
+        (
+            "organism: {name: t}",
+            "{name: a, description: x, handler: transform, config: {expression: [a]}}",
+            "expected a JMESPath expression string, got a list",
+        ),
+    ],
+)
+def test_a_message_names_a_yaml_value_in_yamls_words_not_pythons(header, listener, named):
+    messages = [issue.message for issue in validate(organism(f"- {listener}", header))]
+    assert any(message.endswith(named) for message in messages), messages
+    assert not any("datetime" in message or "None" in message or "True" in message for message in messages)
+
+
+@pytest.mark.parametrize(
     "setting",
     [
         "timeout_seconds: .nan",

@@ -20,6 +20,7 @@ from jmespath import exceptions as jmespath_exceptions
 from jmespath import functions, visitor
 
 from bloxserver import jsonvalues
+from bloxserver.engine.yamlvalues import shown
 
 # What one listener may hand on (runtime.py refuses larger messages), and the most text one value may become: far
 # above any real message (a webhook's input is at most 256 KiB), low enough that a flow growing its message every
@@ -344,7 +345,7 @@ def _type_mismatch(exc: jmespath_exceptions.JMESPathTypeError) -> str:
 
 def compile_expression(source: Any) -> Expression:
     if not isinstance(source, str) or not source.strip():
-        raise ExpressionError(f"expected a JMESPath expression string, got {source!r}")
+        raise ExpressionError(f"expected a JMESPath expression string, got {shown(source)}")
     try:
         compiled = jmespath.compile(source)
     except (jmespath_exceptions.JMESPathError, ValueError) as exc:
@@ -397,7 +398,7 @@ class Template:
 
 def compile_template(source: Any) -> Template:
     if not isinstance(source, str):
-        raise ExpressionError(f"expected a text template, got {source!r}")
+        raise ExpressionError(f"expected a text template, got {shown(source)}")
     parts: list[str | Expression] = []
     position = 0
     for match in _PLACEHOLDER.finditer(source):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from bloxserver.engine.expressions import Expression, ExpressionError, compile_expression
+from bloxserver.engine.yamlvalues import shown
 
 if TYPE_CHECKING:
     from bloxserver.engine.model import ListenerSpec
@@ -59,7 +60,7 @@ def _require_text_keys(config: dict[str, Any]) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
-                    raise InvalidConfig(f"{where} keys must be text (quote them in the YAML), got {key!r}")
+                    raise InvalidConfig(f"{where} keys must be text (quote them in the YAML), got {shown(key)}")
                 pending.append((f"{where}.{key}", item))
         elif isinstance(value, list):
             pending.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
@@ -149,7 +150,7 @@ class Conditional:
     @staticmethod
     def _peer(spec: ListenerSpec, target: Any) -> str:
         if not isinstance(target, str) or target not in spec.peers:
-            raise InvalidConfig(f"conditional target {target!r} must be one of the listener's peers {list(spec.peers)}")
+            raise InvalidConfig(f"conditional target {shown(target)} must be one of the listener's peers {list(spec.peers)}")
         return target
 
     def run(self, message: Any, invocation: Invocation) -> HandlerResult:

@@ -162,8 +162,16 @@ def _check_url(url: str) -> str:
         raise ValueError("invalid URL") from exc
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"only http and https URLs can be requested, got scheme {parts.scheme!r}")
-    # netloc keeps the port as written: parts.port would raise on an invalid one, which httpx reports better.
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    if not url.isprintable():
+        raise ValueError(f"invalid URL {shown!r}: it holds a character that is not printable (encode it as %XX)")
+    if not parts.hostname:
+        raise ValueError(f"invalid URL {shown!r}: it names no host")
+    try:
+        parts.port  # noqa: B018 - reading it checks the port
+    except ValueError:
+        raise ValueError(f"invalid URL {shown!r}: the port must be a number from 0 to 65535") from None
+    return shown
 
 
 def _decoded(raw: bytes, headers: dict[str, str]) -> Any:

@@ -19,6 +19,7 @@ import yaml
 
 from bloxserver.engine.handlers import BUILTIN_HANDLERS, InvalidConfig, is_positive_number
 from bloxserver.engine.model import LlmChoice, Listener, ListenerSpec, Organism, OrganismError, ValidationIssue
+from bloxserver.engine.yamlvalues import shown
 
 MAX_YAML_CHARS = 256 * 1024
 MAX_EXPANDED_NODES = 50_000
@@ -127,7 +128,7 @@ class _Builder:
     def warn_unknown_keys(self, mapping: dict, allowed: set[str], where: str, listener: str | None = None) -> None:
         for key in mapping:
             if key not in allowed:
-                self.issue("unknown_key", f"{where}: unknown key {key!r} is ignored", listener, "warning")
+                self.issue("unknown_key", f"{where}: unknown key {shown(key)} is ignored", listener, "warning")
 
     def number(
         self,
@@ -142,10 +143,10 @@ class _Builder:
         value = mapping.get(key, default)
         if not is_positive_number(value, integer):
             kind = "a finite positive integer" if integer else "a finite positive number"
-            self.issue("invalid_config", f"{where}.{key} must be {kind}, got {value!r}", listener)
+            self.issue("invalid_config", f"{where}.{key} must be {kind}, got {shown(value)}", listener)
             return default
         if maximum is not None and value > maximum:
-            self.issue("invalid_config", f"{where}.{key} must be at most {maximum}, got {value!r}", listener)
+            self.issue("invalid_config", f"{where}.{key} must be at most {maximum}, got {shown(value)}", listener)
             return default
         return value
 
@@ -297,7 +298,7 @@ class _Builder:
         entry_name = header.get("entry", first_name)
         if not isinstance(entry_name, str):
             if "entry" in header:
-                self.issue("invalid_config", f"organism.entry must be a listener name, got {entry_name!r}")
+                self.issue("invalid_config", f"organism.entry must be a listener name, got {shown(entry_name)}")
             # Without `entry`, the first listener's name is not text: that listener's issue is reported already.
             entry_name = None
         elif "entry" in header and entry_name not in seen:
