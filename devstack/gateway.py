@@ -250,7 +250,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(api_error(400, "bad_request", "Chunked request bodies are not supported locally"))
             return
-        length = int(self.headers.get("content-length") or 0)
+        announced = self.headers.get("content-length") or "0"
+        if not (announced.isascii() and announced.isdigit()):
+            self.close_connection = True  # where the body ends is unknown
+            self._send(api_error(400, "bad_request", "Content-Length must be a non-negative whole number"))
+            return
+        length = int(announced)
         readable = length <= MAX_PAYLOAD_BYTES
         if not readable:
             # The body stays unread, so this connection cannot carry another request.
@@ -266,6 +271,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send(self.server.gateway.handle(request))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, an over-long URL or header) as ApiError JSON
+        instead of its HTML page."""
+        self.close_connection = True
+        self._send(api_error(code, "bad_request", message or self.responses.get(code, ("Bad request",))[0]))
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)

@@ -263,6 +263,32 @@ def test_a_body_over_10_mb_is_refused_before_it_is_read(stack):
     connection.close()
 
 
+@pytest.mark.parametrize("announced", ["abc", "-1", "1e3"])
+def test_a_content_length_that_is_not_a_whole_number_is_a_400_api_error_not_a_dropped_or_hung_connection(
+    stack, announced
+):
+    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    connection.putrequest("POST", "/api/v1/flows")
+    connection.putheader("content-length", announced)
+    connection.endheaders()
+
+    response = connection.getresponse()
+
+    assert response.status == 400
+    assert json.loads(response.read())["code"] == "bad_request"
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [("/health?q=" + "a" * 70_000, {}, 414), ("/health", {"x-big": "a" * 70_000}, 431)],
+)
+def test_what_the_http_layer_refuses_itself_is_an_api_error_too(stack, path, headers, status):
+    reply = send(stack, "GET", path, headers=headers)
+    assert reply.status == status
+    assert reply.headers["content-type"] == "application/json" and reply.json["code"] == "bad_request"
+
+
 def test_parallel_creates_respect_the_flow_limit(stack):
     token = stack.token(sub="user_racer", email="racer@example.com", tier="free")
     create = {"name": "race", "organismYaml": ORGANISM_YAML}
