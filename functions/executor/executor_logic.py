@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from bloxserver import clock, keys
 from bloxserver.jsonvalues import storable_text
 from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
+from bloxserver.dal import flows as flow_store
 from bloxserver.executions import CLAIM_GRACE_SECONDS, ending
 from bloxserver.observability import logger
 
@@ -31,6 +33,11 @@ MIN_RUN_SECONDS = 10
 # are written first, and all of them before a run that may wait on the network, so a long run does not hold back
 # the results of the quick ones before it.
 FLUSH_AFTER_SECONDS = 1.0
+# A batch's flows are read once, before its first run. A run starting later than this after that read reads its
+# flow again, so a stop, a delete or an edit (which needs a stop) holds back the batch's runs still waiting: a stop
+# must not let minutes of queued runs behind a long one go on calling out.
+FLOW_REREAD_AFTER_SECONDS = 1.0
+STOPPED_BEFORE_START = {"errorMessage": "Flow stopped before the execution started"}
 MAX_LOG_RECORDS = 200  # per execution, one of them saying how many were left out
 KEPT_LAST_LOG_RECORDS = 2
 MAX_LOG_MESSAGE_CHARS = 4000
@@ -166,8 +173,7 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
         seen.add(execution_id)
         flow = flows.get((message["userId"], message["flowId"]))
         if flow is None or flow["status"] != "running":
-            stopped = {"errorMessage": "Flow stopped before the execution started"}
-            results.add(index, ending(execution, "error", stopped, unclaimed=True))
+            results.add(index, ending(execution, "error", STOPPED_BEFORE_START, unclaimed=True))
         else:
             runnable.append((index, execution, flow))
 
@@ -199,7 +205,11 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
             elif index not in failed:
                 logger.info("Execution claimed by another delivery", extra={"executionId": execution["id"]})
 
+    current_flows = _CurrentFlows(flows)
     for index, claim, flow in claimed:
+        if not current_flows.still_runs(claim.execution, flow):
+            results.add(index, _claimed_ending(claim, "error", STOPPED_BEFORE_START))
+            continue
         if results.overdue() or (results.waiting() and _may_take_long(flow)):
             failed |= results.flush()
         try:
@@ -213,6 +223,28 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
             results.add(index, *outcome)
     failed |= results.flush()
     return failed
+
+
+class _CurrentFlows:
+    """The batch's flows as last read, read again for a run that starts FLOW_REREAD_AFTER_SECONDS after the read."""
+
+    def __init__(self, flows: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.flows: dict[tuple[str, str], dict[str, Any] | None] = dict(flows)
+        read_at = time.monotonic()
+        self.read_at = {flow_key: read_at for flow_key in flows}
+
+    def still_runs(self, execution: dict[str, Any], flow: dict[str, Any]) -> bool:
+        """Whether `flow`, as read for `execution`'s claim, is still running with the same YAML."""
+        flow_key = (execution["userId"], execution["flowId"])
+        if time.monotonic() - self.read_at[flow_key] >= FLOW_REREAD_AFTER_SECONDS:
+            self.flows[flow_key] = flow_store.get_flow(UUID(flow_key[0]), UUID(flow_key[1]))
+            self.read_at[flow_key] = time.monotonic()
+        current = self.flows[flow_key]
+        return (
+            current is not None
+            and current["status"] == "running"
+            and current["organismYaml"] == flow["organismYaml"]
+        )
 
 
 def _may_take_long(flow: dict[str, Any]) -> bool:

@@ -450,6 +450,53 @@ def test_given_a_batch_mixing_a_stopped_flow_and_a_running_one_then_each_ends_as
     assert stats_of(system, hook["flowId"])["executionsError"] == 1
 
 
+def _stop(system, flow_id):
+    system.stop_flow(flow_id)
+
+
+def _delete(system, flow_id):
+    assert call(system.flows, "DELETE", f"/api/v1/flows/{flow_id}", claims=ALICE).status == 204
+
+
+def _stop_edit_and_start(system, flow_id):
+    system.stop_flow(flow_id)
+    edited = {"organismYaml": CALLING_OUT_YAML}
+    assert call(system.flows, "PATCH", f"/api/v1/flows/{flow_id}", body=edited, claims=ALICE).status == 200
+    assert call(system.flows, "POST", f"/api/v1/flows/{flow_id}/start", claims=ALICE).status == 200
+
+
+@pytest.mark.parametrize("change", [_stop, _delete, _stop_edit_and_start])
+def test_given_the_flow_changes_during_a_batchs_first_run_then_its_waiting_runs_do_not_start(
+    system, hook, monkeypatch, change
+):
+    import bloxserver.engine
+    import executor_logic
+
+    # given a batch of three executions of one flow, and a stop, delete or edit while the first one runs
+    ids = [accept(system, hook) for _ in range(3)]
+    monkeypatch.setattr(executor_logic, "FLOW_REREAD_AFTER_SECONDS", 0.0)  # the first run took longer than that
+    real_run_flow = bloxserver.engine.run_flow
+    ran: list[str] = []
+
+    def run_flow(organism_yaml, input_payload, *, execution_id, **kwargs):
+        ran.append(execution_id)
+        if execution_id == ids[0]:
+            change(system, hook["flowId"])
+        return real_run_flow(organism_yaml, input_payload, execution_id=execution_id, **kwargs)
+
+    monkeypatch.setattr(bloxserver.engine, "run_flow", run_flow)
+    # when the executor runs the batch
+    assert system.deliver() == 3
+    # then only the first one ran; the others ended as runs of a stopped flow, none with the old YAML
+    assert ran == ids[:1]
+    if change is not _delete:
+        first, *waiting = (system.execution(hook["flowId"], execution_id) for execution_id in ids)
+        assert first["status"] == "success"
+        assert [(e["status"], e["errorMessage"]) for e in waiting] == [
+            ("error", "Flow stopped before the execution started")
+        ] * 2
+
+
 def test_given_the_time_left_runs_out_mid_batch_then_the_unrun_claims_are_released_and_run_on_redelivery(
     system, hook
 ):
