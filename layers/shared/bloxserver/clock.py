@@ -13,6 +13,12 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def wire_iso(moment: datetime) -> str:
+    """A timestamp as the API's models write one (the fraction of a second only when it is not zero), for values
+    an answer carries outside a model, such as an error's details. Stored timestamps use `iso` (fixed width)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def now_iso() -> str:
     return iso(utc_now())
 

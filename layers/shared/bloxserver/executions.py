@@ -122,8 +122,8 @@ def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
     reset_at = next_month_start(now)
     retry_after = max(1, math.ceil((reset_at - now).total_seconds()))
     return QuotaExceeded(
-        f"Monthly execution quota reached ({limit}); it resets at {clock.iso(reset_at)}",
-        {"limit": limit, "tier": tier.value, "resetAt": clock.iso(reset_at)},
+        f"Monthly execution quota reached ({limit}); it resets at {clock.wire_iso(reset_at)}",
+        {"limit": limit, "tier": tier.value, "resetAt": clock.wire_iso(reset_at)},
         headers={"Retry-After": str(retry_after)},
     )
 
