@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
-from bloxserver import clock, keys
+from bloxserver import clock, jsonvalues, keys
 from bloxserver.auth import Principal, user_id_for
 from bloxserver.contract import Tier, UsageStats, User
 from bloxserver.dal import users as user_store
-from bloxserver.errors import BadRequest, InvalidSignature, ServiceUnavailable
+from bloxserver.errors import BadRequest, Conflict, InvalidSignature, ServiceUnavailable
 from bloxserver.limits import TIER_LIMITS, stored_tier
 from bloxserver.settings import get_settings
 
 CLERK_DELIVERY_MEMORY_SECONDS = 7 * 24 * 3600  # Clerk (Svix) retries a delivery for up to about 3 days
 PROFILE_EVENTS = ("user.created", "user.updated")
 MAX_CLERK_MILLISECONDS = 10**15  # about the year 33,658: past it, no Clerk time
+# Clerk's ids, event types, names and URLs are far shorter; longer text could not be stored in a profile item.
+MAX_CLERK_TEXT_CHARS = 2048
 
 
 def effective_tier(principal: Principal, stored: dict[str, Any] | None) -> Tier:
@@ -69,7 +70,9 @@ def _malformed(field: str, problem: str) -> BadRequest:
 def _text(mapping: dict[str, Any], field: str, where: str) -> str | None:
     value = mapping.get(field)
     if value is not None and not isinstance(value, str):
-        raise _malformed(f"{where}.{field}", "must be text")
+        raise _malformed(f"{where}.{field}".lstrip("."), "must be text")
+    if value is not None and len(value) > MAX_CLERK_TEXT_CHARS:
+        raise _malformed(f"{where}.{field}".lstrip("."), f"must be at most {MAX_CLERK_TEXT_CHARS} characters")
     return value or None
 
 
@@ -102,14 +105,13 @@ def _clerk_profile(data: dict[str, Any]) -> dict[str, Any]:
 
 def _apply_clerk_event(delivery: dict[str, Any]) -> dict[str, Any]:
     event_type = delivery["type"]
-    data = delivery["data"]
     if event_type in PROFILE_EVENTS:
-        user_store.upsert_profile(user_id_for(data["id"]), delivery["profile"], clock.now_iso())
+        user_store.upsert_profile(user_id_for(delivery["clerkId"]), delivery["profile"], clock.now_iso())
         return {"status": "processed", "type": event_type}
     if event_type == "user.deleted":
         from bloxserver import cleanup  # lazily: the flow/trigger/schedule cleanup chain (cold start)
 
-        cleanup.delete_user_and_dependents(user_id_for(data["id"]))
+        cleanup.delete_user_and_dependents(user_id_for(delivery["clerkId"]))
         return {"status": "processed", "type": event_type}
     return {"status": "ignored", "type": event_type}
 
@@ -140,17 +142,28 @@ def sync_clerk_event(raw_body: bytes, headers: dict[str, str], lambda_context: A
         raise InvalidSignature(f"Invalid webhook signature: {exc}") from exc
     except ValueError as exc:  # svix's own error for a signature that is not even base64 is a decoder's
         raise InvalidSignature("Invalid webhook signature: not a signature") from exc
-    try:
-        event = json.loads(raw_body)
+    try:  # strictly UTF-8 (json.loads would take UTF-16 bytes too), nesting bounded
+        event = jsonvalues.parse(raw_body.decode())
     except ValueError:
         event = None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str) or not isinstance(event.get("data"), dict):
         raise _malformed("event", "must be an object with a text `type` and an object `data`")
-    delivery = {"svix_id": headers["svix-id"], "type": event["type"], "data": event["data"]}
-    if delivery["type"].startswith("user.") and not isinstance(delivery["data"].get("id"), str):
-        raise _malformed("data.id", "must be text")
-    if delivery["type"] in PROFILE_EVENTS:
-        delivery["profile"] = _clerk_profile(delivery["data"])
+    data = event["data"]
+    # Only what the event changes is remembered with it, not the whole (unbounded) data. Svix verifies the Standard
+    # Webhooks header names too, so the delivery id may come under either.
+    _text(event, "type", "")  # bounded: the answer remembered for the delivery names it
+    delivery = {"svix_id": headers.get("svix-id") or headers["webhook-id"], "type": event["type"]}
+    if event["type"].startswith("user."):
+        delivery["clerkId"] = _text(data, "id", "data")
+        if delivery["clerkId"] is None:
+            raise _malformed("data.id", "must be text")
+    if event["type"] in PROFILE_EVENTS:
+        delivery["profile"] = _clerk_profile(data)
     apply_once, config = _clerk_idempotency()
     config.register_lambda_context(lambda_context)
-    return apply_once(delivery=delivery)
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+    try:
+        return apply_once(delivery=delivery)
+    except IdempotencyAlreadyInProgressError as exc:  # the same delivery, sent again while the first is applied
+        raise Conflict("This delivery is being applied; send it again later") from exc

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -22,6 +23,20 @@ def signed(payload: dict, *, msg_id: str = "msg_1", timestamp: int | None = None
     signature = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.{body}".encode(), hashlib.sha256).digest()).decode()
     headers = {"svix-id": msg_id, "svix-timestamp": ts, "svix-signature": f"v1,{signature}"}
     return body, headers
+
+
+def nested(levels: int) -> list:
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def signed_bytes(body: bytes, *, msg_id: str = "msg_1", prefix: str = "svix") -> tuple[bytes, dict[str, str]]:
+    ts = str(int(time.time()))
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    signature = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
+    return body, {f"{prefix}-id": msg_id, f"{prefix}-timestamp": ts, f"{prefix}-signature": f"v1,{signature}"}
 
 
 def clerk_user(event_type="user.created", tier=None, email="carol@example.com"):
@@ -185,6 +200,9 @@ def test_given_a_signature_that_is_not_even_base64_then_400_invalid_signature(us
             clerk_user() | {"data": clerk_user()["data"] | {"email_addresses": [{"id": "idn_2", "email_address": 5}]}},
             "data.email_addresses[].email_address",
         ),
+        (clerk_user() | {"data": clerk_user()["data"] | {"first_name": "x" * 450_000}}, "data.first_name"),
+        (clerk_user() | {"data": clerk_user()["data"] | {"id": "user_" + "x" * 5000}}, "data.id"),
+        (clerk_user() | {"type": "user." + "x" * 450_000}, "type"),
     ],
 )
 def test_given_a_signed_but_malformed_event_then_400_naming_the_field_and_nothing_written(users, event, field):
@@ -195,3 +213,50 @@ def test_given_a_signed_but_malformed_event_then_400_naming_the_field_and_nothin
     from bloxserver.dal.users import get_user
 
     assert get_user(user_id_for("user_carol")) is None
+
+
+def test_given_an_event_signed_under_the_standard_webhooks_header_names_then_it_is_applied(users):
+    body, headers = signed_bytes(json.dumps(clerk_user(tier="pro")).encode(), prefix="webhook")
+    assert call(users, "POST", "/webhooks/clerk", body=body.decode(), headers=headers).status == 200
+    assert call(users, "GET", "/api/v1/me", claims={"sub": "user_carol"}).json["tier"] == "pro"
+
+
+def test_given_an_event_deeply_nested_where_nothing_is_read_then_it_is_applied(users):
+    body, headers = signed(clerk_user() | {"data": clerk_user()["data"] | {"deep": nested(600)}})
+    assert call(users, "POST", "/webhooks/clerk", body=body, headers=headers).status == 200
+
+
+def test_given_an_event_nested_deeper_than_json_can_be_read_then_400(users):
+    body = json.dumps(clerk_user()).replace('"data": {', '"data": {"deep": ' + "[" * 5000 + "]" * 5000 + ", ", 1)
+    _, headers = signed_bytes(body.encode())
+    reply = call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
+    assert (reply.status, reply.json["code"]) == (400, "bad_request") and "event" in reply.json["details"]
+
+
+def test_given_an_event_in_utf16_then_400_and_nothing_written(users):
+    body, headers = signed_bytes(json.dumps(clerk_user()).encode("utf-16-be"))
+    reply = call(users, "POST", "/webhooks/clerk", body=body.decode(), headers=headers)
+    assert (reply.status, reply.json["code"]) == (400, "bad_request")
+    from bloxserver.auth import user_id_for
+    from bloxserver.dal.users import get_user
+
+    assert get_user(user_id_for("user_carol")) is None
+
+
+def test_given_a_delivery_sent_again_while_it_is_being_applied_then_409_and_it_is_applied_once(users, monkeypatch):
+    import users_logic
+
+    body, headers = signed(clerk_user())
+    real_apply = users_logic._apply_clerk_event
+    answers = []
+
+    def apply_while_resent(delivery):
+        with ThreadPoolExecutor(max_workers=1) as other_invocation:
+            resend = other_invocation.submit(call, users, "POST", "/webhooks/clerk", body=body, headers=headers)
+            answers.append(resend.result())
+        return real_apply(delivery)
+
+    monkeypatch.setattr(users_logic, "_apply_clerk_event", apply_while_resent)
+    assert call(users, "POST", "/webhooks/clerk", body=body, headers=headers).status == 200
+    [resent] = answers
+    assert (resent.status, resent.json["code"]) == (409, "conflict")
