@@ -144,6 +144,12 @@ def test_health_answers_without_a_token(stack):
     assert reply.json["status"] == "healthy"
 
 
+@pytest.mark.parametrize(("method", "path"), [("POST", "/webhooks/abc%2Ftest"), ("POST", "/webhooks/abc%2F")])
+def test_an_encoded_slash_never_leads_to_a_redirect_or_a_405(stack, method, path):
+    reply = send(stack, method, path)
+    assert (reply.status, reply.json["code"]) == (404, "not_found")
+
+
 def test_an_unknown_route_is_a_404_api_error(stack):
     reply = send(stack, "GET", "/api/v1/no-such-thing")
 

@@ -123,6 +123,10 @@ def test_given_30_parallel_creates_then_exactly_20_triggers_exist(triggers, flow
         ({"type": "webhook", "name": "x", "config": EVERY_MINUTE}, "body.type"),
         ({"type": "schedule", "name": "x", "config": {"type": "schedule", "cron": "61 * * * *"}}, "body.config.cron"),
         ({"type": "schedule", "name": "x", "config": {"type": "schedule", "cron": "* * * *"}}, "body.config.cron"),
+        ({"type": "schedule", "name": "x", "config": {"type": "schedule", "cron": "*/" + "9" * 4301 + " * * * *"}},
+         "body.config.cron"),
+        ({"type": "schedule", "name": "x", "config": {"type": "schedule", "cron": "0" * 600 + "5 * * * *"}},
+         "body.config.cron"),
         (
             {"type": "schedule", "name": "x", "config": {"type": "schedule", "cron": "0 9 * * *", "timezone": "Mars/Olympus"}},
             "body.config.timezone",

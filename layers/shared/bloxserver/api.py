@@ -77,8 +77,6 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
 _HTTP_CODES = {
     401: ErrorCode.UNAUTHORIZED,
     403: ErrorCode.FORBIDDEN,
-    404: ErrorCode.NOT_FOUND,
-    405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
 }
 
@@ -86,9 +84,11 @@ _HTTP_CODES = {
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     if exc.status_code == 400 and exc.detail == FASTAPI_UNPARSABLE_BODY:  # not UTF-8, too deep, too many digits
         return error_response(ErrorCode.VALIDATION_ERROR, "Request validation failed", {"body": UNREADABLE_JSON})
-    code = _HTTP_CODES.get(exc.status_code, ErrorCode.BAD_REQUEST)
-    message = "Route not found" if exc.status_code == 404 else str(exc.detail)
-    return error_response(code, message)
+    if exc.status_code in (404, 405):
+        # API Gateway routes by method and path, so a route's function only sees another method when a decoded %2F
+        # made the path another route's: that is no route either.
+        return error_response(ErrorCode.NOT_FOUND, "Route not found")
+    return error_response(_HTTP_CODES.get(exc.status_code, ErrorCode.BAD_REQUEST), str(exc.detail))
 
 
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
@@ -174,7 +174,10 @@ class GuardMiddleware:
 
 
 def create_app(title: str) -> FastAPI:
-    app = FastAPI(title=title, version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
+    # No redirects to the path without its trailing slash: API Gateway has no such route, so it is a 404 there too.
+    app = FastAPI(
+        title=title, version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
+    )
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

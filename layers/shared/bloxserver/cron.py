@@ -76,6 +76,9 @@ _UNIX_DAY_OF_WEEK = _FieldSpec("day-of-week", 0, 7, _UNIX_DAY_NAMES, 6)
 _AWS_DAY_OF_WEEK = _FieldSpec("day-of-week", 1, 7, _AWS_DAY_NAMES, 7, allows_step=False)
 _YEAR = _FieldSpec("year", AWS_MIN_YEAR, AWS_MAX_YEAR, {}, AWS_MAX_YEAR)
 
+# More than any real expression needs (every value of every field listed takes about 350), and numbers stay
+# short enough for int() (which refuses more than 4300 digits).
+MAX_UNIX_CRON_CHARS = 512
 _ITEM = re.compile(r"(?:(?P<star>\*)|(?P<start>\w+)(?:-(?P<end>\w+))?)(?:/(?P<step>\w*))?")
 
 
@@ -147,6 +150,8 @@ def parse_unix_cron(expr: str) -> UnixCron:
     """Validate a 5-field Unix cron expression (lists, ranges, steps, JAN-DEC, SUN-SAT, day-of-week 0-7)."""
     if not isinstance(expr, str):
         raise CronError("cron", "the cron expression must be a string")
+    if len(expr) > MAX_UNIX_CRON_CHARS:
+        raise CronError("cron", f"the cron expression must be at most {MAX_UNIX_CRON_CHARS} characters")
     if expr.strip().lower().startswith("cron("):
         raise CronError("cron", f"expected a 5-field Unix cron expression ({_UNIX_FIELD_ORDER}), "
                                 "not an AWS cron(...) expression")
