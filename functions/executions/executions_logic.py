@@ -111,9 +111,11 @@ def _manual_input(body: bytes, input_payload: str | None) -> str | None:
     if not text:
         return input_payload if input_payload and input_payload.strip() else None  # blank: no input, as a webhook
     try:
-        jsonvalues.parse(text)
+        problem = jsonvalues.shape_problem(jsonvalues.parse(text))
     except ValueError as exc:
-        raise ValidationFailed("The body must be JSON (the flow's input)", {"body": str(exc)}) from exc
+        problem = str(exc)
+    if problem:  # refused now rather than accepted, counted, and failed at once by the engine
+        raise ValidationFailed("The body must be JSON (the flow's input)", {"body": problem})
     return text
 
 

@@ -64,8 +64,12 @@ def test_given_both_a_body_and_input_payload_then_400(system, flow_id):
         ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
         ("[" * 50_000, "nests too deeply"),
         ('{"n": ' + "9" * 5000 + "}", "a number of more than 4300 digits"),
+        ("[" * 300 + "]" * 300, "nesting deeper than 256 levels"),
     ],
-    ids=["malformed", "NaN", "overflowing number", "nested past the parser", "unclosed and deep", "5000 digits"],
+    ids=[
+        "malformed", "NaN", "overflowing number", "nested past the parser", "unclosed and deep", "5000 digits",
+        "nested past what a flow takes",
+    ],
 )
 def test_given_a_body_that_is_not_json_then_422_naming_the_problem_and_nothing_recorded(system, flow_id, body, named):
     reply = call(system.executions, "POST", f"/api/v1/flows/{flow_id}/executions/run", body=body, claims=ALICE)

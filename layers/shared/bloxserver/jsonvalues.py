@@ -67,7 +67,12 @@ def size_problem(value: Any, max_bytes: int) -> str | None:
     return measure(value, max_bytes)[1]
 
 
-def measure(value: Any, max_bytes: int) -> tuple[int, str | None]:
+def shape_problem(value: Any) -> str | None:
+    """Why `value` cannot travel as a JSON message whatever its size (nesting, numbers, text), or None."""
+    return measure(value, math.inf)[1]
+
+
+def measure(value: Any, max_bytes: float) -> tuple[int, str | None]:
     """About how many bytes `value` takes as JSON, and why it cannot travel as a message of at most `max_bytes`
     bytes and MAX_NESTING levels (None when it can); the size counted so far when there is a problem.
 
