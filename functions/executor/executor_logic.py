@@ -236,10 +236,10 @@ class _CurrentFlows:
     def still_runs(self, execution: dict[str, Any], flow: dict[str, Any]) -> bool:
         """Whether `flow`, as read for `execution`'s claim, is still running with the same YAML."""
         flow_key = (execution["userId"], execution["flowId"])
-        if time.monotonic() - self.read_at[flow_key] >= FLOW_REREAD_AFTER_SECONDS:
+        if time.monotonic() - self.read_at.get(flow_key, 0.0) >= FLOW_REREAD_AFTER_SECONDS:
             self.flows[flow_key] = flow_store.get_flow(UUID(flow_key[0]), UUID(flow_key[1]))
             self.read_at[flow_key] = time.monotonic()
-        current = self.flows[flow_key]
+        current = self.flows.get(flow_key)
         return (
             current is not None
             and current["status"] == "running"
