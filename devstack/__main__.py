@@ -9,7 +9,8 @@ import threading
 from devstack.issuer import DEFAULT_PORT, TOKEN_LIFETIME_SECONDS
 from devstack.server import start_local_stack
 
-DEMO_USER = {"sub": "user_demo", "email": "demo@example.com", "name": "Demo User", "tier": "free"}
+# Pro: the docs' examples each make a flow, and a free user may keep one (mint a --tier free token to try limits).
+DEMO_USER = {"sub": "user_demo", "email": "demo@example.com", "name": "Demo User", "tier": "pro"}
 
 
 STOP_REQUESTED = threading.Event()

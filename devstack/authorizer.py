@@ -50,6 +50,12 @@ class JwtAuthorizer:
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("Token has expired") from None
+        except jwt.InvalidIssuerError:
+            issued_by = jwt.decode(token, options={"verify_signature": False}).get("iss")
+            raise Unauthorized(
+                f"Invalid token: issued by {issued_by!r}, not by this stack ({self.issuer!r}): "
+                "mint it with `bloxserver token ... --port` set to this stack's port"
+            ) from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"Invalid token: {exc}") from None
         self._check_audience(claims)

@@ -3,6 +3,7 @@ catch-all route that answers every unknown path with an ApiError."""
 
 from __future__ import annotations
 
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from bloxserver import clock
@@ -24,8 +25,8 @@ async def health() -> JSONResponse:
 
 
 @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
-async def unknown_route(path: str) -> JSONResponse:
-    return error_response(ErrorCode.NOT_FOUND, f"Route not found: /{path}")
+async def unknown_route(path: str, request: Request) -> JSONResponse:
+    return error_response(ErrorCode.NOT_FOUND, f"No route for {request.method} /{path}")
 
 
 handler = lambda_handler(app)

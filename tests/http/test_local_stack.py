@@ -154,7 +154,7 @@ def test_an_unknown_route_is_a_404_api_error(stack):
     reply = send(stack, "GET", "/api/v1/no-such-thing")
 
     assert reply.status == 404
-    assert reply.json["code"] == "not_found" and reply.json["message"]
+    assert reply.json["code"] == "not_found" and reply.json["message"] == "No route for GET /api/v1/no-such-thing"
 
 
 def test_a_protected_route_without_a_token_is_a_401_api_error(stack):
@@ -189,6 +189,16 @@ def test_expired_tokens_and_tokens_for_another_audience_or_issuer_are_refused(st
             {**genuine, **wrong}, signing_key, algorithm="RS256", headers={"kid": stack.issuer.key_id}
         )
         assert send(stack, "GET", "/api/v1/me", bearer(signed_by_the_issuer)).status == 401
+
+
+def test_a_token_minted_for_another_port_is_refused_saying_whose_it_is_and_how_to_mint_one(stack):
+    genuine = jwt.decode(stack.token(), options={"verify_signature": False})
+    signing_key = serialization.load_pem_private_key(stack.issuer.key_path.read_bytes(), password=None)
+    other_port = jwt.encode(
+        {**genuine, "iss": "http://127.0.0.1:1"}, signing_key, algorithm="RS256", headers={"kid": stack.issuer.key_id}
+    )
+    message = send(stack, "GET", "/api/v1/me", bearer(other_port)).json["message"]
+    assert "'http://127.0.0.1:1'" in message and repr(stack.url) in message and "--port" in message
 
 
 def test_a_token_from_the_bloxserver_cli_is_accepted(stack):
