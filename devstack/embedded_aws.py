@@ -12,6 +12,8 @@ from typing import Any
 
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend, Table
+from moto.dynamodb.exceptions import ItemSizeTooLarge
+from moto.dynamodb.models import dynamo_type
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -107,10 +109,35 @@ def snapshot_transaction_rollback() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+def size_replaced_attributes_once() -> None:
+    """DynamoDB limits an item to 400 KB after an update; moto, replacing an attribute, counts its old value as well
+    as its new one, so updating a large attribute of a large but valid item fails there (a 500 locally)."""
+    limited = dynamo_type.LimitedSizeDict
+    if getattr(limited.__setitem__, "patched_by_devstack", False):
+        return
+    set_counting_old_value = limited.__setitem__
+
+    def __setitem__(self: dict[str, Any], key: str, value: Any) -> None:
+        if key not in self:
+            set_counting_old_value(self, key, value)
+            return
+        replaced = self[key]
+        dict.__delitem__(self, key)  # moto then sizes the item without the value being replaced
+        try:
+            set_counting_old_value(self, key, value)
+        except ItemSizeTooLarge:
+            dict.__setitem__(self, key, replaced)
+            raise
+
+    __setitem__.patched_by_devstack = True  # type: ignore[attr-defined]
+    limited.__setitem__ = __setitem__  # type: ignore[method-assign]
+
+
 def make_moto_dynamodb_faithful() -> None:
-    """The two corrections every emulator of this project applies to moto's DynamoDB (see each)."""
+    """The corrections every emulator of this project applies to moto's DynamoDB (see each)."""
     serialize_dynamodb()
     snapshot_transaction_rollback()
+    size_replaced_attributes_once()
 
 
 class EmbeddedAws:

@@ -1,4 +1,5 @@
-"""The emulator's DynamoDB keeps DynamoDB's all-or-nothing transactions while rolling back only what they name."""
+"""The emulator's DynamoDB keeps DynamoDB's all-or-nothing transactions while rolling back only what they name, and
+sizes an updated item as DynamoDB does."""
 
 import boto3
 import pytest
@@ -57,3 +58,36 @@ def test_given_a_transaction_that_commits_then_every_write_stays(dynamodb):
     ])
 
     assert _items(client, table) == {"updated": "2", "created": "9"}
+
+
+def _big(client, table):
+    item = client.get_item(TableName=table, Key={"PK": {"S": "P"}, "SK": {"S": "big"}})["Item"]
+    return item["text"]["S"], item["other"]["S"]
+
+
+def test_given_a_large_item_when_a_large_attribute_is_replaced_by_one_of_its_size_then_the_update_succeeds(dynamodb):
+    client, table = dynamodb
+    item = {"PK": {"S": "P"}, "SK": {"S": "big"}, "text": {"S": "a" * 140_000}, "other": {"S": "o" * 130_000}}
+    client.put_item(TableName=table, Item=item)
+
+    client.update_item(
+        TableName=table, Key={"PK": {"S": "P"}, "SK": {"S": "big"}}, UpdateExpression="SET #t = :t",
+        ExpressionAttributeNames={"#t": "text"}, ExpressionAttributeValues={":t": {"S": "b" * 140_000}},
+    )
+
+    assert _big(client, table) == ("b" * 140_000, "o" * 130_000)
+
+
+def test_given_an_update_past_400_kb_then_it_fails_and_the_item_keeps_its_value(dynamodb):
+    client, table = dynamodb
+    item = {"PK": {"S": "P"}, "SK": {"S": "big"}, "text": {"S": "a" * 140_000}, "other": {"S": "o" * 130_000}}
+    client.put_item(TableName=table, Item=item)
+
+    with pytest.raises(ClientError) as refused:
+        client.update_item(
+            TableName=table, Key={"PK": {"S": "P"}, "SK": {"S": "big"}}, UpdateExpression="SET #t = :t",
+            ExpressionAttributeNames={"#t": "text"}, ExpressionAttributeValues={":t": {"S": "b" * 300_000}},
+        )
+
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert _big(client, table) == ("a" * 140_000, "o" * 130_000)
