@@ -108,15 +108,27 @@ def _manual_input(body: bytes, input_payload: str | None) -> str | None:
         raise ValidationFailed("The body must be JSON (the flow's input)", {"body": "not UTF-8"}) from exc
     if text and input_payload is not None:
         raise BadRequest("Give the input either as the body or as input_payload, not both")
-    if not text:
-        return input_payload if input_payload and input_payload.strip() else None  # blank: no input, as a webhook
-    try:
-        problem = jsonvalues.shape_problem(jsonvalues.parse(text))
-    except ValueError as exc:
-        problem = str(exc)
-    if problem:  # refused now rather than accepted, counted, and failed at once by the engine
-        raise ValidationFailed("The body must be JSON (the flow's input)", {"body": problem})
-    return text
+    if text:
+        try:
+            _refuse_unfit_input(jsonvalues.parse(text), "body")
+        except ValueError as exc:
+            raise ValidationFailed("The body must be JSON (the flow's input)", {"body": str(exc)}) from exc
+        return text
+    if not (input_payload and input_payload.strip()):
+        return None  # blank: no input, as a webhook
+    try:  # raw text, as a webhook's body: JSON enters the flow as JSON, anything else as a string
+        value = jsonvalues.parse(input_payload)
+    except ValueError:
+        return input_payload
+    _refuse_unfit_input(value, "query.input_payload")
+    return input_payload
+
+
+def _refuse_unfit_input(value: Any, where: str) -> None:
+    """Input a flow would refuse at once (too deep, an unpaired surrogate) is refused now, not accepted and counted."""
+    problem = jsonvalues.shape_problem(value)
+    if problem:
+        raise ValidationFailed("The flow's input cannot be run", {where: problem})
 
 
 def run_flow(

@@ -46,6 +46,21 @@ def test_given_the_input_payload_query_parameter_then_it_is_the_input(system, fl
     assert reply.status == 201 and reply.json["inputPayload"] == '{"name": "q"}'
 
 
+@pytest.mark.parametrize(
+    ("input_payload", "named"),
+    [('{"name": "\\ud800"}', "not valid Unicode"), ("[" * 300 + "]" * 300, "nesting deeper than 256 levels")],
+)
+def test_given_input_payload_json_a_flow_cannot_take_then_422_and_nothing_recorded(system, flow_id, input_payload, named):
+    reply = run(system, flow_id, query={"input_payload": input_payload})
+    assert reply.status == 422 and named in reply.json["details"]["query.input_payload"]
+    assert listing(system, flow_id)["total"] == 0
+
+
+def test_given_input_payload_text_that_is_not_json_then_it_enters_as_text(system, flow_id):
+    reply = run(system, flow_id, query={"input_payload": '{"a": NaN'})
+    assert reply.status == 201 and reply.json["inputPayload"] == '{"a": NaN'
+
+
 def test_given_no_input_then_the_execution_has_none(system, flow_id):
     assert run(system, flow_id).json["inputPayload"] is None
 
