@@ -29,6 +29,7 @@ from devstack.routing import RouteTable
 from devstack.template import FunctionSpec
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API quota; larger requests get 413
+REQUEST_READ_TIMEOUT_SECONDS = 30
 JWKS_PATH = "/.well-known/jwks.json"
 # Origins a browser page on this machine may call from, on top of the template's AllowOrigins.
 _LOCAL_ORIGIN = re.compile(r"http://(localhost|127\.0\.0\.1)(:\d+)?")
@@ -243,6 +244,7 @@ class GatewayServer(ThreadingHTTPServer):
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: GatewayServer
+    timeout = REQUEST_READ_TIMEOUT_SECONDS  # on every read: a client that stops sending does not hold a thread
 
     def _serve(self) -> None:
         assert self.server.gateway is not None
@@ -250,21 +252,31 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(api_error(400, "bad_request", "Chunked request bodies are not supported locally"))
             return
-        announced = self.headers.get("content-length") or "0"
-        if not (announced.isascii() and announced.isdigit()):
+        announced = set(self.headers.get_all("content-length") or ["0"])
+        if len(announced) > 1 or not all(value.isascii() and value.isdigit() for value in announced):
             self.close_connection = True  # where the body ends is unknown
-            self._send(api_error(400, "bad_request", "Content-Length must be a non-negative whole number"))
+            self._send(api_error(400, "bad_request", "Content-Length must be one non-negative whole number"))
             return
-        length = int(announced)
+        length = int(announced.pop())
         readable = length <= MAX_PAYLOAD_BYTES
         if not readable:
             # The body stays unread, so this connection cannot carry another request.
             self.close_connection = True
+        body = b""
+        if readable and length:
+            try:
+                body = self.rfile.read(length)
+            except TimeoutError:
+                body = b""
+            if len(body) < length:
+                self.close_connection = True
+                self._send(api_error(400, "bad_request", "The body ended before its Content-Length"))
+                return
         request = Request(
             method=self.command,
             target=self.path,
             headers=list(self.headers.items()),
-            body=self.rfile.read(length) if readable and length else b"",
+            body=body,
             source_ip=self.client_address[0],
             content_length=length,
         )
@@ -273,9 +285,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own refusals (a malformed request line, an over-long URL or header) as ApiError JSON
-        instead of its HTML page."""
+        """http.server's own refusals (a malformed request line, an over-long URL or header, a method it has no
+        handler for) as ApiError JSON instead of its HTML page."""
         self.close_connection = True
+        self.request_version = self.protocol_version  # a status line even when the request line was unreadable
+        if code == 501:  # an unknown method: like any method no route has, no route (API Gateway answers 404)
+            self._send(api_error(404, "not_found", f"No route for {self.command} {urlsplit(self.path).path}"))
+            return
         self._send(api_error(code, "bad_request", message or self.responses.get(code, ("Bad request",))[0]))
 
     def _send(self, response: Response) -> None:

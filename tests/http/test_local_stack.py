@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -303,6 +304,33 @@ def test_what_the_http_layer_refuses_itself_is_an_api_error_too(stack, path, hea
     reply = send(stack, "GET", path, headers=headers)
     assert reply.status == status
     assert reply.headers["content-type"] == "application/json" and reply.json["code"] == "bad_request"
+
+
+def raw_exchange(stack: LocalStack, request: bytes) -> tuple[int, dict]:
+    """Send bytes as they are (framing http.client would refuse to produce); the status and the JSON body."""
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"POST /api/v1/flows HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}", 400, "bad_request"),
+        (b"POST /api/v1/flows HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}", 400,
+         "bad_request"),
+        (b"TRACE /health HTTP/1.1\r\nHost: x\r\n\r\n", 404, "not_found"),
+    ],
+    ids=["body shorter than announced", "two lengths", "a method no route has"],
+)
+def test_framing_a_client_gets_wrong_is_an_api_error_and_never_reaches_a_function(stack, request_bytes, status, code):
+    answered, body = raw_exchange(stack, request_bytes)
+    assert (answered, body["code"]) == (status, code)
 
 
 def test_parallel_creates_respect_the_flow_limit(stack):
