@@ -61,3 +61,16 @@ def test_unknown_routes_methods_and_trailing_slashes_are_404_api_errors_as_api_g
     for method, path in [("GET", "/nothing"), ("DELETE", "/echo"), ("POST", "/echo/"), ("POST", "/echo%2F")]:
         reply = call(handler, method, path)
         assert (reply.status, reply.json["code"]) == (404, "not_found"), (method, path)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-be", "utf-16", "utf-32-le"])
+def test_a_json_body_in_another_unicode_encoding_is_422_not_read(handler, encoding):
+    body = '{"name": "ada"}'.encode(encoding)
+    reply = call(handler, "POST", "/echo", body=body, headers={"content-type": "application/json"})
+    assert (reply.status, reply.json["code"]) == (422, "validation_error") and "UTF-8" in reply.json["details"]["body"]
+
+
+def test_a_json_body_in_utf8_with_a_byte_order_mark_is_read(handler):
+    body = '{"name": "ada"}'.encode("utf-8-sig")
+    reply = call(handler, "POST", "/echo", body=body, headers={"content-type": "application/json"})
+    assert (reply.status, reply.json) == (200, {"name": "ada"})

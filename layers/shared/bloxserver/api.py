@@ -125,10 +125,12 @@ class GuardMiddleware:
         too_large = error_response(
             ErrorCode.PAYLOAD_TOO_LARGE, f"Request body exceeds {self.max_body_bytes} bytes"
         )
+        json_typed = False
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
                 await too_large(scope, receive, send)
                 return
+            json_typed = json_typed or (name == b"content-type" and b"json" in value.lower())
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -142,8 +144,13 @@ class GuardMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if _holds_unpaired_surrogate(body):
-            details = {"body": jsonvalues.UNPAIRED_SURROGATE}
+        problem = None
+        if json_typed and json.detect_encoding(body) not in ("utf-8", "utf-8-sig"):
+            problem = UNREADABLE_JSON  # UTF-16 or UTF-32, which Python's parser would otherwise read
+        elif _holds_unpaired_surrogate(body):
+            problem = jsonvalues.UNPAIRED_SURROGATE
+        if problem:
+            details = {"body": problem}
             await error_response(ErrorCode.VALIDATION_ERROR, "Request validation failed", details)(scope, receive, send)
             return
         delivered = False
