@@ -233,10 +233,15 @@ def test_given_an_event_nested_deeper_than_json_can_be_read_then_400(users):
     assert (reply.status, reply.json["code"]) == (400, "bad_request") and "event" in reply.json["details"]
 
 
-def test_given_an_event_in_utf16_then_400_and_nothing_written(users):
+@pytest.mark.parametrize(
+    ("content_type", "status", "code"),
+    [("application/json", 422, "validation_error"), ("text/plain", 400, "bad_request")],
+    ids=["refused at the door as on every route", "refused as a Clerk event"],
+)
+def test_given_an_event_in_utf16_then_refused_and_nothing_written(users, content_type, status, code):
     body, headers = signed_bytes(json.dumps(clerk_user()).encode("utf-16-be"))
-    reply = call(users, "POST", "/webhooks/clerk", body=body.decode(), headers=headers)
-    assert (reply.status, reply.json["code"]) == (400, "bad_request")
+    reply = call(users, "POST", "/webhooks/clerk", body=body, headers={**headers, "content-type": content_type})
+    assert (reply.status, reply.json["code"]) == (status, code)
     from bloxserver.auth import user_id_for
     from bloxserver.dal.users import get_user
 
