@@ -31,6 +31,11 @@ def sweep(now: datetime) -> int:
                 if execution is None or execution["status"] != "running":
                     execution_store.delete_marker(marker)  # its execution ended or its flow was deleted
                     continue
+                if execution.get("runningMarker") != marker["SK"]:
+                    # Moved since this sweep read it (an overlapping sweep requeued it, or it was claimed): the
+                    # execution's own marker decides, when it is due. This one is gone or an orphan.
+                    execution_store.delete_marker(marker)
+                    continue
                 if not execution.get("claimedAt") and marker["deadlineAt"] < queued_deadline(execution["startedAt"]):
                     if requeue(execution):
                         logger.warning("Unclaimed execution queued again", extra={"executionId": execution["id"]})

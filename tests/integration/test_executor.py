@@ -299,6 +299,33 @@ def test_given_an_execution_whose_message_was_lost_then_the_sweeper_queues_it_ag
     assert stats_of(system, hook["flowId"])["executionsTotal"] == 1
 
 
+def test_given_two_sweeps_overlapping_on_one_due_execution_then_it_is_queued_once_and_both_sweeps_finish(
+    system, hook, monkeypatch
+):
+    import sweeper_logic
+
+    from bloxserver.dal import executions as execution_store
+
+    # given an execution due for requeueing, and a second sweep that read its marker before the first moved it
+    execution_id = accept(system, hook)
+    _lose_queued_messages()
+    after = clock.utc_now() + timedelta(seconds=executions.REQUEUE_AFTER_SECONDS + 1)
+    shards = range(execution_store.RUNNING_MARKER_SHARDS)
+    read_by_the_second = [m for shard in shards for m in execution_store.overdue_markers(shard, clock.iso(after), 100)]
+    assert sweeper_logic.sweep(after) == 0 and messages_in("ExecutionQueue") == 1
+    # when the second sweep works through what it read
+    shard_of = execution_store.marker_shard(execution_id)
+    monkeypatch.setattr(
+        execution_store, "overdue_markers", lambda shard, *_: read_by_the_second if shard == shard_of else []
+    )
+    assert sweeper_logic.sweep(after) == 0
+    # then no second message was sent, and the run happens once
+    assert messages_in("ExecutionQueue") == 1
+    monkeypatch.undo()
+    system.drain()
+    assert system.execution(hook["flowId"], execution_id)["status"] == "success"
+
+
 def test_given_a_requeued_execution_whose_message_is_lost_again_then_it_ends_timeout_at_the_queued_deadline(
     system, hook
 ):
