@@ -237,7 +237,11 @@ class _CurrentFlows:
         """Whether `flow`, as read for `execution`'s claim, is still running with the same YAML."""
         flow_key = (execution["userId"], execution["flowId"])
         if time.monotonic() - self.read_at.get(flow_key, 0.0) >= FLOW_REREAD_AFTER_SECONDS:
-            self.flows[flow_key] = flow_store.get_flow(UUID(flow_key[0]), UUID(flow_key[1]))
+            try:
+                self.flows[flow_key] = flow_store.get_flow(UUID(flow_key[0]), UUID(flow_key[1]))
+            except Exception:  # the batch's read stands: a failed re-read must not cost the batch its results
+                logger.warning("Could not read the flow again", exc_info=True, extra={"flowId": flow_key[1]})
+                self.flows.setdefault(flow_key, flow)
             self.read_at[flow_key] = time.monotonic()
         current = self.flows.get(flow_key)
         return (

@@ -524,6 +524,22 @@ def test_given_the_flow_changes_during_a_batchs_first_run_then_its_waiting_runs_
         ] * 2
 
 
+def test_given_the_flow_cannot_be_read_again_then_the_batch_runs_on_its_first_read(system, hook, monkeypatch):
+    import executor_logic
+
+    from bloxserver.dal import flows as flow_store
+
+    ids = [accept(system, hook) for _ in range(2)]
+    monkeypatch.setattr(executor_logic, "FLOW_REREAD_AFTER_SECONDS", 0.0)
+
+    def unreachable(*_):
+        raise ConnectionError("DynamoDB unreachable")
+
+    monkeypatch.setattr(flow_store, "get_flow", unreachable)
+    assert system.deliver() == 2
+    assert [system.execution(hook["flowId"], i)["status"] for i in ids] == ["success", "success"]
+
+
 def test_given_the_time_left_runs_out_mid_batch_then_the_unrun_claims_are_released_and_run_on_redelivery(
     system, hook
 ):
