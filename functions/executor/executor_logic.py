@@ -212,17 +212,29 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
             continue
         if results.overdue() or (results.waiting() and _may_take_long(flow)):
             failed |= results.flush()
+        run_seconds = remaining_seconds() - FINISH_MARGIN_SECONDS
+        if run_seconds < MIN_RUN_SECONDS:
+            _release(claim)
+            failed.add(index)
+            continue
         try:
-            outcome = _run(claim, flow, remaining_seconds)
+            results.add(index, *_run(claim, flow, run_seconds))
         except Exception:  # a bug of ours: end the run now rather than leave its claim for the sweeper to time out
             logger.exception("Execution run failed", extra={"executionId": claim.execution["id"]})
-            outcome = _ended_by_internal_error(claim), []
-        if outcome is None:
-            failed.add(index)
-        else:
-            results.add(index, *outcome)
+            results.add(index, _ended_by_internal_error(claim))
     failed |= results.flush()
     return failed
+
+
+def _release(claim: execution_store.Claim) -> None:
+    """Give a claimed execution back unrun (too little time left), so that its redelivery runs it."""
+    try:
+        released = execution_store.release_claim(claim.execution, claim)
+    except Exception:  # the claim stays: the sweeper ends the execution at the claim's deadline
+        logger.exception("Claim could not be released", extra={"executionId": claim.execution["id"]})
+        return
+    if not released:
+        logger.warning("Claim could not be released", extra={"executionId": claim.execution["id"]})
 
 
 class _CurrentFlows:
@@ -271,18 +283,12 @@ def _ended_by_internal_error(claim: execution_store.Claim) -> execution_store.En
 
 
 def _run(
-    claim: execution_store.Claim, flow: dict[str, Any], remaining_seconds: Callable[[], float]
-) -> tuple[execution_store.Ending, list[dict[str, Any]]] | None:
-    """Run one claimed execution; None when too little time is left, its claim then released so that a
-    redelivery runs it."""
-    execution = claim.execution
-    run_seconds = remaining_seconds() - FINISH_MARGIN_SECONDS
-    if run_seconds < MIN_RUN_SECONDS:
-        if not execution_store.release_claim(execution, claim):
-            logger.warning("Claim could not be released", extra={"executionId": execution["id"]})
-        return None
-
+    claim: execution_store.Claim, flow: dict[str, Any], run_seconds: float
+) -> tuple[execution_store.Ending, list[dict[str, Any]]]:
+    """Run one claimed execution for at most `run_seconds`: its ending and its log items."""
     from bloxserver.engine import EngineLog, run_flow
+
+    execution = claim.execution
 
     result = run_flow(
         flow["organismYaml"],

@@ -562,6 +562,26 @@ def test_given_the_time_left_runs_out_mid_batch_then_the_unrun_claims_are_releas
     assert stats_of(system, hook["flowId"])["executionsSuccess"] == 2
 
 
+def test_given_a_claim_that_cannot_be_released_then_its_execution_is_not_marked_as_run(system, hook, monkeypatch):
+    import executor_logic
+
+    from bloxserver.dal import executions as execution_store
+
+    ids = [accept(system, hook) for _ in range(2)]
+    messages = [{"userId": hook_owner(), "flowId": hook["flowId"], "executionId": i} for i in ids]
+    times = iter([900.0, 900.0, 20.0])  # claim, first run, second run
+
+    def unreachable(*_):
+        raise ConnectionError("DynamoDB unreachable")
+
+    monkeypatch.setattr(execution_store, "release_claim", unreachable)
+    assert executor_logic.process(messages, lambda: next(times)) == {1}
+    unrun = _stored_execution(hook["flowId"], ids[1])
+    # still running under its claim (the sweeper ends it at the claim's deadline), not ended as if it had run
+    assert unrun["status"] == "running" and "errorMessage" not in unrun
+    assert system.execution(hook["flowId"], ids[0])["status"] == "success"
+
+
 def test_given_more_log_records_than_the_cap_then_the_log_keeps_its_start_a_truncation_note_and_how_it_ended():
     from datetime import UTC, datetime
 
