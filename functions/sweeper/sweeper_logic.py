@@ -15,15 +15,18 @@ from bloxserver.observability import logger
 
 MARKERS_PER_QUERY = 100
 MAX_PER_SWEEP = 1000  # bounds one invocation; the next sweep continues
+# Shared out by shard, so a backlog in one shard never starves the others.
+MAX_PER_SHARD = MAX_PER_SWEEP // execution_store.RUNNING_MARKER_SHARDS
 
 
 def sweep(now: datetime) -> int:
     """Queue once more every execution still unclaimed REQUEUE_AFTER_SECONDS after its start, and end every
     overdue one as timeout; returns how many it ended."""
     now_iso = clock.iso(now)
-    ended = handled = 0
+    ended = 0
     for shard in range(execution_store.RUNNING_MARKER_SHARDS):
-        while handled < MAX_PER_SWEEP:
+        handled = 0
+        while handled < MAX_PER_SHARD:
             markers = execution_store.overdue_markers(shard, now_iso, MARKERS_PER_QUERY)
             for marker in markers:
                 handled += 1

@@ -357,6 +357,21 @@ def test_given_an_execution_never_picked_up_then_the_sweeper_ends_it_after_the_q
     assert system.execution(hook["flowId"], execution_id)["status"] == "timeout"
 
 
+def test_given_a_backlog_of_overdue_executions_then_each_sweep_works_on_every_shard(system, hook, monkeypatch):
+    import sweeper_logic
+
+    from bloxserver.dal import executions as execution_store
+
+    ids = [accept(system, hook) for _ in range(12)]
+    shards = {execution_store.marker_shard(execution_id) for execution_id in ids}
+    requeued: list[str] = []
+    monkeypatch.setattr(sweeper_logic, "requeue", lambda execution: requeued.append(execution["id"]) or True)
+    monkeypatch.setattr(sweeper_logic, "MAX_PER_SHARD", 1)
+    monkeypatch.setattr(sweeper_logic, "MARKERS_PER_QUERY", 1)
+    sweeper_logic.sweep(clock.utc_now() + timedelta(seconds=executions.REQUEUE_AFTER_SECONDS + 1))
+    assert {execution_store.marker_shard(i) for i in requeued} == shards and len(requeued) == len(shards)
+
+
 def test_given_too_little_time_left_in_the_invocation_then_the_message_goes_back_unclaimed(system, hook):
     execution_id = accept(system, hook)
     assert system.deliver(timeout_seconds=20) == 1
