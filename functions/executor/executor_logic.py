@@ -158,6 +158,7 @@ def _report_lost_end(end: execution_store.Ending, written: bool) -> None:
 def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], float]) -> set[int]:
     """Run the executions `messages` name, each unless it already ran, ended or is running elsewhere. Returns the
     indexes of the messages to hand back to the queue (not claimed for lack of time, or not recorded)."""
+    read_at = time.monotonic()
     executions, flows = execution_store.get_executions_and_flows(
         [(message["userId"], message["flowId"], message["executionId"]) for message in messages]
     )
@@ -205,7 +206,7 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
             elif index not in failed:
                 logger.info("Execution claimed by another delivery", extra={"executionId": execution["id"]})
 
-    current_flows = _CurrentFlows(flows)
+    current_flows = _CurrentFlows(flows, read_at)
     for index, claim, flow in claimed:
         if not current_flows.still_runs(claim.execution, flow):
             results.add(index, _claimed_ending(claim, "error", STOPPED_BEFORE_START))
@@ -240,10 +241,9 @@ def _release(claim: execution_store.Claim) -> None:
 class _CurrentFlows:
     """The batch's flows as last read, read again for a run that starts FLOW_REREAD_AFTER_SECONDS after the read."""
 
-    def __init__(self, flows: dict[tuple[str, str], dict[str, Any]]) -> None:
+    def __init__(self, flows: dict[tuple[str, str], dict[str, Any]], read_at: float) -> None:
         self.flows: dict[tuple[str, str], dict[str, Any] | None] = dict(flows)
-        read_at = time.monotonic()
-        self.read_at = {flow_key: read_at for flow_key in flows}
+        self.read_at = {flow_key: read_at for flow_key in flows}  # when the read was asked for: changes since count
 
     def still_runs(self, execution: dict[str, Any], flow: dict[str, Any]) -> bool:
         """Whether `flow`, as read for `execution`'s claim, is still running with the same YAML."""

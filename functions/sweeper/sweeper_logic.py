@@ -27,7 +27,8 @@ def sweep(now: datetime) -> int:
     for shard in range(execution_store.RUNNING_MARKER_SHARDS):
         handled = 0
         while handled < MAX_PER_SHARD:
-            markers = execution_store.overdue_markers(shard, now_iso, MARKERS_PER_QUERY)
+            wanted = min(MARKERS_PER_QUERY, MAX_PER_SHARD - handled)
+            markers = execution_store.overdue_markers(shard, now_iso, wanted)
             for marker in markers:
                 handled += 1
                 execution = execution_store.get_execution(marker["flowId"], marker["executionId"])
@@ -36,8 +37,8 @@ def sweep(now: datetime) -> int:
                     continue
                 if execution.get("runningMarker") != marker["SK"]:
                     # Moved since this sweep read it (an overlapping sweep requeued it, or it was claimed): the
-                    # execution's own marker decides, when it is due. This one is gone or an orphan.
-                    execution_store.delete_marker(marker)
+                    # execution's own marker decides, when it is due. Not deleted: a released claim may make it the
+                    # execution's marker again; once the execution ends, a sweep deletes it above.
                     continue
                 if not execution.get("claimedAt") and marker["deadlineAt"] < queued_deadline(execution["startedAt"]):
                     if requeue(execution):
@@ -53,6 +54,6 @@ def sweep(now: datetime) -> int:
                     logger.warning("Execution timed out", extra={"executionId": execution["id"]})
                 else:
                     execution_store.delete_marker(marker)
-            if len(markers) < MARKERS_PER_QUERY:
+            if len(markers) < wanted:
                 break
     return ended
