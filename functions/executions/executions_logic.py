@@ -110,9 +110,10 @@ def _manual_input(body: bytes, input_payload: str | None) -> str | None:
         raise BadRequest("Give the input either as the body or as input_payload, not both")
     if text:
         try:
-            _refuse_unfit_input(jsonvalues.parse(text), "body")
+            value = jsonvalues.parse(text)
         except ValueError as exc:
             raise ValidationFailed("The body must be JSON (the flow's input)", {"body": str(exc)}) from exc
+        _refuse_unfit_input(value, "body")
         return text
     if not (input_payload and input_payload.strip()):
         return None  # blank: no input, as a webhook

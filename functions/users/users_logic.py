@@ -67,12 +67,14 @@ def _malformed(field: str, problem: str) -> BadRequest:
     return BadRequest(f"Malformed Clerk event: {field} {problem}", {field: problem})
 
 
-def _text(mapping: dict[str, Any], field: str, where: str) -> str | None:
+def _text(mapping: dict[str, Any], field: str, where: str | None = None) -> str | None:
+    """`mapping[field]` as text of bounded length (None when absent or empty); BadRequest naming where.field."""
     value = mapping.get(field)
+    location = f"{where}.{field}" if where else field
     if value is not None and not isinstance(value, str):
-        raise _malformed(f"{where}.{field}".lstrip("."), "must be text")
+        raise _malformed(location, "must be text")
     if value is not None and len(value) > MAX_CLERK_TEXT_CHARS:
-        raise _malformed(f"{where}.{field}".lstrip("."), f"must be at most {MAX_CLERK_TEXT_CHARS} characters")
+        raise _malformed(location, f"must be at most {MAX_CLERK_TEXT_CHARS} characters")
     return value or None
 
 
@@ -151,7 +153,7 @@ def sync_clerk_event(raw_body: bytes, headers: dict[str, str], lambda_context: A
     data = event["data"]
     # Only what the event changes is remembered with it, not the whole (unbounded) data. Svix verifies the Standard
     # Webhooks header names too, so the delivery id may come under either.
-    _text(event, "type", "")  # bounded: the answer remembered for the delivery names it
+    _text(event, "type")  # bounded: the answer remembered for the delivery names it
     delivery = {"svix_id": headers.get("svix-id") or headers["webhook-id"], "type": event["type"]}
     if event["type"].startswith("user."):
         delivery["clerkId"] = _text(data, "id", "data")
