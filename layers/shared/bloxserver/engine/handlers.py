@@ -44,11 +44,15 @@ def check_entry_count(setting: str, entries: dict | list) -> None:
         raise InvalidConfig(f"config.{setting} may hold at most {MAX_ENTRIES_PER_SETTING} entries")
 
 
+def is_finite_number(value: Any) -> bool:
+    """A number that is not a bool, NaN, an infinity, nor an integer too large to be a float (deadlines add them to
+    one)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= sys.float_info.max
+
+
 def is_positive_number(value: Any, integer: bool = False) -> bool:
-    """A finite positive number (an int when `integer`): not a bool, NaN, an infinity, nor an integer too large to
-    be a float (deadlines add them to one)."""
-    kinds = (int,) if integer else (int, float)
-    return isinstance(value, kinds) and not isinstance(value, bool) and 0 < value <= sys.float_info.max
+    """A finite positive number (an int when `integer`)."""
+    return is_finite_number(value) and value > 0 and (isinstance(value, int) or not integer)
 
 
 def _require_text_keys(config: dict[str, Any]) -> None:

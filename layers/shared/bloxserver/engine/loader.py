@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 import threading
 from collections import OrderedDict
 from typing import Any
 
 import yaml
 
-from bloxserver.engine.handlers import BUILTIN_HANDLERS, InvalidConfig, is_positive_number
+from bloxserver.engine.handlers import BUILTIN_HANDLERS, InvalidConfig, is_finite_number, is_positive_number
 from bloxserver.engine.model import LlmChoice, Listener, ListenerSpec, Organism, OrganismError, ValidationIssue
 from bloxserver.engine.yamlvalues import shown
 
@@ -109,11 +108,6 @@ def parse_yaml(text: str) -> Any:
         loader.dispose()
 
 
-def _finite(value: int | float) -> bool:
-    """False for NaN, the infinities and integers too large to be a float (a deadline adds them to one)."""
-    return abs(value) <= sys.float_info.max
-
-
 class _Builder:
     def __init__(self) -> None:
         self.issues: list[ValidationIssue] = []
@@ -169,9 +163,7 @@ class _Builder:
             self.issue("invalid_config", f"{where}.model must be a model id string", listener)
             model = None
         temperature = mapping.get("temperature")
-        if temperature is not None and (
-            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not _finite(temperature)
-        ):
+        if temperature is not None and not is_finite_number(temperature):
             self.issue("invalid_config", f"{where}.temperature must be a finite number", listener)
             temperature = None
         max_tokens = None
