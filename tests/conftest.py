@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from devstack.resources import environment
+from devstack.template import functions
+
+# Every function's CodeUri directory shares sys.path, as in the local stack (function modules have unique names).
+for _function in functions().values():
+    if str(_function.code_dir) not in sys.path:
+        sys.path.append(str(_function.code_dir))
 
 os.environ.update(
     {
