@@ -12,7 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from bloxserver import jsonvalues
-from bloxserver.engine.handlers import HandlerResult, ListenerFailed, config_keys
+from bloxserver.engine.base import HandlerResult, ListenerFailed, config_keys
 from bloxserver.engine.llm import (
     AssistantTurn,
     LlmRequest,
@@ -25,6 +25,7 @@ from bloxserver.engine.llm import (
 )
 
 if TYPE_CHECKING:
+    from bloxserver.engine.context import FlowContext
     from bloxserver.engine.model import ListenerSpec
     from bloxserver.engine.runtime import Invocation
 
@@ -38,7 +39,7 @@ def final_value(text: str) -> Any:
 
 
 class Agent:
-    def __init__(self, spec: ListenerSpec) -> None:
+    def __init__(self, spec: ListenerSpec, context: FlowContext) -> None:
         config_keys(spec, set())
         self.spec = spec
 

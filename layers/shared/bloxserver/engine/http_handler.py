@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bloxserver import jsonvalues
-from bloxserver.engine.expressions import MAX_MESSAGE_BYTES, ExpressionError, Template, compile_template
-from bloxserver.engine.handlers import (
+from bloxserver.engine.base import (
     HandlerResult,
     InvalidConfig,
     ListenerFailed,
@@ -24,8 +23,10 @@ from bloxserver.engine.handlers import (
     is_positive_number,
     optional_expression,
 )
+from bloxserver.engine.expressions import MAX_MESSAGE_BYTES, ExpressionError, Template, compile_template
 
 if TYPE_CHECKING:
+    from bloxserver.engine.context import FlowContext
     from bloxserver.engine.model import ListenerSpec
     from bloxserver.engine.runtime import Invocation
     from bloxserver.engine.settings import EngineSettings
@@ -63,7 +64,7 @@ def _template(key: str, source: Any) -> Template:
 
 
 class HttpRequest:
-    def __init__(self, spec: ListenerSpec) -> None:
+    def __init__(self, spec: ListenerSpec, context: FlowContext) -> None:
         config = config_keys(spec, CONFIG_KEYS, {"url"})
         self.method = str(config.get("method", "GET")).upper()
         if self.method not in METHODS:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
-from bloxserver.engine.handlers import ListenerFailed
+from bloxserver.engine.base import ListenerFailed
 from bloxserver.engine.model import LlmChoice
 from bloxserver.engine.settings import EngineSettings
 

@@ -16,8 +16,10 @@ from typing import Any
 
 import yaml
 
-from bloxserver.engine.handlers import BUILTIN_HANDLERS, InvalidConfig, is_finite_number, is_positive_number
+from bloxserver.engine.base import InvalidConfig, is_finite_number, is_positive_number
+from bloxserver.engine.context import FlowContext
 from bloxserver.engine.model import LlmChoice, Listener, ListenerSpec, Organism, OrganismError, ValidationIssue
+from bloxserver.engine.registry import HANDLERS
 from bloxserver.engine.yamlvalues import shown
 
 MAX_YAML_CHARS = 256 * 1024
@@ -109,7 +111,8 @@ def parse_yaml(text: str) -> Any:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, context: FlowContext) -> None:
+        self.context = context
         self.issues: list[ValidationIssue] = []
 
     def issue(self, code: str, message: str, listener: str | None = None, severity: str = "error") -> None:
@@ -237,14 +240,14 @@ class _Builder:
 
     def check_handler_name(self, handler_name: Any, agent: bool, where: str, name: str) -> None:
         if not isinstance(handler_name, str) or not handler_name:
-            self.issue("unknown_handler", f"{where} needs a handler (one of {', '.join(BUILTIN_HANDLERS)})", name)
+            self.issue("unknown_handler", f"{where} needs a handler (one of {', '.join(HANDLERS)})", name)
         elif handler_name.startswith("wasm:"):
             self.issue("unknown_handler", f"{where}: WASM module handlers ({handler_name}) are not available yet", name)
-        elif handler_name not in BUILTIN_HANDLERS:
+        elif handler_name not in HANDLERS:
             hint = " Python import paths are not allowed;" if "." in handler_name else ""
             self.issue(
                 "unknown_handler",
-                f"{where}: unknown handler {handler_name!r}.{hint} built-in handlers are {', '.join(BUILTIN_HANDLERS)}",
+                f"{where}: unknown handler {handler_name!r}.{hint} built-in handlers are {', '.join(HANDLERS)}",
                 name,
             )
         elif agent and handler_name != "llm":
@@ -318,7 +321,7 @@ class _Builder:
 
     def listener(self, spec: ListenerSpec) -> Listener | None:
         try:
-            return Listener(spec, BUILTIN_HANDLERS[spec.handler_name](spec))
+            return Listener(spec, HANDLERS[spec.handler_name](spec, self.context))
         except InvalidConfig as exc:
             self.issue("invalid_config", f"listener {spec.name!r}: {exc}", spec.name)
             return None
@@ -366,31 +369,31 @@ class _Builder:
                     path.append((target, iter(edges[target])))
 
 
-def _compile(text: Any) -> tuple[Organism | None, tuple[ValidationIssue, ...]]:
+def _compile(text: Any, context: FlowContext) -> tuple[Organism | None, tuple[ValidationIssue, ...]]:
     if not isinstance(text, str):
         return None, (ValidationIssue("yaml_syntax", "the organism YAML must be text"),)
     try:
         data = parse_yaml(text)
     except _Refused as refused:
         return None, (refused.issue,)
-    builder = _Builder()
+    builder = _Builder(context)
     organism = builder.build(data)
     return organism, tuple(builder.issues)
 
 
-_cache: OrderedDict[bytes, tuple[Organism | None, tuple[ValidationIssue, ...]]] = OrderedDict()
+_cache: OrderedDict[tuple[bytes, FlowContext], tuple[Organism | None, tuple[ValidationIssue, ...]]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def _compiled(text: Any) -> tuple[Organism | None, tuple[ValidationIssue, ...]]:
+def _compiled(text: Any, context: FlowContext) -> tuple[Organism | None, tuple[ValidationIssue, ...]]:
     if not isinstance(text, str) or len(text) > MAX_YAML_CHARS:
-        return _compile(text)
-    key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        return _compile(text, context)
+    key = (hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest(), context)
     with _cache_lock:
         if (hit := _cache.get(key)) is not None:
             _cache.move_to_end(key)
             return hit
-    compiled = _compile(text)
+    compiled = _compile(text, context)
     with _cache_lock:
         _cache[key] = compiled
         if len(_cache) > CACHE_SIZE:
@@ -398,14 +401,14 @@ def _compiled(text: Any) -> tuple[Organism | None, tuple[ValidationIssue, ...]]:
     return compiled
 
 
-def validate(organism_yaml: str) -> list[ValidationIssue]:
-    """Every finding about `organism_yaml`: errors block a start, warnings and infos do not."""
-    return list(_compiled(organism_yaml)[1])
+def validate(organism_yaml: str, context: FlowContext = FlowContext()) -> list[ValidationIssue]:
+    """Every finding about `organism_yaml` for a flow in `context`: errors block a start, warnings and infos do not."""
+    return list(_compiled(organism_yaml, context)[1])
 
 
-def load_organism(organism_yaml: str) -> Organism:
+def load_organism(organism_yaml: str, context: FlowContext = FlowContext()) -> Organism:
     """The loaded organism, ready to run; raises OrganismError listing the issues when any is an error."""
-    organism, issues = _compiled(organism_yaml)
+    organism, issues = _compiled(organism_yaml, context)
     if organism is None:
         raise OrganismError(list(issues))
     return organism

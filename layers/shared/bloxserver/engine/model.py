@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from bloxserver.errors import InvalidFlow
 
 if TYPE_CHECKING:
-    from bloxserver.engine.handlers import Handler
+    from bloxserver.engine.base import Handler
 
 Severity = Literal["error", "warning", "info"]
 LogLevel = Literal["debug", "info", "warning", "error"]

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 from bloxserver import jsonvalues
 from bloxserver.engine.expressions import MAX_MESSAGE_BYTES
-from bloxserver.engine.handlers import HandlerResult, ListenerFailed
+from bloxserver.engine.base import HandlerResult, ListenerFailed
+from bloxserver.engine.context import FlowContext
 from bloxserver.engine.llm import ResolvedLlm, resolve_llm_choice
 from bloxserver.engine.loader import load_organism
 from bloxserver.engine.model import EngineLog, EngineResult, Listener, LogLevel, Organism, OrganismError, RunStatus
@@ -245,11 +246,13 @@ def run_flow(
     execution_id: str,
     deadline: float,
     settings: EngineSettings | None = None,
+    context: FlowContext = FlowContext(),
 ) -> EngineResult:
-    """Runs one execution of `organism_yaml` until `deadline` (a time.monotonic() value) at the latest."""
+    """Runs one execution of `organism_yaml`, a flow in `context`, until `deadline` (a time.monotonic() value) at the
+    latest."""
     started = time.monotonic()
     try:
-        organism = load_organism(organism_yaml)
+        organism = load_organism(organism_yaml, context)
     except OrganismError as exc:
         log = EngineLog(
             datetime.now(timezone.utc),
