@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 
-from devstack.template import resources_of_type
+from devstack.template import parameter_defaults, resolve, resources_of_type
 
 # The physical names the local stack and tests give the template's resources (env vars point functions at them).
 PHYSICAL_NAMES = {
@@ -24,6 +24,42 @@ PHYSICAL_NAMES = {
 }
 LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
+
+
+# What a bucket's name (a !Sub of these) resolves to locally: the local stack runs as Environment `dev`.
+LOCAL_NAME_REFS = {"Environment": "dev", "AWS::AccountId": LOCAL_ACCOUNT_ID, "AWS::Region": LOCAL_REGION}
+# Browser origins a local frontend dev server may upload from, besides the template's (as the gateway allows).
+LOCAL_ORIGINS = ["http://localhost:*", "http://127.0.0.1:*"]
+
+
+def bucket_names() -> dict[str, str]:
+    """Each AWS::S3::Bucket's name as the template spells it (its Ref), resolved locally."""
+    return {
+        logical_id: resolve(resource["Properties"]["BucketName"], LOCAL_NAME_REFS)
+        for logical_id, resource in resources_of_type("AWS::S3::Bucket").items()
+    }
+
+
+def create_buckets(s3: Any | None = None) -> dict[str, str]:
+    """Create every bucket of the template with its CORS rules (plus local origins); returns logical id → name.
+    Encryption, public access blocks and lifecycle rules change nothing the local stack can observe."""
+    s3 = s3 or boto3.client("s3")
+    created = bucket_names()
+    for logical_id, name in created.items():
+        s3.create_bucket(Bucket=name)
+        props = resources_of_type("AWS::S3::Bucket")[logical_id]["Properties"]
+        rules = resolve(props.get("CorsConfiguration", {}).get("CorsRules", []), parameter_defaults())
+        if rules:
+            # CloudFormation's MaxAge is the S3 API's MaxAgeSeconds.
+            local_rules = [
+                {
+                    **{("MaxAgeSeconds" if name == "MaxAge" else name): value for name, value in rule.items()},
+                    "AllowedOrigins": [*rule["AllowedOrigins"], *LOCAL_ORIGINS],
+                }
+                for rule in rules
+            ]
+            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": local_rules})
+    return created
 
 
 def function_arn(logical_id: str) -> str:
@@ -123,6 +159,7 @@ def create_all(endpoint_url: str | None = None) -> dict[str, str]:
         **create_tables(boto3.client("dynamodb", endpoint_url=endpoint_url)),
         **create_schedule_groups(boto3.client("scheduler", endpoint_url=endpoint_url)),
         **create_queues(boto3.client("sqs", endpoint_url=endpoint_url)),
+        **create_buckets(boto3.client("s3", endpoint_url=endpoint_url)),
         **attribute_refs(),
     }
 
@@ -136,4 +173,5 @@ def environment() -> dict[str, str]:
         "SCHEDULER_ROLE_ARN": role_arn("SchedulerRole"),
         "SCHEDULE_FUNCTION_ARN": function_arn("ScheduleFunction"),
         "EXECUTION_QUEUE_URL": queue_url("ExecutionQueue"),
+        "MODULE_BUCKET_NAME": bucket_names()["ModuleBucket"],
     }

@@ -24,6 +24,7 @@ from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
 from bloxserver.executions import CLAIM_GRACE_SECONDS, ending
 from bloxserver.observability import logger
+from bloxserver.wasm_modules import PINNED_MODULES, OwnerModules, run_context
 
 # Time kept back from the invocation's remaining time for the writes after the run.
 FINISH_MARGIN_SECONDS = 15
@@ -260,6 +261,7 @@ class _CurrentFlows:
             current is not None
             and current["status"] == "running"
             and current["organismYaml"] == flow["organismYaml"]
+            and current.get(PINNED_MODULES) == flow.get(PINNED_MODULES)
         )
 
 
@@ -267,7 +269,7 @@ def _may_take_long(flow: dict[str, Any]) -> bool:
     from bloxserver.engine import OrganismError, load_organism  # parsed once per YAML and container (cached)
 
     try:
-        return load_organism(flow["organismYaml"]).waits_on_network
+        return load_organism(flow["organismYaml"], run_context(flow)).waits_on_network
     except OrganismError:
         return False
 
@@ -286,7 +288,7 @@ def _run(
     claim: execution_store.Claim, flow: dict[str, Any], run_seconds: float
 ) -> tuple[execution_store.Ending, list[dict[str, Any]]]:
     """Run one claimed execution for at most `run_seconds`: its ending and its log items."""
-    from bloxserver.engine import EngineLog, run_flow
+    from bloxserver.engine import EngineLog, RunServices, run_flow
 
     execution = claim.execution
 
@@ -295,6 +297,8 @@ def _run(
         execution.get("inputPayload"),
         execution_id=execution["id"],
         deadline=time.monotonic() + run_seconds,
+        context=run_context(flow),
+        services=RunServices(wasm_modules=OwnerModules(execution["userId"])),
     )
     status, fields = _outcome(result)
     logs = result.logs

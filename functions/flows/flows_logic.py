@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import uuid
 from typing import Any
 from uuid import UUID
@@ -20,9 +21,9 @@ from bloxserver.contract import (
 )
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import users as user_store
-from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, ServiceUnavailable, ValidationFailed, flow_not_found
+from bloxserver.errors import InvalidFlow, InvalidState, ServiceUnavailable, ValidationFailed, flow_not_found
 from bloxserver.observability import logger
-from bloxserver.limits import TIER_LIMITS
+from bloxserver.limits import limit_reached, limits_by_tier
 from bloxserver.ownership import owned_flow
 from bloxserver.pagination import PageRequest, to_page
 
@@ -31,6 +32,7 @@ MAX_CANVAS_STATE_BYTES = 192 * 1024  # with the YAML cap, keeps a flow under Dyn
 
 EDITABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
 STARTABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
+FLOW_LIMIT = operator.attrgetter("flows")
 STOPPABLE_STATUSES = (FlowStatus.RUNNING.value, FlowStatus.STARTING.value, FlowStatus.ERROR.value)
 
 
@@ -59,18 +61,6 @@ def _check_definition(organism_yaml: str | None, canvas_state: CanvasState | Non
             raise ValidationFailed(f"canvasState has {problem}", {"body.canvasState": problem})
 
 
-def _owner_profile(principal: Principal, now: str) -> dict[str, Any]:
-    return {
-        "id": str(principal.user_id),
-        "clerkId": principal.clerk_id,
-        "email": principal.email,
-        "name": principal.name,
-        "avatarUrl": principal.avatar_url,
-        "tierAsOf": principal.issued_at if principal.tier_claim else None,
-        "createdAt": now,
-    }
-
-
 def create_flow(principal: Principal, request: CreateFlowRequest) -> Flow:
     organism_yaml = request.organism_yaml if request.organism_yaml is not None else _default_organism_yaml()
     _check_definition(organism_yaml, None)
@@ -88,18 +78,13 @@ def create_flow(principal: Principal, request: CreateFlowRequest) -> Flow:
     try:
         flow_store.create_flow(
             flow,
-            _owner_profile(principal, now),
-            {tier.value: limits.flows for tier, limits in TIER_LIMITS.items()},
+            principal.provisioned_profile(now),
+            limits_by_tier(FLOW_LIMIT),
             principal.tier_claim.value if principal.tier_claim else None,
             Tier.FREE.value,
         )
-    except flow_store.FlowLimitFull as full:
-        tier = principal.tier_claim or Tier(full.stored_tier or Tier.FREE.value)
-        limit = TIER_LIMITS[tier].flows
-        raise LimitReached(
-            f"Flow limit reached ({limit}). Upgrade to create more flows.",
-            {"limit": limit, "tier": tier.value},
-        ) from full
+    except user_store.LimitFull as full:
+        raise limit_reached("Flow", "flows", FLOW_LIMIT, principal.tier_claim, full.stored_tier) from full
     return Flow.model_validate(flow)
 
 
@@ -166,7 +151,9 @@ def _transition(
     changes: dict[str, Any],
     verb: str,
     expected_updated_at: str | None = None,
-) -> Flow:
+    together_with: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The flow item after the transition."""
     try:
         item = flow_store.update_flow(
             principal.user_id,
@@ -175,6 +162,7 @@ def _transition(
             clock.now_iso(),
             required_statuses=allowed_from,
             expected_updated_at=expected_updated_at,
+            together_with=together_with,
         )
     except flow_store.FlowConditionFailed as failed:
         if failed.current is None:
@@ -183,17 +171,24 @@ def _transition(
         if status in allowed_from:
             raise InvalidState(f"Flow changed while trying to {verb} it; try again", {"status": status}) from failed
         raise InvalidState(f"Cannot {verb} flow in {status} state", {"status": status}) from failed
-    return Flow.model_validate(item)
+    except flow_store.TogetherFailed as failed:
+        raise InvalidState(f"A WASM module of the flow was deleted while trying to {verb} it", {"status": "stopped"}) from failed
+    if item is None:
+        raise flow_not_found()
+    return item
 
 
 def start_flow(principal: Principal, flow_id: UUID) -> Flow:
     from bloxserver import triggers  # lazily: schedules are only touched on start/stop (cold start)
+    from bloxserver import wasm_modules
+    from bloxserver.dal import modules as module_store
     from bloxserver.engine import validate
 
     current = _get_item(principal, flow_id)
     if current["status"] not in STARTABLE_STATUSES:
         raise InvalidState(f"Cannot start flow in {current['status']} state", {"status": current["status"]})
-    issues = [issue.as_dict() for issue in validate(current["organismYaml"])]
+    context = wasm_modules.flow_context(principal.user_id, current["organismYaml"])
+    issues = [issue.as_dict() for issue in validate(current["organismYaml"], context)]
     errors = [issue for issue in issues if issue["severity"] == "error"]
     # Start only what was validated: the write fails if the flow was edited in between.
     expected = current["updatedAt"]
@@ -208,13 +203,17 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
             expected,
         )
         raise InvalidFlow(message, {"issues": issues})
+    # Runs use the module versions validated now, whatever is uploaded later; the modules record the flow as a
+    # user in the same transaction, so none of them can be deleted while it runs.
+    pins = wasm_modules.pins(context)
     flow = _transition(
         principal,
         flow_id,
         STARTABLE_STATUSES,
-        {"status": FlowStatus.RUNNING.value, "errorMessage": None},
+        {"status": FlowStatus.RUNNING.value, "errorMessage": None, wasm_modules.PINNED_MODULES: pins or None},
         "start",
         expected,
+        module_store.use_actions(principal.user_id, list(pins), flow_id),
     )
     try:
         triggers.set_flow_schedules_state(principal.user_id, flow_id, enabled=True)  # after the status is written
@@ -223,13 +222,16 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
         raise ServiceUnavailable(
             "The flow is running, but its schedules could not be enabled; stop and start it to retry"
         ) from failure
-    return flow
+    return Flow.model_validate(flow)
 
 
 def validate_flow(principal: Principal, flow_id: UUID) -> list[dict[str, Any]]:
+    from bloxserver import wasm_modules
     from bloxserver.engine import validate
 
-    return [issue.as_dict() for issue in validate(_get_item(principal, flow_id)["organismYaml"])]
+    organism_yaml = _get_item(principal, flow_id)["organismYaml"]
+    context = wasm_modules.flow_context(principal.user_id, organism_yaml)
+    return [issue.as_dict() for issue in validate(organism_yaml, context)]
 
 
 def stop_flow(principal: Principal, flow_id: UUID) -> Flow:
@@ -238,10 +240,25 @@ def stop_flow(principal: Principal, flow_id: UUID) -> Flow:
     flow = _transition(
         principal, flow_id, STOPPABLE_STATUSES, {"status": FlowStatus.STOPPED.value, "errorMessage": None}, "stop"
     )
+    _release_modules(principal, flow_id, flow)
     try:
         triggers.set_flow_schedules_state(principal.user_id, flow_id, enabled=False)
     except Exception:
         # The stop holds: the schedule function records nothing for a flow that is not running, and the next
         # start or stop puts every schedule again.
         logger.exception("Disabling schedules failed", extra={"flowId": str(flow_id)})
-    return flow
+    return Flow.model_validate(flow)
+
+
+def _release_modules(principal: Principal, flow_id: UUID, stopped: dict[str, Any]) -> None:
+    """The stopped flow no longer uses its pinned modules. Best effort: a module's delete checks its users again."""
+    from bloxserver import wasm_modules
+    from bloxserver.dal import modules as module_store
+
+    pinned = list(stopped.get(wasm_modules.PINNED_MODULES) or {})
+    if not pinned:
+        return
+    try:
+        module_store.release(principal.user_id, pinned, flow_id)
+    except Exception:
+        logger.exception("Releasing the flow's WASM modules failed", extra={"flowId": str(flow_id)})

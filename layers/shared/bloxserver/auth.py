@@ -33,6 +33,18 @@ class Principal:
     tier_claim: Tier | None  # a Clerk JWT template may add `tier`; else the stored user's tier applies
     issued_at: int = 0  # the token's `iat`: how fresh its tier claim is
 
+    def provisioned_profile(self, now: str) -> dict[str, Any]:
+        """The profile fields a first write on the caller's behalf provisions (an insert counted on the profile)."""
+        return {
+            "id": str(self.user_id),
+            "clerkId": self.clerk_id,
+            "email": self.email,
+            "name": self.name,
+            "avatarUrl": self.avatar_url,
+            "tierAsOf": self.issued_at if self.tier_claim else None,
+            "createdAt": now,
+        }
+
 
 def claims_from_event(event: dict[str, Any]) -> dict[str, Any] | None:
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}

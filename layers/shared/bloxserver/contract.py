@@ -279,6 +279,22 @@ class ExecutionSummary(BaseModel):
 # =============================================================================
 
 
+class WasmModuleStatus(str, Enum):
+    """extra: where a module's uploaded bytes stand (docs/wasm.md)."""
+
+    PENDING = "pending"
+    READY = "ready"
+    INVALID = "invalid"
+
+
+class WasmUpload(BaseModel):
+    """extra: an S3 presigned POST: a browser sends `fields` plus `file` as one multipart form to `url`."""
+
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime = Field(alias="expiresAt")
+
+
 class WasmModule(BaseModel):
     """A custom WASM module."""
 
@@ -290,6 +306,15 @@ class WasmModule(BaseModel):
     size_bytes: int = Field(alias="sizeBytes")
     created_at: datetime = Field(alias="createdAt")
     updated_at: datetime = Field(alias="updatedAt")
+    # extra: the validation's outcome (docs/wasm.md). sha256, exports (its handle_<name> functions) and imports
+    # (the host functions it needs, as host.<name>) describe the bytes validated; null/[] while pending.
+    status: WasmModuleStatus = WasmModuleStatus.PENDING
+    error: str | None = None
+    sha256: str | None = None
+    exports: list[str] = Field(default_factory=list)
+    imports: list[str] = Field(default_factory=list)
+    # extra: only in the answer to a create, the presigned POST for the module's bytes.
+    upload: WasmUpload | None = None
 
 
 
@@ -300,6 +325,7 @@ class WasmModuleSummary(BaseModel):
     name: str
     description: str | None = None
     created_at: datetime = Field(alias="createdAt")
+    status: WasmModuleStatus = WasmModuleStatus.PENDING  # extra
 
 
 
@@ -307,6 +333,14 @@ class CreateWasmModuleRequest(BaseModel):
     """Request to create a WASM module (file uploaded separately)."""
 
     name: str = Field(min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=500)
+    wit_interface: str | None = Field(default=None, alias="witInterface")
+
+
+class UpdateWasmModuleRequest(BaseModel):
+    """extra: PATCH /api/v1/modules/{id} (the bytes change through /upload)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=500)
     wit_interface: str | None = Field(default=None, alias="witInterface")
 

@@ -114,3 +114,54 @@ IDEMPOTENCY_SK = "IDEMPOTENCY"
 def delivery_idempotency_pk(scope: UUID | str, delivery_key: str) -> str:
     """A remembered delivery (webhook Idempotency-Key, Scheduler execution id) within one trigger or flow."""
     return f"IDEMP#{scope}#{delivery_key}"
+
+
+# WASM modules: an item in the owner's partition, listed newest first through GSI1; their bytes in ModuleBucket.
+
+
+def module_sk(module_id: UUID | str) -> str:
+    return f"MODULE#{module_id}"
+
+
+def modules_by_creation_pk(user_id: UUID | str) -> str:
+    """GSI1 partition holding one user's WASM modules, sorted by `createdAt`."""
+    return f"USER#{user_id}#MODULES"
+
+
+def modules_by_creation_sk(created_at: str, module_id: UUID | str) -> str:
+    return f"{created_at}#{module_id}"
+
+
+# Object keys in ModuleBucket. A browser's presigned POST writes one object per requested upload under UPLOADS_PREFIX
+# (the bucket's object-created notification listens there only); validation keeps the bytes and the compiled
+# artifact of every valid version under the module's prefix, by sha256, so a running flow's pinned version stays.
+UPLOADS_PREFIX = "uploads/"
+
+
+def module_upload_key(user_id: UUID | str, module_id: UUID | str, upload_id: str) -> str:
+    return f"{UPLOADS_PREFIX}{user_id}/{module_id}/{upload_id}.wasm"
+
+
+def module_uploads_prefix(user_id: UUID | str, module_id: UUID | str) -> str:
+    return f"{UPLOADS_PREFIX}{user_id}/{module_id}/"
+
+
+def parse_module_upload_key(object_key: str) -> tuple[str, str, str] | None:
+    """(user id, module id, upload id) of an upload object's key; None for any other key."""
+    parts = object_key.removeprefix(UPLOADS_PREFIX).split("/")
+    if not object_key.startswith(UPLOADS_PREFIX) or len(parts) != 3 or not parts[2].endswith(".wasm"):
+        return None
+    return parts[0], parts[1], parts[2].removesuffix(".wasm")
+
+
+def module_versions_prefix(user_id: UUID | str, module_id: UUID | str) -> str:
+    return f"modules/{user_id}/{module_id}/"
+
+
+def module_source_key(user_id: UUID | str, module_id: UUID | str, sha256: str) -> str:
+    return f"{module_versions_prefix(user_id, module_id)}{sha256}.wasm"
+
+
+def module_artifact_key(user_id: UUID | str, module_id: UUID | str, sha256: str, wasmtime_version: str) -> str:
+    """wasmtime's serialized compilation of one version: it loads only into the wasmtime version that wrote it."""
+    return f"{module_versions_prefix(user_id, module_id)}{sha256}.wasmtime-{wasmtime_version}.cwasm"

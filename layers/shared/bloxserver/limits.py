@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from bloxserver.contract import Tier
+from bloxserver.errors import LimitReached
 
 MB = 1024 * 1024
+# The largest WASM module accepted, on every tier: the presigned POST's policy says so and validation checks it
+# again (an S3 emulator may not enforce POST policies). Tools built with AssemblyScript or Rust weigh tens to
+# hundreds of KB.
+MAX_WASM_MODULE_BYTES = 10 * MB
 
 
 @dataclass(frozen=True)
@@ -35,3 +41,21 @@ def stored_tier(profile: dict | None) -> Tier:
     """The tier on a stored profile item; a missing or unknown one is free."""
     value = (profile or {}).get("tier")
     return Tier(value) if value in Tier._value2member_map_ else Tier.FREE
+
+
+def limits_by_tier(limit_of: Callable[[TierLimits], int | None]) -> dict[str, int | None]:
+    """One limit of every tier, by tier name (what the DAL's limit conditions are generated from)."""
+    return {tier.value: limit_of(limits) for tier, limits in TIER_LIMITS.items()}
+
+
+def limit_reached(
+    noun: str, plural: str, limit_of: Callable[[TierLimits], int | None], tier_claim: Tier | None, stored: str | None
+) -> LimitReached:
+    """The 403 for a create refused at the limit: the token's tier when it claims one, else the tier the refusing
+    condition saw stored."""
+    tier = tier_claim or Tier(stored if stored in Tier._value2member_map_ else Tier.FREE.value)
+    limit = limit_of(TIER_LIMITS[tier])
+    return LimitReached(
+        f"{noun} limit reached ({limit}). Upgrade to create more {plural}.",
+        {"limit": limit, "tier": tier.value},
+    )

@@ -24,17 +24,9 @@ from bloxserver.dal.table import (
     table_name,
     transact_write,
 )
-from bloxserver.dal.users import profile_key
+from bloxserver.dal.users import FLOW_COUNTER, insert_counted, uncount_action
 
 SUMMARY_FIELDS = ("id", "#name", "description", "#status", "updatedAt")
-
-
-class FlowLimitFull(Exception):
-    """The owner's flow count is at their tier's limit; carries the stored tier the condition saw."""
-
-    def __init__(self, stored_tier: str | None) -> None:
-        super().__init__(stored_tier)
-        self.stored_tier = stored_tier
 
 
 class FlowConditionFailed(Exception):
@@ -43,6 +35,10 @@ class FlowConditionFailed(Exception):
     def __init__(self, current: dict[str, Any] | None) -> None:
         super().__init__("condition failed")
         self.current = current
+
+
+class TogetherFailed(Exception):
+    """An action written in the same transaction as a flow's update failed its condition (see update_flow)."""
 
 
 # A flow's canvasState is stored as JSON text: a canvas's free-form node data may nest deeper than DynamoDB's maps
@@ -54,39 +50,6 @@ def flow_key(user_id: UUID, flow_id: UUID) -> dict[str, Any]:
     return key(keys.user_pk(user_id), keys.flow_sk(flow_id))
 
 
-def _flow_limit_condition(
-    limits_by_tier: dict[str, int | None], claimed_tier: str | None, default_tier: str
-) -> tuple[str | None, dict[str, Any]]:
-    """Condition on the profile item that holds only while the owner may create one more flow.
-
-    With a tier claim the claimed tier's limit applies; otherwise the condition reads the stored tier itself,
-    so the limit check and the increment are one atomic write.
-    """
-    values: dict[str, Any] = {}
-
-    def below(limit_name: str) -> str:
-        return f"(attribute_not_exists(#flowCount) OR #flowCount < {limit_name})"
-
-    if claimed_tier is not None:
-        limit = limits_by_tier[claimed_tier]
-        if limit is None:
-            return None, values
-        values[":limit"] = limit
-        return below(":limit"), values
-    clauses = []
-    for index, (tier, limit) in enumerate(limits_by_tier.items()):
-        values[f":tier{index}"] = tier
-        is_tier = f"#tier = :tier{index}"
-        if tier == default_tier:
-            is_tier = f"(attribute_not_exists(#tier) OR {is_tier})"
-        if limit is None:
-            clauses.append(f"({is_tier})")
-        else:
-            values[f":limit{index}"] = limit
-            clauses.append(f"({is_tier} AND {below(f':limit{index}')})")
-    return " OR ".join(clauses), values
-
-
 def create_flow(
     flow: dict[str, Any],
     owner_profile: dict[str, Any],
@@ -94,33 +57,9 @@ def create_flow(
     claimed_tier: str | None,
     default_tier: str,
 ) -> None:
-    """Insert the flow and count it against the owner's limit in one transaction.
-
-    The owner's profile is provisioned by the same write if this is their first request (with the claimed tier,
-    else the default).
-    """
+    """Insert the flow and count it against the owner's flow limit in one transaction (users.insert_counted);
+    raises users.LimitFull at the limit."""
     user_id = flow["userId"]
-    condition, values = _flow_limit_condition(limits_by_tier, claimed_tier, default_tier)
-    names = {"#flowCount": "flowCount", "#tier": "tier", "#entity": "entity"}
-    sets = ["#entity = :entity"]
-    values.update({":one": 1, ":entity": "user", ":provisioned_tier": claimed_tier or default_tier})
-    sets.append("#tier = if_not_exists(#tier, :provisioned_tier)")
-    for field, value in owner_profile.items():
-        if value is None:
-            continue
-        names[f"#{field}"] = field
-        values[f":{field}"] = value
-        sets.append(f"#{field} = if_not_exists(#{field}, :{field})")
-    profile_update: dict[str, Any] = {
-        "TableName": table_name(),
-        "Key": profile_key(user_id),
-        "UpdateExpression": "SET " + ", ".join(sets) + " ADD #flowCount :one",
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": serialize(values),
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
-    if condition:
-        profile_update["ConditionExpression"] = condition
     item = {
         "PK": keys.user_pk(user_id),
         "SK": keys.flow_sk(flow["id"]),
@@ -129,25 +68,7 @@ def create_flow(
         "entity": "flow",
         **flow,
     }
-    try:
-        transact_write(
-            [
-                {"Update": profile_update},
-                {
-                    "Put": {
-                        "TableName": table_name(),
-                        "Item": serialize(item),
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                },
-            ]
-        )
-    except ClientError as exc:
-        reasons = exc.response.get("CancellationReasons", [])
-        if first_action_failed(exc):
-            old = deserialize(reasons[0].get("Item", {}))
-            raise FlowLimitFull(old.get("tier")) from exc
-        raise
+    insert_counted(item, FLOW_COUNTER, owner_profile, limits_by_tier, claimed_tier, default_tier)
 
 
 def _flow(item: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -182,11 +103,14 @@ def update_flow(
     updated_at: str,
     required_statuses: tuple[str, ...] = (),
     expected_updated_at: str | None = None,
+    together_with: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Apply `changes` (None removes the attribute) and return the new item.
 
     Conditions: the flow exists, its status is one of `required_statuses` (if given), and it was not updated
     since `expected_updated_at` (if given). Raises FlowConditionFailed with the current item otherwise.
+    `together_with`: other transaction actions that must succeed with the update (a start recording the modules
+    it pins); when one of them fails, TogetherFailed.
     """
     names: dict[str, str] = {"#updatedAt": "updatedAt", "#gsi1sk": "GSI1SK"}
     values: dict[str, Any] = {
@@ -218,6 +142,26 @@ def update_flow(
         values[":expectedUpdatedAt"] = expected_updated_at
         conditions.append("#updatedAt = :expectedUpdatedAt")
     expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    if together_with:
+        update = {
+            "TableName": table_name(),
+            "Key": flow_key(user_id, flow_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize(values),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        try:
+            transact_write([{"Update": update}, *together_with])
+        except ClientError as exc:
+            if first_action_failed(exc):
+                old = exc.response.get("CancellationReasons", [{}])[0].get("Item")
+                raise FlowConditionFailed(_flow(deserialize(old)) if old else None) from exc
+            if error_code(exc) == "TransactionCanceledException":
+                raise TogetherFailed() from exc
+            raise
+        return get_flow(user_id, flow_id)
     try:
         response = client().update_item(
             TableName=table_name(),
@@ -249,16 +193,7 @@ def delete_flow(user_id: UUID, flow_id: UUID) -> bool:
                         "ConditionExpression": "attribute_exists(PK)",
                     }
                 },
-                {
-                    "Update": {
-                        "TableName": table_name(),
-                        "Key": profile_key(user_id),
-                        "UpdateExpression": "ADD #flowCount :minusOne",
-                        "ConditionExpression": "#flowCount > :zero",
-                        "ExpressionAttributeNames": {"#flowCount": "flowCount"},
-                        "ExpressionAttributeValues": {":minusOne": {"N": "-1"}, ":zero": {"N": "0"}},
-                    }
-                },
+                uncount_action(user_id, FLOW_COUNTER),
             ]
         )
     except ClientError as exc:

@@ -1,4 +1,4 @@
-"""User profile items and their counters (flowCount)."""
+"""User profile items and their counters (flowCount, moduleCount), and inserts counted against a tier limit."""
 
 from __future__ import annotations
 
@@ -16,9 +16,22 @@ from bloxserver.dal.table import (
     get_item,
     key,
     partition_keys,
+    first_action_failed,
     serialize,
     table_name,
+    transact_write,
 )
+
+FLOW_COUNTER = "flowCount"
+MODULE_COUNTER = "moduleCount"
+
+
+class LimitFull(Exception):
+    """The owner's count is at their tier's limit; carries the stored tier the condition saw."""
+
+    def __init__(self, stored_tier: str | None) -> None:
+        super().__init__(stored_tier)
+        self.stored_tier = stored_tier
 
 
 def profile_key(user_id: UUID) -> dict[str, Any]:
@@ -118,3 +131,94 @@ def owned_item_keys(user_id: UUID) -> list[dict[str, Any]]:
 def delete_owned_items(user_id: UUID) -> None:
     """Delete every item left in the user's partition."""
     delete_items(owned_item_keys(user_id))
+
+
+def _limit_condition(
+    limits_by_tier: dict[str, int | None], claimed_tier: str | None, default_tier: str
+) -> tuple[str | None, dict[str, Any]]:
+    """Condition on the profile item that holds only while the owner may add one more to the counter `#count`.
+
+    With a tier claim the claimed tier's limit applies; otherwise the condition reads the stored tier itself,
+    so the limit check and the increment are one atomic write.
+    """
+    values: dict[str, Any] = {}
+
+    def below(limit_name: str) -> str:
+        return f"(attribute_not_exists(#count) OR #count < {limit_name})"
+
+    if claimed_tier is not None:
+        limit = limits_by_tier[claimed_tier]
+        if limit is None:
+            return None, values
+        values[":limit"] = limit
+        return below(":limit"), values
+    clauses = []
+    for index, (tier, limit) in enumerate(limits_by_tier.items()):
+        values[f":tier{index}"] = tier
+        is_tier = f"#tier = :tier{index}"
+        if tier == default_tier:
+            is_tier = f"(attribute_not_exists(#tier) OR {is_tier})"
+        if limit is None:
+            clauses.append(f"({is_tier})")
+        else:
+            values[f":limit{index}"] = limit
+            clauses.append(f"({is_tier} AND {below(f':limit{index}')})")
+    return " OR ".join(clauses), values
+
+
+def insert_counted(
+    item: dict[str, Any],
+    counter: str,
+    owner_profile: dict[str, Any],
+    limits_by_tier: dict[str, int | None],
+    claimed_tier: str | None,
+    default_tier: str,
+) -> None:
+    """Put `item` (absent before) and add one to the owner's `counter` under their tier's limit, in one transaction.
+
+    The owner's profile is provisioned by the same write if this is their first request (with the claimed tier,
+    else the default). Raises LimitFull when the limit is reached.
+    """
+    condition, values = _limit_condition(limits_by_tier, claimed_tier, default_tier)
+    names = {"#count": counter, "#tier": "tier", "#entity": "entity"}
+    sets = ["#entity = :entity"]
+    values.update({":one": 1, ":entity": "user", ":provisioned_tier": claimed_tier or default_tier})
+    sets.append("#tier = if_not_exists(#tier, :provisioned_tier)")
+    for field, value in owner_profile.items():
+        if value is None:
+            continue
+        names[f"#{field}"] = field
+        values[f":{field}"] = value
+        sets.append(f"#{field} = if_not_exists(#{field}, :{field})")
+    profile_update: dict[str, Any] = {
+        "TableName": table_name(),
+        "Key": profile_key(owner_profile["id"]),
+        "UpdateExpression": "SET " + ", ".join(sets) + " ADD #count :one",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": serialize(values),
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if condition:
+        profile_update["ConditionExpression"] = condition
+    put = {"TableName": table_name(), "Item": serialize(item), "ConditionExpression": "attribute_not_exists(PK)"}
+    try:
+        transact_write([{"Update": profile_update}, {"Put": put}])
+    except ClientError as exc:
+        if first_action_failed(exc):
+            old = deserialize(exc.response.get("CancellationReasons", [])[0].get("Item", {}))
+            raise LimitFull(old.get("tier")) from exc
+        raise
+
+
+def uncount_action(user_id: UUID | str, counter: str) -> dict[str, Any]:
+    """The transaction action that takes one off the owner's `counter` (with the deletion of what it counted)."""
+    return {
+        "Update": {
+            "TableName": table_name(),
+            "Key": profile_key(user_id),
+            "UpdateExpression": "ADD #count :minusOne",
+            "ConditionExpression": "#count > :zero",
+            "ExpressionAttributeNames": {"#count": counter},
+            "ExpressionAttributeValues": {":minusOne": {"N": "-1"}, ":zero": {"N": "0"}},
+        }
+    }

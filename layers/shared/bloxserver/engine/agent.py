@@ -21,8 +21,8 @@ from bloxserver.engine.llm import (
     ToolResults,
     Turn,
     UserText,
-    provider_for,
 )
+from bloxserver.engine.providers import provider_for
 
 if TYPE_CHECKING:
     from bloxserver.engine.context import FlowContext

@@ -27,6 +27,10 @@ class ListenerFailed(Exception):
     """A handler could not produce a result for this message; the run ends as `error`."""
 
 
+class ListenerTimedOut(ListenerFailed):
+    """A handler ran out of its own time limit (a WASM call's timeout_seconds); the run ends as `timeout`."""
+
+
 @dataclass(frozen=True)
 class HandlerResult:
     value: Any

@@ -1,11 +1,27 @@
 """What the engine knows of a flow beyond its YAML: facts about its owner that validation checks and handlers are
 built with. The callers (flows, executor) read them through the DAL; the engine never does. Loading caches per YAML
 text and context, so a context is small, frozen and hashable.
+
+What a run needs from outside the engine (services) is a RunServices, given to run_flow and reachable from an
+invocation as `invocation.run.services`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class WasmModuleFacts:
+    """One of the owner's WASM modules as validation left it (the version a running flow pinned, for a run)."""
+
+    id: str
+    status: str  # pending | ready | invalid
+    sha256: str | None = None
+    # The `handle_<name>` interfaces it exports, and the host functions (`host.<name>` names) it imports.
+    interfaces: tuple[str, ...] = ()
+    host_imports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -13,3 +29,21 @@ class FlowContext:
     # The owner's tier (a bloxserver.contract.Tier value); None: the engine is used as a library, without an owner,
     # and tier ceilings are not applied.
     owner_tier: str | None = None
+    # The owner's WASM modules that the flow's `wasm:<module id>` listeners name (only those: the context is a
+    # cache key); a module not here does not exist for the flow.
+    wasm_modules: tuple[WasmModuleFacts, ...] = ()
+
+    def wasm_module(self, module_id: str) -> WasmModuleFacts | None:
+        return next((module for module in self.wasm_modules if module.id == module_id), None)
+
+
+class WasmModuleSource(Protocol):
+    def load(self, module_id: str, sha256: str) -> Any:
+        """The compiled module (a wasmtime.Module) of that version of one of the owner's modules; raises
+        LookupError when it cannot be had."""
+
+
+@dataclass(frozen=True)
+class RunServices:
+    # Where WASM listeners get their compiled modules; None: WASM listeners cannot run (they fail with a reason).
+    wasm_modules: WasmModuleSource | None = None

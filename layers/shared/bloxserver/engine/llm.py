@@ -1,5 +1,5 @@
 """The provider-neutral LLM conversation an agent holds, and the provider interface Bedrock and OpenAI-compatible
-endpoints implement. Provider modules (and boto3/httpx) are imported only when an agent runs.
+endpoints implement. It imports no provider: providers.py picks one (and imports boto3/httpx) when an agent runs.
 """
 
 from __future__ import annotations
@@ -131,15 +131,3 @@ class LlmReply:
 
 class LlmProvider(Protocol):
     def complete(self, request: LlmRequest) -> LlmReply: ...
-
-
-def provider_for(name: str, settings: EngineSettings) -> LlmProvider:
-    if name == "bedrock":
-        from bloxserver.engine.bedrock import BedrockProvider
-
-        return BedrockProvider.from_settings(settings)
-    if name == "openai":
-        from bloxserver.engine.openai_compat import OpenAICompatibleProvider
-
-        return OpenAICompatibleProvider.from_settings(settings)
-    raise LlmCallFailed(f"unknown LLM provider {name!r}")

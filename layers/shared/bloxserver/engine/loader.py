@@ -19,7 +19,8 @@ import yaml
 from bloxserver.engine.base import InvalidConfig, is_finite_number, is_positive_number
 from bloxserver.engine.context import FlowContext
 from bloxserver.engine.model import LlmChoice, Listener, ListenerSpec, Organism, OrganismError, ValidationIssue
-from bloxserver.engine.registry import HANDLERS
+from bloxserver.engine.registry import HANDLERS, handler_factory, is_wasm_handler
+from bloxserver.engine.wasm_tool import module_id_of
 from bloxserver.engine.yamlvalues import shown
 
 MAX_YAML_CHARS = 256 * 1024
@@ -241,13 +242,21 @@ class _Builder:
     def check_handler_name(self, handler_name: Any, agent: bool, where: str, name: str) -> None:
         if not isinstance(handler_name, str) or not handler_name:
             self.issue("unknown_handler", f"{where} needs a handler (one of {', '.join(HANDLERS)})", name)
-        elif handler_name.startswith("wasm:"):
-            self.issue("unknown_handler", f"{where}: WASM module handlers ({handler_name}) are not available yet", name)
+        elif is_wasm_handler(handler_name):
+            if self.context.wasm_module(module_id_of(handler_name)) is None:
+                self.issue(
+                    "unknown_handler",
+                    f"{where}: WASM module {module_id_of(handler_name)!r} is not one of the flow owner's modules",
+                    name,
+                )
+            elif agent:
+                self.issue("invalid_config", f"{where}: an agent's handler is llm (omit handler)", name)
         elif handler_name not in HANDLERS:
             hint = " Python import paths are not allowed;" if "." in handler_name else ""
             self.issue(
                 "unknown_handler",
-                f"{where}: unknown handler {handler_name!r}.{hint} built-in handlers are {', '.join(HANDLERS)}",
+                f"{where}: unknown handler {handler_name!r}.{hint} built-in handlers are {', '.join(HANDLERS)}, "
+                "and wasm:<module id> runs one of your WASM modules",
                 name,
             )
         elif agent and handler_name != "llm":
@@ -321,7 +330,7 @@ class _Builder:
 
     def listener(self, spec: ListenerSpec) -> Listener | None:
         try:
-            return Listener(spec, HANDLERS[spec.handler_name](spec, self.context))
+            return Listener(spec, handler_factory(spec.handler_name)(spec, self.context))
         except InvalidConfig as exc:
             self.issue("invalid_config", f"listener {spec.name!r}: {exc}", spec.name)
             return None
@@ -412,3 +421,18 @@ def load_organism(organism_yaml: str, context: FlowContext = FlowContext()) -> O
     if organism is None:
         raise OrganismError(list(issues))
     return organism
+
+
+def wasm_module_ids(organism_yaml: Any) -> list[str]:
+    """The module ids the listeners' `wasm:<module id>` handlers name, in order (none when the YAML cannot be read:
+    validation then reports why): the modules whose facts a FlowContext for this YAML needs."""
+    if not isinstance(organism_yaml, str):
+        return []
+    try:
+        data = parse_yaml(organism_yaml)
+    except _Refused:
+        return []
+    entries = data.get("listeners") if isinstance(data, dict) else None
+    handlers = [entry.get("handler") for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
+    names = [handler for handler in handlers if isinstance(handler, str) and is_wasm_handler(handler)]
+    return list(dict.fromkeys(module_id_of(name) for name in names))

@@ -8,6 +8,7 @@ from bloxserver.engine.agent import Agent
 from bloxserver.engine.base import HandlerFactory
 from bloxserver.engine.builtins import Conditional, Output, Transform
 from bloxserver.engine.http_handler import HttpRequest
+from bloxserver.engine.wasm_tool import WASM_HANDLER_PREFIX, WasmTool
 
 HANDLERS: dict[str, HandlerFactory] = {
     "transform": Transform,
@@ -16,3 +17,13 @@ HANDLERS: dict[str, HandlerFactory] = {
     "http": HttpRequest,
     "llm": Agent,
 }
+
+
+def is_wasm_handler(handler_name: str) -> bool:
+    """`wasm:<module id>`: one of the flow owner's uploaded modules (docs/wasm.md)."""
+    return handler_name.startswith(WASM_HANDLER_PREFIX)
+
+
+def handler_factory(handler_name: str) -> HandlerFactory:
+    """The class a listener's handler name builds (a known built-in, or a WASM module's)."""
+    return WasmTool if is_wasm_handler(handler_name) else HANDLERS[handler_name]

@@ -1,0 +1,306 @@
+"""Everything that touches wasmtime: checking an uploaded module against the ABI (wasm_abi.py), compiling it once
+into a serialized artifact, and calling a module's `handle_<name>` with the per-call limits of docs/wasm.md.
+
+Imported only where modules are validated or run (wasmtime's import costs tens of milliseconds of cold start).
+Every call gets a fresh store and instance: nothing a call leaves in memory reaches another. Time is bounded by
+epoch interruption (one ticker thread per process advances the engine's epoch), memory by the store's limits; no
+WASI is linked, so a module has no filesystem, network, environment or clock, only the host functions its listener
+grants.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from typing import Callable, Protocol
+
+import wasmtime
+
+from bloxserver.limits import MAX_WASM_MODULE_BYTES
+from bloxserver.engine.wasm_abi import (
+    HANDLE_PREFIX,
+    HANDLE_SIGNATURE,
+    HOST_FUNCTIONS,
+    HOST_MODULE,
+    LOG_LEVELS,
+    REQUIRED_FUNCTIONS,
+    CAPABILITY_FUNCTIONS,
+    interface_names,
+)
+
+WASM_MAGIC = b"\0asm"
+CORE_MODULE_VERSION = b"\x01\x00\x00\x00"
+EPOCH_TICK_SECONDS = 0.01
+MAX_LOG_CHARS = 4000
+MAX_LOG_RECORDS_PER_CALL = 100
+# A trap with the memory this close to its cap is reported as the cap's doing.
+MEMORY_NOTE_FRACTION = 0.9
+# Beyond the memory cap: a module has one memory and a few tables, as any compiler emits.
+MAX_TABLE_ELEMENTS = 100_000
+MAX_TABLES = 4
+
+
+class InvalidModule(Exception):
+    """Uploaded bytes that cannot be used as a module; the message says why, for the module's `error`."""
+
+
+class GuestFailed(Exception):
+    """A call did not produce an output; the message says why (a trap, bad output, a memory cap)."""
+
+
+class GuestTimedOut(GuestFailed):
+    """A call ran out of its time."""
+
+
+@dataclass(frozen=True)
+class ModuleShape:
+    interfaces: tuple[str, ...]  # the <name>s of its handle_<name> exports
+    host_imports: tuple[str, ...]  # the host functions it imports
+
+
+class Host(Protocol):
+    """What a call's host functions act on: the invocation's side of the ABI."""
+
+    def log(self, level: str, text: str) -> None: ...
+
+
+def wasmtime_version() -> str:
+    """Part of every artifact's key: an artifact deserializes only into the wasmtime that serialized it."""
+    return metadata.version("wasmtime")
+
+
+@cache
+def engine() -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    return wasmtime.Engine(config)
+
+
+def _signature(func_type: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(map(str, func_type.params)), tuple(map(str, func_type.results))
+
+
+def _shown(signature: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    params, results = signature
+    return f"({', '.join(params)}) -> ({', '.join(results)})"
+
+
+def _first_lines(error: Exception) -> str:
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())[:500]
+
+
+def compile_module(data: bytes) -> wasmtime.Module:
+    """Compiled module of `data`; InvalidModule naming what is wrong when it is not a WebAssembly core module."""
+    if len(data) > MAX_WASM_MODULE_BYTES:
+        raise InvalidModule(f"the module is {len(data)} bytes; the limit is {MAX_WASM_MODULE_BYTES} bytes")
+    if not data.startswith(WASM_MAGIC):
+        raise InvalidModule("not a WebAssembly module: the file does not start with the \\0asm magic number")
+    if len(data) >= 8 and data[4:8] != CORE_MODULE_VERSION:
+        raise InvalidModule(
+            "this is a WebAssembly component (component model), which is not supported: upload a core module "
+            "exporting memory, alloc, free and handle_<name> (docs/wasm.md)"
+        )
+    try:
+        return wasmtime.Module(engine(), data)
+    except wasmtime.WasmtimeError as error:
+        text = _first_lines(error)
+        if "end-of-file" in text or "unexpected end" in text:
+            raise InvalidModule(f"the file is truncated: {text}") from error
+        raise InvalidModule(f"wasmtime cannot compile the module: {text}") from error
+
+
+def check_shape(module: wasmtime.Module) -> ModuleShape:
+    """The module's interfaces and host imports; InvalidModule when its exports or imports break the ABI."""
+    exports = {export.name: export.type for export in module.exports}
+    if not isinstance(exports.get("memory"), wasmtime.MemoryType):
+        raise InvalidModule("the module does not export its memory as `memory`")
+    for name, expected in REQUIRED_FUNCTIONS.items():
+        export = exports.get(name)
+        if not isinstance(export, wasmtime.FuncType):
+            raise InvalidModule(f"the module does not export the function `{name}` {_shown(expected)}")
+        if _signature(export) != expected:
+            raise InvalidModule(f"`{name}` is {_shown(_signature(export))}; it must be {_shown(expected)}")
+    handles = sorted(name for name, kind in exports.items() if name.startswith(HANDLE_PREFIX) and len(name) > len(HANDLE_PREFIX))
+    if not handles:
+        raise InvalidModule(f"the module exports no handle_<name> function {_shown(HANDLE_SIGNATURE)}")
+    for name in handles:
+        export = exports[name]
+        if not isinstance(export, wasmtime.FuncType) or _signature(export) != HANDLE_SIGNATURE:
+            raise InvalidModule(f"`{name}` must be a function {_shown(HANDLE_SIGNATURE)}")
+    host_imports = []
+    offered = ", ".join(f"{HOST_MODULE}.{name}" for name in HOST_FUNCTIONS)
+    for item in module.imports:
+        where = f"{item.module}.{item.name}"
+        expected = HOST_FUNCTIONS.get(item.name) if item.module == HOST_MODULE else None
+        if expected is None:
+            raise InvalidModule(f"the module imports {where}, which is not a host function (only {offered})")
+        if not isinstance(item.type, wasmtime.FuncType) or _signature(item.type) != expected:
+            raise InvalidModule(f"the module imports {where} with the wrong type; it is {_shown(expected)}")
+        host_imports.append(item.name)
+    return ModuleShape(interface_names(handles), tuple(sorted(set(host_imports))))
+
+
+def validate(data: bytes) -> tuple[ModuleShape, bytes]:
+    """Checks uploaded bytes against the ABI: their shape and the serialized artifact that runs will load."""
+    module = compile_module(data)
+    return check_shape(module), module.serialize()
+
+
+def deserialize(artifact: bytes) -> wasmtime.Module:
+    """A module from its serialized artifact, without compiling (only artifacts this code serialized are trusted)."""
+    return wasmtime.Module.deserialize(engine(), artifact)
+
+
+# Epoch interruption: the engine's epoch advances every EPOCH_TICK_SECONDS, and each call's store traps once its
+# deadline (in ticks) passes. One daemon thread per process, started by the first call.
+_ticker_lock = threading.Lock()
+_ticker: threading.Thread | None = None
+
+
+def _tick_forever() -> None:
+    while True:
+        time.sleep(EPOCH_TICK_SECONDS)
+        engine().increment_epoch()
+
+
+def _start_ticker() -> None:
+    global _ticker
+    with _ticker_lock:
+        if _ticker is None:
+            _ticker = threading.Thread(target=_tick_forever, name="wasm-epoch", daemon=True)
+            _ticker.start()
+
+
+# Host functions are defined once per process and find the call they serve here (a call runs on one thread).
+_calls = threading.local()
+
+
+class _CallState:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.log_records = 0
+
+
+def _guest_text(caller: wasmtime.Caller, pointer: int, length: int, limit: int) -> str:
+    memory = caller.get("memory")
+    if not isinstance(memory, wasmtime.Memory):
+        raise wasmtime.Trap("the module has no memory export")
+    size = memory.data_len(caller)
+    if pointer < 0 or length < 0 or pointer + length > size:
+        raise wasmtime.Trap(f"host.log was given bytes {pointer}..{pointer + length} outside the memory ({size} bytes)")
+    return memory.read(caller, pointer, pointer + min(length, limit)).decode("utf-8", errors="replace")
+
+
+def _host_log(caller: wasmtime.Caller, level: int, pointer: int, length: int) -> None:
+    state: _CallState = _calls.state
+    state.log_records += 1
+    if state.log_records > MAX_LOG_RECORDS_PER_CALL:
+        if state.log_records == MAX_LOG_RECORDS_PER_CALL + 1:
+            state.host.log("warning", f"more than {MAX_LOG_RECORDS_PER_CALL} log records in one call: the rest are dropped")
+        return
+    text = _guest_text(caller, pointer, length, MAX_LOG_CHARS)
+    state.host.log(LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else "info", text)
+
+
+# Host function implementations by name; a capability's functions are linked only when the listener grants it.
+# (kv_get and kv_set join here, over a project-memory port on Host, once project memory exists.)
+_HOST_IMPLEMENTATIONS: dict[str, Callable[..., object]] = {"log": _host_log}
+
+
+def _value_types(names: tuple[str, ...]) -> list[wasmtime.ValType]:
+    return [wasmtime.ValType.i32() if name == "i32" else wasmtime.ValType.i64() for name in names]
+
+
+@cache
+def _linker(granted: frozenset[str]) -> wasmtime.Linker:
+    """A linker defining the host functions of the `granted` capabilities, and nothing else (no WASI)."""
+    linker = wasmtime.Linker(engine())
+    for capability in sorted(granted):
+        for name in sorted(CAPABILITY_FUNCTIONS[capability]):
+            params, results = HOST_FUNCTIONS[name]
+            func_type = wasmtime.FuncType(_value_types(params), _value_types(results))
+            linker.define_func(HOST_MODULE, name, func_type, _HOST_IMPLEMENTATIONS[name], access_caller=True)
+    return linker
+
+
+def _region(memory: wasmtime.Memory, store: wasmtime.Store, pointer: int, length: int, what: str) -> None:
+    size = memory.data_len(store)
+    if pointer < 0 or length < 0 or pointer + length > size:
+        raise GuestFailed(f"{what} (bytes {pointer}..{pointer + length}) lies outside the module's memory ({size} bytes)")
+
+
+def call(
+    module: wasmtime.Module,
+    interface: str,
+    payload: bytes,
+    *,
+    host: Host,
+    granted: frozenset[str],
+    timeout_seconds: float,
+    memory_bytes: int,
+    max_output_bytes: int,
+) -> bytes:
+    """Calls `handle_<interface>` with `payload` in a fresh instance: the output bytes, or GuestFailed /
+    GuestTimedOut saying what happened."""
+    _start_ticker()
+    store = wasmtime.Store(engine())
+    store.set_limits(
+        memory_size=memory_bytes, table_elements=MAX_TABLE_ELEMENTS, instances=1, tables=MAX_TABLES, memories=1
+    )
+    store.set_epoch_deadline(max(1, math.ceil(timeout_seconds / EPOCH_TICK_SECONDS)))
+    _calls.state = _CallState(host)
+    memory: wasmtime.Memory | None = None
+    try:
+        instance = _linker(granted).instantiate(store, module)
+        exports = instance.exports(store)
+        memory = exports["memory"]
+        handle = exports.get(f"{HANDLE_PREFIX}{interface}")
+        if not isinstance(handle, wasmtime.Func):
+            raise GuestFailed(f"the module exports no {HANDLE_PREFIX}{interface}")
+        alloc, free = exports["alloc"], exports["free"]
+        pointer = alloc(store, len(payload))
+        _region(memory, store, pointer, len(payload), "the input buffer alloc returned")
+        memory.write(store, payload, pointer)
+        packed = handle(store, pointer, len(payload)) & 0xFFFF_FFFF_FFFF_FFFF
+        out_pointer, out_length = packed >> 32, packed & 0xFFFF_FFFF
+        if out_length > max_output_bytes:
+            raise GuestFailed(f"the output is {out_length} bytes; at most {max_output_bytes} are accepted")
+        _region(memory, store, out_pointer, out_length, "the output")
+        output = bytes(memory.read(store, out_pointer, out_pointer + out_length))
+        free(store, pointer)
+        if out_pointer != pointer:
+            free(store, out_pointer)
+        return output
+    except wasmtime.Trap as trap:
+        if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
+            raise GuestTimedOut(f"the call ran past its {timeout_seconds:g} s time limit") from trap
+        raise GuestFailed(_trap_reason(trap, memory, store, memory_bytes)) from trap
+    except wasmtime.WasmtimeError as error:  # e.g. a memory minimum above the cap, at instantiation
+        raise GuestFailed(_with_memory_note(_first_lines(error), memory, store, memory_bytes)) from error
+    finally:
+        _calls.state = None
+
+
+def _trap_reason(trap: wasmtime.Trap, memory: wasmtime.Memory | None, store: wasmtime.Store, memory_bytes: int) -> str:
+    """The trap's cause (wasmtime's "Caused by" line, e.g. "wasm `unreachable` instruction executed")."""
+    lines = [line.strip() for line in (trap.message or "").splitlines() if line.strip()]
+    cause = lines[lines.index("Caused by:") + 1] if "Caused by:" in lines[:-1] else (lines[0] if lines else "trap")
+    return _with_memory_note(f"the module trapped: {cause.removeprefix('wasm trap: ')}", memory, store, memory_bytes)
+
+
+def _with_memory_note(reason: str, memory: wasmtime.Memory | None, store: wasmtime.Store, memory_bytes: int) -> str:
+    """The store refuses memory growth past the cap (memory.grow gives -1) and a module that cannot go on then
+    traps: say so when its memory is near the cap, or when instantiation needed more memory than it."""
+    mib = memory_bytes / (1024 * 1024)
+    if memory is not None:
+        used = memory.data_len(store)
+        if used >= MEMORY_NOTE_FRACTION * memory_bytes:
+            return f"{reason} (its memory reached {used / (1024 * 1024):g} MiB of its {mib:g} MiB limit: growing past it is refused)"
+        return reason
+    if "memory" in reason:
+        return f"{reason} (the memory limit is {mib:g} MiB)"
+    return reason
