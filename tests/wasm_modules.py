@@ -34,13 +34,13 @@ ECHO_WAT = f"""(module {ALLOCATOR}
 FIXED_ANSWER = {"answer": 42, "source": "wasm"}
 _FIXED_TEXT = json.dumps(FIXED_ANSWER, separators=(",", ":"))
 
-# Ignores its input and answers a fixed JSON object from a data segment; also exports a second interface.
+# Ignores its input and answers a fixed JSON object from a data segment, through two interfaces (handle_echo too:
+# a replacement for ECHO that behaves differently).
+_ANSWER = PACK.format(pointer="(i32.const 16)", length=f"(i32.const {len(_FIXED_TEXT)})")
 FIXED_WAT = f"""(module {ALLOCATOR}
   (data (i32.const 16) "{_FIXED_TEXT.replace('"', '\\"')}")
-  (func (export "handle_answer") (param i32 i32) (result i64)
-    {PACK.format(pointer="(i32.const 16)", length=f"(i32.const {len(_FIXED_TEXT)})")})
-  (func (export "handle_echo") (param $ptr i32) (param $len i32) (result i64)
-    {PACK.format(pointer="(local.get $ptr)", length="(local.get $len)")}))"""
+  (func (export "handle_answer") (param i32 i32) (result i64) {_ANSWER})
+  (func (export "handle_echo") (param i32 i32) (result i64) {_ANSWER}))"""
 
 # Never returns.
 LOOP_WAT = f"""(module {ALLOCATOR}
@@ -94,7 +94,7 @@ BAD_OUTPUT_WAT = f"""(module {ALLOCATOR}
 
 
 def wasm(wat: str) -> bytes:
-    return wasmtime.wat2wasm(wat)
+    return bytes(wasmtime.wat2wasm(wat))
 
 
 ECHO = wasm(ECHO_WAT)
