@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devstack import embedded_aws, issuer, queue_worker, resources, scheduler, template
+from devstack import bucket_events, embedded_aws, issuer, queue_worker, resources, scheduler, template
 from devstack.authorizer import JwtAuthorizer
 from devstack.gateway import Cors, Gateway, GatewayServer, LocalFunction
 from devstack.routing import RouteTable
@@ -53,6 +53,7 @@ class LocalStack:
         self._http_thread.start()
         queue_worker.start_workers(self, self.resource_refs)  # the SQS event sources and ScheduleV2 rates
         scheduler.start_worker(self, self.resource_refs["ScheduleGroup"])  # the schedules triggers create
+        bucket_events.start_workers(self, self.resource_refs)  # the S3 object-created notifications
 
     def _wire(self) -> None:
         # The functions' boto3 clients are created after this point, so they all talk to the embedded moto.

@@ -97,3 +97,19 @@ def hook(system):
     flow_id = system.running_flow()
     trigger = system.webhook(flow_id)
     return {"flowId": flow_id, "token": trigger["webhookToken"], "triggerId": trigger["id"]}
+
+
+@pytest.fixture
+def modules(aws):
+    """The modules function's HTTP handler, on the embedded AWS."""
+    import modules_handler
+
+    return modules_handler.handler
+
+
+@pytest.fixture
+def module_uploads(aws):
+    """The modules function's S3 notification handler, on the embedded AWS."""
+    import uploads_handler
+
+    return uploads_handler.handler

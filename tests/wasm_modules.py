@@ -107,3 +107,21 @@ LOGGING = wasm(LOGGING_WAT)
 KV = wasm(KV_WAT)
 BAD_OUTPUT = wasm(BAD_OUTPUT_WAT)
 TRUNCATED = ECHO[: len(ECHO) // 2]
+
+# Counts its calls in a global: every call answers 1 when each call gets a fresh instance.
+COUNTER_WAT = f"""(module {ALLOCATOR}
+  (global $calls (mut i32) (i32.const 0))
+  (data (i32.const 16) "0123456789")
+  (func (export "handle_count") (param i32 i32) (result i64)
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    {PACK.format(pointer="(i32.add (i32.const 16) (global.get $calls))", length="(i32.const 1)")}))"""
+COUNTER = wasm(COUNTER_WAT)
+
+# Asks for more memory at instantiation (300 pages, 18.75 MiB) than a small cap allows.
+BIG_MEMORY_WAT = f"""(module
+  (memory (export "memory") 300)
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "free") (param i32))
+  (func (export "handle_echo") (param $ptr i32) (param $len i32) (result i64)
+    {PACK.format(pointer="(local.get $ptr)", length="(local.get $len)")}))"""
+BIG_MEMORY = wasm(BIG_MEMORY_WAT)

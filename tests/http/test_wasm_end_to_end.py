@@ -124,3 +124,16 @@ def test_given_a_running_flow_with_a_module_when_the_module_is_reuploaded_then_t
     assert api.post(f"/api/v1/flows/{flow['id']}/stop").status_code == 200
     assert api.delete(f"/api/v1/modules/{module['id']}").status_code == 204
     assert api.get(f"/api/v1/modules/{module['id']}").status_code == 404
+
+
+def test_given_only_an_upload_then_the_bucket_notification_makes_the_module_ready(api):
+    module = api.post("/api/v1/modules", json={"name": "Notified"}).json()
+
+    assert upload(module["upload"], ECHO).status_code in (200, 201, 204)
+
+    give_up = time.monotonic() + WAIT_FOR_RESULT_SECONDS
+    current = api.get(f"/api/v1/modules/{module['id']}").json()
+    while current["status"] == "pending" and time.monotonic() < give_up:
+        time.sleep(0.2)
+        current = api.get(f"/api/v1/modules/{module['id']}").json()
+    assert current["status"] == "ready" and current["exports"] == ["handle_echo"]

@@ -68,7 +68,37 @@ def seed_demo_webhook() -> None:
     triggers.create_trigger(trigger, max_per_flow=20)
 
 
-SEEDS = {"demo flow": seed_demo_flow, "demo webhook": seed_demo_webhook}
+DEMO_MODULE_ID = "5a7e0c2d-0000-4000-8000-000000000003"
+DEMO_UPLOAD_ID = "0000000000004000800000000000demo"
+
+
+def seed_demo_module() -> None:
+    """A pro user's pending module whose upload (an echo module) is in the bucket, as events/modules expect."""
+    from bloxserver import clock, keys
+    from bloxserver.auth import user_id_for
+    from bloxserver.dal import module_objects, modules
+    from tests.wasm_modules import ECHO
+
+    user_id = str(user_id_for(DEMO_SUB))
+    now = clock.now_iso()
+    module = {
+        "id": DEMO_MODULE_ID,
+        "userId": user_id,
+        "name": "Demo module",
+        "status": "pending",
+        "sizeBytes": 0,
+        "exports": [],
+        "imports": [],
+        "uploadId": DEMO_UPLOAD_ID,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    profile = {"id": user_id, "clerkId": DEMO_SUB, "email": "demo@example.com", "createdAt": now}
+    modules.create_module(module, profile, {"pro": 10}, "pro", "free")
+    module_objects.write(keys.module_upload_key(user_id, DEMO_MODULE_ID, DEMO_UPLOAD_ID), ECHO, "application/wasm")
+
+
+SEEDS = {"demo flow": seed_demo_flow, "demo webhook": seed_demo_webhook, "demo module": seed_demo_module}
 
 
 def test_every_event_file_is_documented():

@@ -133,13 +133,18 @@ def delete_owned_items(user_id: UUID) -> None:
     delete_items(owned_item_keys(user_id))
 
 
+class _NeverBelow(Exception):
+    """The claimed tier's limit is 0: no write can pass."""
+
+
 def _limit_condition(
     limits_by_tier: dict[str, int | None], claimed_tier: str | None, default_tier: str
 ) -> tuple[str | None, dict[str, Any]]:
     """Condition on the profile item that holds only while the owner may add one more to the counter `#count`.
 
     With a tier claim the claimed tier's limit applies; otherwise the condition reads the stored tier itself,
-    so the limit check and the increment are one atomic write.
+    so the limit check and the increment are one atomic write. A tier whose limit is 0 never passes (a missing
+    counter is below any other limit).
     """
     values: dict[str, Any] = {}
 
@@ -150,10 +155,14 @@ def _limit_condition(
         limit = limits_by_tier[claimed_tier]
         if limit is None:
             return None, values
+        if limit == 0:
+            raise _NeverBelow()
         values[":limit"] = limit
         return below(":limit"), values
     clauses = []
     for index, (tier, limit) in enumerate(limits_by_tier.items()):
+        if limit == 0:
+            continue
         values[f":tier{index}"] = tier
         is_tier = f"#tier = :tier{index}"
         if tier == default_tier:
@@ -179,7 +188,10 @@ def insert_counted(
     The owner's profile is provisioned by the same write if this is their first request (with the claimed tier,
     else the default). Raises LimitFull when the limit is reached.
     """
-    condition, values = _limit_condition(limits_by_tier, claimed_tier, default_tier)
+    try:
+        condition, values = _limit_condition(limits_by_tier, claimed_tier, default_tier)
+    except _NeverBelow:
+        raise LimitFull(None) from None
     names = {"#count": counter, "#tier": "tier", "#entity": "entity"}
     sets = ["#entity = :entity"]
     values.update({":one": 1, ":entity": "user", ":provisioned_tier": claimed_tier or default_tier})

@@ -37,8 +37,9 @@ CORE_MODULE_VERSION = b"\x01\x00\x00\x00"
 EPOCH_TICK_SECONDS = 0.01
 MAX_LOG_CHARS = 4000
 MAX_LOG_RECORDS_PER_CALL = 100
-# A trap with the memory this close to its cap is reported as the cap's doing.
-MEMORY_NOTE_FRACTION = 0.9
+# A trap with the memory past this share of its cap says how close it stood (memory.grow past the cap gives -1,
+# and a module out of memory then traps, e.g. on `unreachable`).
+MEMORY_NOTE_FRACTION = 0.5
 # Beyond the memory cap: a module has one memory and a few tables, as any compiler emits.
 MAX_TABLE_ELEMENTS = 100_000
 MAX_TABLES = 4
@@ -299,7 +300,10 @@ def _with_memory_note(reason: str, memory: wasmtime.Memory | None, store: wasmti
     if memory is not None:
         used = memory.data_len(store)
         if used >= MEMORY_NOTE_FRACTION * memory_bytes:
-            return f"{reason} (its memory reached {used / (1024 * 1024):g} MiB of its {mib:g} MiB limit: growing past it is refused)"
+            return (
+                f"{reason} (its memory stood at {used / (1024 * 1024):.1f} MiB of its {mib:g} MiB limit, "
+                "past which memory.grow is refused)"
+            )
         return reason
     if "memory" in reason:
         return f"{reason} (the memory limit is {mib:g} MiB)"
