@@ -113,3 +113,4 @@ class EngineResult:
     output: str | None
     error: str | None
     logs: list[EngineLog]
+    tokens_used: int = 0  # LLM tokens the run's agents used (input and output)

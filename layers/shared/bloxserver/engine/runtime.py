@@ -14,7 +14,7 @@ from typing import Any, Callable
 from bloxserver import jsonvalues
 from bloxserver.engine.expressions import MAX_MESSAGE_BYTES
 from bloxserver.engine.base import HandlerResult, ListenerFailed
-from bloxserver.engine.context import FlowContext
+from bloxserver.engine.context import FlowContext, RunServices
 from bloxserver.engine.llm import ResolvedLlm, resolve_llm_choice
 from bloxserver.engine.loader import load_organism
 from bloxserver.engine.model import EngineLog, EngineResult, Listener, LogLevel, Organism, OrganismError, RunStatus
@@ -120,11 +120,25 @@ class Invocation:
 
     def spend_tokens(self, tokens: int) -> None:
         self.run.tokens_used += tokens
+        quota = self.run.services.token_quota
+        if quota is not None:
+            quota.spend(tokens)
         budget = self.run.organism.max_tokens_per_thread
         if self.run.tokens_used > budget:
             raise RunStopped(
                 f"token budget of {budget} tokens per execution exceeded in listener '{self.spec.name}'", self.spec.name
             )
+        self.check_token_quota()
+
+    def check_token_quota(self) -> int | None:
+        """The owner's LLM tokens left this month (None: no quota applies); stops the run when none are left."""
+        quota = self.run.services.token_quota
+        if quota is None:
+            return None
+        left = quota.left()
+        if left <= 0:
+            raise RunStopped(f"{quota.description} reached in listener '{self.spec.name}'", self.spec.name)
+        return left
 
     def invoke_tool(self, name: str, message: Any) -> tuple[Any, bool]:
         """Runs peer `name` as this agent's tool and returns (result, is_error); its own peers are not involved.
@@ -144,9 +158,17 @@ class Invocation:
 
 
 class Run:
-    def __init__(self, organism: Organism, settings: EngineSettings, execution_id: str, deadline: float) -> None:
+    def __init__(
+        self,
+        organism: Organism,
+        settings: EngineSettings,
+        execution_id: str,
+        deadline: float,
+        services: RunServices = RunServices(),
+    ) -> None:
         self.organism = organism
         self.settings = settings
+        self.services = services
         self.execution_id = execution_id
         self.deadline = min(deadline, time.monotonic() + organism.timeout_seconds)
         self.logs: list[EngineLog] = []
@@ -247,6 +269,7 @@ def run_flow(
     deadline: float,
     settings: EngineSettings | None = None,
     context: FlowContext = FlowContext(),
+    services: RunServices = RunServices(),
 ) -> EngineResult:
     """Runs one execution of `organism_yaml`, a flow in `context`, until `deadline` (a time.monotonic() value) at the
     latest."""
@@ -262,7 +285,7 @@ def run_flow(
         )
         return EngineResult("error", None, f"invalid organism: {exc.message}", [log])
 
-    run = Run(organism, settings or get_engine_settings(), execution_id, deadline)
+    run = Run(organism, settings or get_engine_settings(), execution_id, deadline, services)
     run.log("info", f"execution started: flow '{organism.name}', entry '{organism.entry}'", None)
     status: RunStatus = "success"
     output = error = None
@@ -283,5 +306,5 @@ def run_flow(
         tokensUsed=run.tokens_used,
         durationMs=round((time.monotonic() - started) * 1000, 3),
     )
-    return EngineResult(status, output, error, run.logs)
+    return EngineResult(status, output, error, run.logs, run.tokens_used)
 
