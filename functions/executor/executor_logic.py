@@ -25,6 +25,7 @@ from bloxserver.jsonvalues import storable_text
 from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
+from bloxserver.dal.users import USAGE_TOKENS
 from bloxserver.executions import CLAIM_GRACE_SECONDS, ending
 from bloxserver.limits import RunLimits, run_limits_for, stored_tier
 from bloxserver.observability import logger
@@ -290,7 +291,7 @@ class _Owner:
         self.tier: Tier = stored_tier(profile)
         self.limits: RunLimits = run_limits_for(self.tier)
         self.token_quota = _MonthlyTokens(
-            self.tier, self.limits.llm_tokens_per_month, int((month_usage or {}).get(execution_store.USAGE_TOKENS, 0))
+            self.tier, self.limits.llm_tokens_per_month, int((month_usage or {}).get(USAGE_TOKENS, 0))
         )
 
 

@@ -22,7 +22,7 @@ from bloxserver.dal import flows as flow_store
 from bloxserver.dal import users as user_store
 from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, ServiceUnavailable, ValidationFailed, flow_not_found
 from bloxserver.observability import logger
-from bloxserver.limits import TIER_LIMITS
+from bloxserver.limits import TIER_LIMITS, effective_tier
 from bloxserver.ownership import owned_flow
 from bloxserver.pagination import PageRequest, to_page
 
@@ -186,6 +186,15 @@ def _transition(
     return Flow.model_validate(item)
 
 
+def _owner_context(principal: Principal) -> Any:
+    """What validation knows of the flow's owner: its tier (the token's claim, else the stored one), whose ceilings
+    the flow's settings must keep to (limits.RUN_LIMITS)."""
+    from bloxserver.engine import FlowContext
+
+    profile = None if principal.tier_claim else user_store.get_user(principal.user_id)
+    return FlowContext(owner_tier=effective_tier(principal.tier_claim, profile).value)
+
+
 def start_flow(principal: Principal, flow_id: UUID) -> Flow:
     from bloxserver import triggers  # lazily: schedules are only touched on start/stop (cold start)
     from bloxserver.engine import validate
@@ -193,7 +202,7 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
     current = _get_item(principal, flow_id)
     if current["status"] not in STARTABLE_STATUSES:
         raise InvalidState(f"Cannot start flow in {current['status']} state", {"status": current["status"]})
-    issues = [issue.as_dict() for issue in validate(current["organismYaml"])]
+    issues = [issue.as_dict() for issue in validate(current["organismYaml"], _owner_context(principal))]
     errors = [issue for issue in issues if issue["severity"] == "error"]
     # Start only what was validated: the write fails if the flow was edited in between.
     expected = current["updatedAt"]
@@ -229,7 +238,8 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
 def validate_flow(principal: Principal, flow_id: UUID) -> list[dict[str, Any]]:
     from bloxserver.engine import validate
 
-    return [issue.as_dict() for issue in validate(_get_item(principal, flow_id)["organismYaml"])]
+    flow = _get_item(principal, flow_id)
+    return [issue.as_dict() for issue in validate(flow["organismYaml"], _owner_context(principal))]
 
 
 def stop_flow(principal: Principal, flow_id: UUID) -> Flow:

@@ -9,7 +9,7 @@ from bloxserver.auth import Principal, user_id_for
 from bloxserver.contract import Tier, UsageStats, User
 from bloxserver.dal import users as user_store
 from bloxserver.errors import BadRequest, Conflict, InvalidSignature, ServiceUnavailable
-from bloxserver.limits import TIER_LIMITS, stored_tier
+from bloxserver.limits import RUN_LIMITS, TIER_LIMITS, effective_tier, stored_tier
 from bloxserver.settings import get_settings
 
 CLERK_DELIVERY_MEMORY_SECONDS = 7 * 24 * 3600  # Clerk (Svix) retries a delivery for up to about 3 days
@@ -17,11 +17,6 @@ PROFILE_EVENTS = ("user.created", "user.updated")
 MAX_CLERK_MILLISECONDS = 10**15  # about the year 33,658: past it, no Clerk time
 # Clerk's ids, event types, names and URLs are far shorter; longer text could not be stored in a profile item.
 MAX_CLERK_TEXT_CHARS = 2048
-
-
-def effective_tier(principal: Principal, stored: dict[str, Any] | None) -> Tier:
-    """A `tier` claim wins (it is as fresh as the token); otherwise the stored tier."""
-    return principal.tier_claim or stored_tier(stored)
 
 
 def _follow_tier_claim(principal: Principal, stored: dict[str, Any] | None) -> None:
@@ -46,20 +41,23 @@ def get_me(principal: Principal) -> User:
         }
         user = profile if user_store.insert_user(profile) else user_store.get_user(principal.user_id)
     _follow_tier_claim(principal, user)
-    return User.model_validate({**user, "tier": effective_tier(principal, user)})
+    return User.model_validate({**user, "tier": effective_tier(principal.tier_claim, user)})
 
 
 def get_usage(principal: Principal, period: Literal["day", "month"]) -> UsageStats:
     now = clock.now_iso()
     usage_sk = keys.usage_month_sk(now) if period == "month" else keys.usage_day_sk(now)
-    user, execution_count = user_store.get_user_with_usage(principal.user_id, usage_sk)
+    user, execution_count, token_count = user_store.get_user_with_usage(principal.user_id, usage_sk)
     _follow_tier_claim(principal, user)
+    tier = effective_tier(principal.tier_claim, user)
     return UsageStats(
         user_id=principal.user_id,
         period=period,
         flow_count=int((user or {}).get("flowCount", 0)),
         execution_count=execution_count,
-        execution_limit=TIER_LIMITS[effective_tier(principal, user)].executions_per_month,
+        execution_limit=TIER_LIMITS[tier].executions_per_month,
+        token_count=token_count,
+        token_limit=RUN_LIMITS[tier].llm_tokens_per_month,
     )
 
 

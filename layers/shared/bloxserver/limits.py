@@ -37,6 +37,11 @@ def stored_tier(profile: dict | None) -> Tier:
     return Tier(value) if value in Tier._value2member_map_ else Tier.FREE
 
 
+def effective_tier(tier_claim: Tier | None, profile: dict | None) -> Tier:
+    """A token's `tier` claim wins (it is as fresh as the token); otherwise the stored tier."""
+    return tier_claim or stored_tier(profile)
+
+
 @dataclass(frozen=True)
 class RunLimits:
     """What one owner's runs may use (docs/security.md, "LLM cost controls" and "Tenancy"): the flow settings'

@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bloxserver import keys
+from bloxserver.dal.users import USAGE_TOKENS
 from bloxserver.dal.table import (
     cancellation_codes,
     client,
@@ -31,7 +32,6 @@ from bloxserver.dal.table import (
 )
 
 STATUSES = ("running", "success", "error", "timeout")
-USAGE_TOKENS = "tokens"  # LLM tokens used, on a usage counter item (USAGE#M / USAGE#D) beside the execution `count`
 TRIGGER_TYPES = ("webhook", "schedule", "manual")
 RUNNING_MARKER_SHARDS = 4
 SUMMARY_FIELDS = "id, #status, triggerType, startedAt, durationMs, expiresAt"

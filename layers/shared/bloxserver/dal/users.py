@@ -29,22 +29,27 @@ def get_user(user_id: UUID) -> dict[str, Any] | None:
     return get_item(profile_key(user_id))
 
 
-def get_user_with_usage(user_id: UUID, usage_sk: str) -> tuple[dict[str, Any] | None, int]:
-    """The profile and one usage counter in a single round trip."""
+# Attributes of a usage counter item (USAGE#M / USAGE#D): executions started, LLM tokens used.
+USAGE_EXECUTIONS = "count"
+USAGE_TOKENS = "tokens"
+
+
+def get_user_with_usage(user_id: UUID, usage_sk: str) -> tuple[dict[str, Any] | None, int, int]:
+    """The profile and one usage counter (executions started, LLM tokens used) in a single round trip."""
     pk = keys.user_pk(user_id)
     response = client().batch_get_item(
         RequestItems={
             table_name(): {"Keys": [key(pk, keys.PROFILE), key(pk, usage_sk)], "ConsistentRead": True}
         }
     )
-    user, count = None, 0
+    user, usage = None, {}
     for raw in response.get("Responses", {}).get(table_name(), []):
         item = deserialize(raw)
         if item["SK"] == keys.PROFILE:
             user = item
         else:
-            count = int(item.get("count", 0))
-    return user, count
+            usage = item
+    return user, int(usage.get(USAGE_EXECUTIONS, 0)), int(usage.get(USAGE_TOKENS, 0))
 
 
 def insert_user(user: dict[str, Any]) -> bool:
