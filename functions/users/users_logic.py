@@ -92,21 +92,33 @@ def _clerk_profile(data: dict[str, Any]) -> dict[str, Any]:
         updated_at = int(clock.utc_now().timestamp() * 1000)
     elif isinstance(updated_at, bool) or not isinstance(updated_at, int) or not 0 <= updated_at < MAX_CLERK_MILLISECONDS:
         raise _malformed("data.updated_at", "must be a time in milliseconds since 1970")
-    tier = metadata.get("tier")
     return {
         "clerkId": data["id"],
-        "email": _text(primary, "email_address", "data.email_addresses[]") or f"{data['id']}@unknown",
+        # None (no address in the event): the stored email stays (users_store.upsert_profile's if_absent)
+        "email": _text(primary, "email_address", "data.email_addresses[]"),
         "name": " ".join(part for part in names if part) or None,
         "avatarUrl": _text(data, "image_url", "data"),
-        "tier": tier if isinstance(tier, str) and tier in Tier._value2member_map_ else Tier.FREE.value,
+        "tier": _clerk_tier(metadata.get("tier")),
         "tierAsOf": updated_at // 1000,
     }
+
+
+def _clerk_tier(value: Any) -> str:
+    """`public_metadata.tier`: a tier's name in any case ("Pro" is pro); absent: free. Anything else is refused
+    (BadRequest): a typo in Clerk's dashboard must not silently downgrade a paying user."""
+    if value is None:
+        return Tier.FREE.value
+    known = ", ".join(tier.value for tier in Tier)
+    if not isinstance(value, str) or value.strip().lower() not in Tier._value2member_map_:
+        raise _malformed("data.public_metadata.tier", f"must be one of {known} (any case)")
+    return value.strip().lower()
 
 
 def _apply_clerk_event(delivery: dict[str, Any]) -> dict[str, Any]:
     event_type = delivery["type"]
     if event_type in PROFILE_EVENTS:
-        user_store.upsert_profile(user_id_for(delivery["clerkId"]), delivery["profile"], clock.now_iso())
+        placeholder = {"email": f"{delivery['clerkId']}@unknown"}  # a new profile without any address
+        user_store.upsert_profile(user_id_for(delivery["clerkId"]), delivery["profile"], clock.now_iso(), placeholder)
         return {"status": "processed", "type": event_type}
     if event_type == "user.deleted":
         from bloxserver import cleanup  # lazily: the flow/trigger/schedule cleanup chain (cold start)

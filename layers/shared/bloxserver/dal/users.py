@@ -69,8 +69,13 @@ def insert_user(user: dict[str, Any]) -> bool:
 PROFILE_FIELDS = ("clerkId", "email", "name", "avatarUrl", "tier", "tierAsOf")
 
 
-def upsert_profile(user_id: UUID, profile: dict[str, Any], created_at: str) -> None:
-    """Create or update a user's profile fields, keeping counters and the creation time."""
+def upsert_profile(
+    user_id: UUID, profile: dict[str, Any], created_at: str, if_absent: dict[str, Any] | None = None
+) -> None:
+    """Create or update a user's profile fields, keeping counters and the creation time. A field that `profile`
+    leaves None is removed, unless `if_absent` names it: then a stored value stays, and that value is only
+    written when there is none."""
+    if_absent = if_absent or {}
     names = {"#id": "id", "#created": "createdAt", "#entity": "entity", "#count": "flowCount"}
     values: dict[str, Any] = {":id": str(user_id), ":created": created_at, ":entity": "user", ":zero": 0}
     sets = [
@@ -82,7 +87,10 @@ def upsert_profile(user_id: UUID, profile: dict[str, Any], created_at: str) -> N
     removes = []
     for field in PROFILE_FIELDS:
         names[f"#{field}"] = field
-        if profile.get(field) is None:
+        if profile.get(field) is None and field in if_absent:
+            values[f":{field}"] = if_absent[field]
+            sets.append(f"#{field} = if_not_exists(#{field}, :{field})")
+        elif profile.get(field) is None:
             removes.append(f"#{field}")
         else:
             values[f":{field}"] = profile[field]
