@@ -19,6 +19,7 @@ from bloxserver.contract import (
     UpdateFlowRequest,
 )
 from bloxserver.dal import flows as flow_store
+from bloxserver.display_text import check_display_text
 from bloxserver.dal import users as user_store
 from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, ServiceUnavailable, ValidationFailed, flow_not_found
 from bloxserver.observability import logger
@@ -28,6 +29,10 @@ from bloxserver.pagination import PageRequest, to_page
 
 MAX_ORGANISM_YAML_BYTES = 128 * 1024
 MAX_CANVAS_STATE_BYTES = 192 * 1024  # with the YAML cap, keeps a flow under DynamoDB's 400 KB item limit
+# Validation findings listed in an answer (a YAML of many listeners can have tens of thousands of findings, mostly
+# `cycle_detected`): the most severe first, then one `issues_truncated` entry counting the rest.
+MAX_LISTED_ISSUES = 200
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 EDITABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
 STARTABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
@@ -72,6 +77,7 @@ def _owner_profile(principal: Principal, now: str) -> dict[str, Any]:
 
 
 def create_flow(principal: Principal, request: CreateFlowRequest) -> Flow:
+    check_display_text({"body.name": request.name}, {"body.description": request.description})
     organism_yaml = request.organism_yaml if request.organism_yaml is not None else _default_organism_yaml()
     _check_definition(organism_yaml, None)
     now = clock.now_iso()
@@ -121,6 +127,7 @@ def get_flow(principal: Principal, flow_id: UUID) -> Flow:
 
 
 def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest) -> Flow:
+    check_display_text({"body.name": request.name}, {"body.description": request.description})
     _check_definition(request.organism_yaml, request.canvas_state)
     provided = request.model_dump(exclude_unset=True, by_alias=True, mode="json")
     # name and organismYaml cannot be empty: a null there means "leave as is"; description and canvasState clear.
@@ -204,6 +211,7 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
         raise InvalidState(f"Cannot start flow in {current['status']} state", {"status": current["status"]})
     issues = [issue.as_dict() for issue in validate(current["organismYaml"], _owner_context(principal))]
     errors = [issue for issue in issues if issue["severity"] == "error"]
+    issues = listed_issues(issues)
     # Start only what was validated: the write fails if the flow was edited in between.
     expected = current["updatedAt"]
     if errors:
@@ -239,7 +247,24 @@ def validate_flow(principal: Principal, flow_id: UUID) -> list[dict[str, Any]]:
     from bloxserver.engine import validate
 
     flow = _get_item(principal, flow_id)
-    return [issue.as_dict() for issue in validate(flow["organismYaml"], _owner_context(principal))]
+    return listed_issues([issue.as_dict() for issue in validate(flow["organismYaml"], _owner_context(principal))])
+
+
+def listed_issues(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most MAX_LISTED_ISSUES findings, errors first (a stable sort keeps their order otherwise), then, if any
+    were left out, an `issues_truncated` entry saying how many."""
+    if len(issues) <= MAX_LISTED_ISSUES:
+        return issues
+    ordered = sorted(issues, key=lambda issue: SEVERITY_ORDER.get(issue["severity"], len(SEVERITY_ORDER)))
+    left_out = len(issues) - MAX_LISTED_ISSUES
+    note = {
+        "code": "issues_truncated",
+        "message": f"{left_out} more issues not listed (the first {MAX_LISTED_ISSUES} are)",
+        "listener": None,
+        "severity": "info",
+        "omitted": left_out,
+    }
+    return [*ordered[:MAX_LISTED_ISSUES], note]
 
 
 def stop_flow(principal: Principal, flow_id: UUID) -> Flow:

@@ -17,6 +17,7 @@ from bloxserver.auth import Principal
 from bloxserver.contract import CreateTriggerRequest, Trigger, TriggerType
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import triggers as trigger_store
+from bloxserver.display_text import check_display_text
 from bloxserver.errors import (
     Conflict,
     InvalidState,
@@ -111,6 +112,7 @@ def get_trigger(principal: Principal, flow_id: UUID, trigger_id: UUID) -> Trigge
 
 
 def create_trigger(principal: Principal, flow_id: UUID, request: CreateTriggerRequest) -> Trigger:
+    check_display_text({"body.name": request.name})
     config = _validate(request)
     trigger_id = str(uuid.uuid4())
     item: dict[str, Any] = {
