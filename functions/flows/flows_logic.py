@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from bloxserver import clock, jsonvalues
@@ -26,6 +26,9 @@ from bloxserver.observability import logger
 from bloxserver.limits import TIER_LIMITS, effective_tier
 from bloxserver.ownership import owned_flow
 from bloxserver.pagination import PageRequest, to_page
+
+if TYPE_CHECKING:
+    from bloxserver.engine import FlowContext
 
 MAX_ORGANISM_YAML_BYTES = 128 * 1024
 MAX_CANVAS_STATE_BYTES = 192 * 1024  # with the YAML cap, keeps a flow under DynamoDB's 400 KB item limit
@@ -193,7 +196,7 @@ def _transition(
     return Flow.model_validate(item)
 
 
-def _owner_context(principal: Principal) -> Any:
+def _owner_context(principal: Principal) -> FlowContext:
     """What validation knows of the flow's owner: its tier (the token's claim, else the stored one), whose ceilings
     the flow's settings must keep to (limits.RUN_LIMITS)."""
     from bloxserver.engine import FlowContext

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 Severity = Literal["error", "warning", "info"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 RunStatus = Literal["success", "error", "timeout"]
-NETWORK_HANDLERS = frozenset({"http", "llm"})
 
 
 @dataclass(frozen=True)
@@ -92,11 +91,6 @@ class Organism:
     log_payloads: bool = False
     llm: LlmChoice = LlmChoice()
     issues: tuple[ValidationIssue, ...] = ()
-
-    @property
-    def waits_on_network(self) -> bool:
-        """Whether a run may wait on other services (HTTP requests, LLM calls), and so take long."""
-        return any(listener.spec.handler_name in NETWORK_HANDLERS for listener in self.listeners.values())
 
 
 @dataclass(frozen=True)
