@@ -1,9 +1,9 @@
 """The SQS event source mappings and the sweeper's schedule of template.yaml, run locally.
 
-A worker polls each queue that a function consumes (an `SQS` event in the template), hands batches to the
-function as Lambda's event source mapping does (BatchSize, ReportBatchItemFailures), deletes what succeeded and
-leaves failed records to come back. moto implements the redrive policy: on the receive after maxReceiveCount,
-a message moves to the dead-letter queue. One local difference: a failed record becomes visible again after
+Workers poll each queue that a function consumes (an `SQS` event in the template), several batches at once
+(CONCURRENT_BATCHES), hand batches to the function as Lambda's event source mapping does (BatchSize,
+ReportBatchItemFailures), delete what succeeded and leave failed records to come back. moto implements the
+redrive policy: on the receive after maxReceiveCount, a message moves to the dead-letter queue. One local difference: a failed record becomes visible again after
 LOCAL_RETRY_DELAY_SECONDS instead of the queue's VisibilityTimeout (90 minutes for the execution queue).
 
 Functions with a `ScheduleV2` event `rate(N unit)` are invoked every N units with a Scheduler-like event.
@@ -24,6 +24,9 @@ from devstack.gateway import LocalFunction
 from devstack.template import FunctionSpec, functions, resources_of_type
 
 LOCAL_RETRY_DELAY_SECONDS = 1
+# Lambda's event source mapping runs several batches of one queue at once (five to begin with, more under load),
+# so one slow batch never holds up the next: so do the local pollers.
+CONCURRENT_BATCHES = 5
 POLL_WAIT_SECONDS = 1
 _RATE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 
@@ -179,9 +182,11 @@ def start_workers(stack: Any, queue_urls: dict[str, str], specs: dict[str, Funct
     `queue_urls`: queue logical id → URL (what create_all returned)."""
     specs = specs or functions()
     for mapping in queue_mappings():
-        stack.add_worker(
-            poll_queue(queue_urls[mapping.queue], mapping, LocalFunction(specs[mapping.function]), stack.aws.endpoint_url),
-            name=f"sqs-{mapping.function}",
-        )
+        function = LocalFunction(specs[mapping.function])
+        for poller in range(CONCURRENT_BATCHES):
+            stack.add_worker(
+                poll_queue(queue_urls[mapping.queue], mapping, function, stack.aws.endpoint_url),
+                name=f"sqs-{mapping.function}-{poller}",
+            )
     for scheduled in scheduled_functions():
         stack.add_worker(run_on_schedule(scheduled, LocalFunction(specs[scheduled.function])), name=f"schedule-{scheduled.function}")

@@ -113,3 +113,14 @@ def module_uploads(aws):
     import uploads_handler
 
     return uploads_handler.handler
+
+
+@pytest.fixture
+def loopback_allowed(monkeypatch):
+    """The http handler may call 127.0.0.1 (the slow server), as BLOX_ALLOWED_PRIVATE_CIDRS allows in development."""
+    from bloxserver.engine import get_engine_settings
+
+    monkeypatch.setenv("BLOX_ALLOWED_PRIVATE_CIDRS", "127.0.0.1/32")
+    get_engine_settings.cache_clear()
+    yield
+    get_engine_settings.cache_clear()

@@ -3,6 +3,8 @@ into the executor the way the event source mapping does it."""
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +14,11 @@ from devstack.events import LambdaContext, run_handler
 from devstack.queue_worker import QueueMapping, deliver_batch
 from devstack.resources import queue_url
 from tests.support import ALICE, SHOUT_YAML, call
+from tests.unit.engine.engine_fakes import LocalServer, Reply
 
 
 EXECUTOR_TIMEOUT_SECONDS = 900.0
+SLOW_SECONDS = 20  # how long the slow server holds each request, unless released earlier
 
 
 class Invoker:
@@ -104,3 +108,47 @@ def system_of_handlers() -> System:
         deadletter=deadletter_handler.handler,
         schedule=schedule_handler.handler,
     )
+
+
+class SlowServer:
+    """Answers each request after SLOW_SECONDS (or at once after `release()`), counting the requests in flight."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
+        self.server = LocalServer(self._respond)
+
+    def _respond(self, _recorded) -> Reply:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.released.wait(SLOW_SECONDS)
+        with self._lock:
+            self.in_flight -= 1
+        return Reply(200, {"slow": True})
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@contextmanager
+def slow_server():
+    slow = SlowServer()
+    with slow.server:
+        try:
+            yield slow
+        finally:
+            slow.release()
+
+
+def slow_flow_yaml(url: str) -> str:
+    return f"""\
+organism: {{name: slow}}
+listeners:
+  - name: call
+    description: Waits on a slow upstream
+    handler: http
+    config: {{url: "{url}/slow", timeout_seconds: 30}}
+    timeout_seconds: 30
+"""

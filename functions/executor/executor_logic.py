@@ -4,12 +4,14 @@ record the outcomes.
 The claim protocol (docs/executions.md): a delivery runs an execution only if its conditional claim wins, so a
 redelivered message never runs it twice; anything that stops before the end is ended by the sweeper. The
 bookkeeping of a batch is batched (one read, one claim transaction, shared log writes, one end transaction),
-each execution's claim and end staying individually conditional.
+each execution's claim and end staying individually conditional. The runs themselves go side by side
+(run_pool.py), each owner's bounded by its tier, so no owner's slow runs hold up another's.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,26 +20,33 @@ from typing import Any
 from uuid import UUID
 
 from bloxserver import clock, keys
+from bloxserver.contract import Tier
 from bloxserver.jsonvalues import storable_text
 from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
+from bloxserver.dal.users import USAGE_TOKENS
 from bloxserver.executions import CLAIM_GRACE_SECONDS, ending
+from bloxserver.limits import RunLimits, run_limits_for, stored_tier
 from bloxserver.observability import logger
 from bloxserver.wasm_modules import PINNED_MODULES, OwnerModules, run_context
+
+from run_pool import RunPool
 
 # Time kept back from the invocation's remaining time for the writes after the run.
 FINISH_MARGIN_SECONDS = 15
 # Below this much run time a delivery is handed back to the queue instead of starting a run bound to time out.
 MIN_RUN_SECONDS = 10
-# Results of a batch wait to be written together; before starting another run, those that have waited this long
-# are written first, and all of them before a run that may wait on the network, so a long run does not hold back
-# the results of the quick ones before it.
+# Results of a batch wait to be written together, at most this long, so a long run does not hold back the results
+# of the quick ones beside it.
 FLUSH_AFTER_SECONDS = 1.0
-# A batch's flows are read once, before its first run. A run starting later than this after that read reads its
-# flow again, so a stop, a delete or an edit (which needs a stop) holds back the batch's runs still waiting: a stop
-# must not let minutes of queued runs behind a long one go on calling out.
+# A batch's flows are read once, before its first run. A run starting later than this after that read (waiting
+# for its owner's earlier runs) reads its flow again, so a stop, a delete or an edit (which needs a stop) holds
+# back the batch's runs still waiting: a stop must not let minutes of queued runs go on calling out.
 FLOW_REREAD_AFTER_SECONDS = 1.0
+# Runs still going this close to the invocation's end are left to the sweeper, so the results of the others are
+# written in time.
+ABANDON_RUNS_BEFORE_END_SECONDS = 5
 STOPPED_BEFORE_START = {"errorMessage": "Flow stopped before the execution started"}
 MAX_LOG_RECORDS = 200  # per execution, one of them saying how many were left out
 KEPT_LAST_LOG_RECORDS = 2
@@ -158,10 +167,12 @@ def _report_lost_end(end: execution_store.Ending, written: bool) -> None:
 
 def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], float]) -> set[int]:
     """Run the executions `messages` name, each unless it already ran, ended or is running elsewhere. Returns the
-    indexes of the messages to hand back to the queue (not claimed for lack of time, or not recorded)."""
+    indexes of the messages to hand back to the queue (not started for lack of time, or not recorded)."""
     read_at = time.monotonic()
-    executions, flows = execution_store.get_executions_and_flows(
-        [(message["userId"], message["flowId"], message["executionId"]) for message in messages]
+    month_sk = keys.usage_month_sk(clock.now_iso())
+    executions, flows, owner_items = execution_store.get_executions_and_flows(
+        [(message["userId"], message["flowId"], message["executionId"]) for message in messages],
+        owner_sks=(keys.PROFILE, month_sk),
     )
     results = _Results()
     runnable: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
@@ -182,6 +193,7 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
     failed: set[int] = set()
     claimed: list[tuple[int, execution_store.Claim, dict[str, Any]]] = []
     remaining = remaining_seconds()
+    abandon_at = time.monotonic() + remaining - ABANDON_RUNS_BEFORE_END_SECONDS
     if runnable and remaining - FINISH_MARGIN_SECONDS < MIN_RUN_SECONDS:
         failed.update(index for index, _, _ in runnable)  # handed back unclaimed
     elif runnable:
@@ -206,26 +218,101 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
                 claimed.append((index, claim, flow))
             elif index not in failed:
                 logger.info("Execution claimed by another delivery", extra={"executionId": execution["id"]})
+    if claimed:
+        owners = {
+            user_id: _Owner(owner_items.get((user_id, keys.PROFILE)), owner_items.get((user_id, month_sk)))
+            for user_id in {claim.execution["userId"] for _, claim, _ in claimed}
+        }
+        failed |= _run_side_by_side(claimed, owners, _CurrentFlows(flows, read_at), results, remaining_seconds, abandon_at)
+    failed |= results.flush()
+    return failed
 
-    current_flows = _CurrentFlows(flows, read_at)
-    for index, claim, flow in claimed:
+
+def _run_side_by_side(
+    claimed: list[tuple[int, execution_store.Claim, dict[str, Any]]],
+    owners: dict[str, _Owner],
+    current_flows: _CurrentFlows,
+    results: _Results,
+    remaining_seconds: Callable[[], float],
+    abandon_at: float,
+) -> set[int]:
+    """Run the claimed executions at once, each owner's at most its tier's `concurrent_runs` at a time (the others
+    start, in order, as its runs end), writing results that have waited FLUSH_AFTER_SECONDS; returns the indexes
+    of the messages to hand back."""
+    failed: set[int] = set()
+    pool = RunPool(len(claimed))
+
+    def started(index: int, claim: execution_store.Claim, flow: dict[str, Any]) -> bool:
+        """Start the run, or end or hand it back without running it; False when its owner has no room yet."""
+        owner = owners[claim.execution["userId"]]
+        if not pool.has_room(claim.execution["userId"], owner.limits.concurrent_runs):
+            return False
         if not current_flows.still_runs(claim.execution, flow):
             results.add(index, _claimed_ending(claim, "error", STOPPED_BEFORE_START))
-            continue
-        if results.overdue() or (results.waiting() and _may_take_long(flow)):
-            failed |= results.flush()
+            return True
         run_seconds = remaining_seconds() - FINISH_MARGIN_SECONDS
         if run_seconds < MIN_RUN_SECONDS:
             _release(claim)
             failed.add(index)
-            continue
-        try:
-            results.add(index, *_run(claim, flow, run_seconds))
-        except Exception:  # a bug of ours: end the run now rather than leave its claim for the sweeper to time out
-            logger.exception("Execution run failed", extra={"executionId": claim.execution["id"]})
-            results.add(index, _ended_by_internal_error(claim))
-    failed |= results.flush()
+            return True
+        pool.start(claim.execution["userId"], (index, claim), lambda: _run(claim, flow, run_seconds, owner))
+        return True
+
+    waiting = claimed
+    try:
+        while waiting or pool.busy:
+            waiting = [item for item in waiting if not started(*item)]
+            if not pool.busy:
+                continue
+            now = time.monotonic()
+            if now >= abandon_at:
+                logger.error("Runs still going at the invocation's end are left to the sweeper")
+                break
+            wait_seconds = abandon_at - now
+            if results.since is not None:
+                wait_seconds = min(wait_seconds, max(0.0, results.since + FLUSH_AFTER_SECONDS - now))
+            for (index, claim), run in pool.finished(wait_seconds):
+                try:
+                    results.add(index, *run.result())
+                except Exception:  # a bug of ours: end the run now rather than leave its claim for the sweeper
+                    logger.exception("Execution run failed", extra={"executionId": claim.execution["id"]})
+                    results.add(index, _ended_by_internal_error(claim))
+            if results.overdue():
+                failed |= results.flush()
+    finally:
+        pool.close()
     return failed
+
+
+class _Owner:
+    """What the batch read of an execution owner: its stored tier (its runs' ceilings; a tier can drop after a
+    start) and its LLM tokens this month, shared by its runs as their token quota."""
+
+    def __init__(self, profile: dict[str, Any] | None, month_usage: dict[str, Any] | None) -> None:
+        self.tier: Tier = stored_tier(profile)
+        self.limits: RunLimits = run_limits_for(self.tier)
+        self.token_quota = _MonthlyTokens(
+            self.tier, self.limits.llm_tokens_per_month, int((month_usage or {}).get(USAGE_TOKENS, 0))
+        )
+
+
+class _MonthlyTokens:
+    """An owner's monthly LLM token quota as seen by this batch: what was used when the batch was read, plus what
+    the owner's runs in this batch use (runs elsewhere at the same time are not seen: docs/security.md)."""
+
+    def __init__(self, tier: Tier, limit: int, used: int) -> None:
+        self.description = f"monthly LLM token quota ({limit} tokens, {tier.value} tier)"
+        self._limit = limit
+        self._used = used
+        self._lock = threading.Lock()
+
+    def left(self) -> int:
+        with self._lock:
+            return self._limit - self._used
+
+    def spend(self, tokens: int) -> None:
+        with self._lock:
+            self._used += tokens
 
 
 def _release(claim: execution_store.Claim) -> None:
@@ -265,19 +352,11 @@ class _CurrentFlows:
         )
 
 
-def _may_take_long(flow: dict[str, Any]) -> bool:
-    from bloxserver.engine import OrganismError, load_organism  # parsed once per YAML and container (cached)
-
-    try:
-        return load_organism(flow["organismYaml"], run_context(flow)).waits_on_network
-    except OrganismError:
-        return False
-
-
 def _claimed_ending(
-    claim: execution_store.Claim, status: str, fields: dict[str, Any]
+    claim: execution_store.Claim, status: str, fields: dict[str, Any], llm_tokens: int = 0
 ) -> execution_store.Ending:
-    return ending(dict(claim.execution, runningMarker=claim.marker_sk), status, fields, claimed_at=claim.claimed_at)
+    execution = dict(claim.execution, runningMarker=claim.marker_sk)
+    return ending(execution, status, fields, claimed_at=claim.claimed_at, llm_tokens=llm_tokens)
 
 
 def _ended_by_internal_error(claim: execution_store.Claim) -> execution_store.Ending:
@@ -285,9 +364,10 @@ def _ended_by_internal_error(claim: execution_store.Claim) -> execution_store.En
 
 
 def _run(
-    claim: execution_store.Claim, flow: dict[str, Any], run_seconds: float
+    claim: execution_store.Claim, flow: dict[str, Any], run_seconds: float, owner: _Owner
 ) -> tuple[execution_store.Ending, list[dict[str, Any]]]:
-    """Run one claimed execution for at most `run_seconds`: its ending and its log items."""
+    """Run one claimed execution for at most `run_seconds`, within its owner's tier: its ending and its log
+    items."""
     from bloxserver.engine import EngineLog, RunServices, run_flow
 
     execution = claim.execution
@@ -297,12 +377,12 @@ def _run(
         execution.get("inputPayload"),
         execution_id=execution["id"],
         deadline=time.monotonic() + run_seconds,
-        context=run_context(flow),
-        services=RunServices(wasm_modules=OwnerModules(execution["userId"])),
+        context=run_context(flow, owner.tier.value),
+        services=RunServices(wasm_modules=OwnerModules(execution["userId"]), token_quota=owner.token_quota),
     )
     status, fields = _outcome(result)
     logs = result.logs
     if status != result.status:  # the executor's own verdict (the output cap) must close the log too
         metadata = {"executionId": execution["id"], "listener": None}
         logs = [*logs, EngineLog(clock.utc_now(), "error", fields["errorMessage"], metadata)]
-    return _claimed_ending(claim, status, fields), log_items(logs)
+    return _claimed_ending(claim, status, fields, result.tokens_used), log_items(logs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from bloxserver import clock, jsonvalues
@@ -20,15 +20,23 @@ from bloxserver.contract import (
     UpdateFlowRequest,
 )
 from bloxserver.dal import flows as flow_store
+from bloxserver.display_text import check_display_text
 from bloxserver.dal import users as user_store
 from bloxserver.errors import InvalidFlow, InvalidState, ServiceUnavailable, ValidationFailed, flow_not_found
 from bloxserver.observability import logger
-from bloxserver.limits import limit_reached, limits_by_tier
+from bloxserver.limits import effective_tier, limit_reached, limits_by_tier
 from bloxserver.ownership import owned_flow
 from bloxserver.pagination import PageRequest, to_page
 
+if TYPE_CHECKING:
+    from bloxserver.engine import FlowContext
+
 MAX_ORGANISM_YAML_BYTES = 128 * 1024
 MAX_CANVAS_STATE_BYTES = 192 * 1024  # with the YAML cap, keeps a flow under DynamoDB's 400 KB item limit
+# Validation findings listed in an answer (a YAML of many listeners can have tens of thousands of findings, mostly
+# `cycle_detected`): the most severe first, then one `issues_truncated` entry counting the rest.
+MAX_LISTED_ISSUES = 200
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 EDITABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
 STARTABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
@@ -62,6 +70,7 @@ def _check_definition(organism_yaml: str | None, canvas_state: CanvasState | Non
 
 
 def create_flow(principal: Principal, request: CreateFlowRequest) -> Flow:
+    check_display_text({"body.name": request.name}, {"body.description": request.description})
     organism_yaml = request.organism_yaml if request.organism_yaml is not None else _default_organism_yaml()
     _check_definition(organism_yaml, None)
     now = clock.now_iso()
@@ -106,6 +115,7 @@ def get_flow(principal: Principal, flow_id: UUID) -> Flow:
 
 
 def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest) -> Flow:
+    check_display_text({"body.name": request.name}, {"body.description": request.description})
     _check_definition(request.organism_yaml, request.canvas_state)
     provided = request.model_dump(exclude_unset=True, by_alias=True, mode="json")
     # name and organismYaml cannot be empty: a null there means "leave as is"; description and canvasState clear.
@@ -178,6 +188,16 @@ def _transition(
     return item
 
 
+def _owner_context(principal: Principal, organism_yaml: str) -> FlowContext:
+    """What validation knows of the flow's owner: its tier (the token's claim, else the stored one), whose ceilings
+    the flow's settings must keep to (limits.RUN_LIMITS), and the WASM modules the YAML names."""
+    from bloxserver import wasm_modules
+
+    profile = None if principal.tier_claim else user_store.get_user(principal.user_id)
+    tier = effective_tier(principal.tier_claim, profile).value
+    return wasm_modules.flow_context(principal.user_id, organism_yaml, tier)
+
+
 def start_flow(principal: Principal, flow_id: UUID) -> Flow:
     from bloxserver import triggers  # lazily: schedules are only touched on start/stop (cold start)
     from bloxserver import wasm_modules
@@ -187,9 +207,10 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
     current = _get_item(principal, flow_id)
     if current["status"] not in STARTABLE_STATUSES:
         raise InvalidState(f"Cannot start flow in {current['status']} state", {"status": current["status"]})
-    context = wasm_modules.flow_context(principal.user_id, current["organismYaml"])
+    context = _owner_context(principal, current["organismYaml"])
     issues = [issue.as_dict() for issue in validate(current["organismYaml"], context)]
     errors = [issue for issue in issues if issue["severity"] == "error"]
+    issues = listed_issues(issues)
     # Start only what was validated: the write fails if the flow was edited in between.
     expected = current["updatedAt"]
     if errors:
@@ -226,12 +247,27 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
 
 
 def validate_flow(principal: Principal, flow_id: UUID) -> list[dict[str, Any]]:
-    from bloxserver import wasm_modules
     from bloxserver.engine import validate
 
     organism_yaml = _get_item(principal, flow_id)["organismYaml"]
-    context = wasm_modules.flow_context(principal.user_id, organism_yaml)
-    return [issue.as_dict() for issue in validate(organism_yaml, context)]
+    return listed_issues([issue.as_dict() for issue in validate(organism_yaml, _owner_context(principal, organism_yaml))])
+
+
+def listed_issues(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most MAX_LISTED_ISSUES findings, errors first (a stable sort keeps their order otherwise), then, if any
+    were left out, an `issues_truncated` entry saying how many."""
+    if len(issues) <= MAX_LISTED_ISSUES:
+        return issues
+    ordered = sorted(issues, key=lambda issue: SEVERITY_ORDER.get(issue["severity"], len(SEVERITY_ORDER)))
+    left_out = len(issues) - MAX_LISTED_ISSUES
+    note = {
+        "code": "issues_truncated",
+        "message": f"{left_out} more issues not listed (the first {MAX_LISTED_ISSUES} are)",
+        "listener": None,
+        "severity": "info",
+        "omitted": left_out,
+    }
+    return [*ordered[:MAX_LISTED_ISSUES], note]
 
 
 def stop_flow(principal: Principal, flow_id: UUID) -> Flow:

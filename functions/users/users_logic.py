@@ -9,7 +9,7 @@ from bloxserver.auth import Principal, user_id_for
 from bloxserver.contract import Tier, UsageStats, User
 from bloxserver.dal import users as user_store
 from bloxserver.errors import BadRequest, Conflict, InvalidSignature, ServiceUnavailable
-from bloxserver.limits import TIER_LIMITS, stored_tier
+from bloxserver.limits import RUN_LIMITS, TIER_LIMITS, effective_tier, stored_tier
 from bloxserver.settings import get_settings
 
 CLERK_DELIVERY_MEMORY_SECONDS = 7 * 24 * 3600  # Clerk (Svix) retries a delivery for up to about 3 days
@@ -17,11 +17,6 @@ PROFILE_EVENTS = ("user.created", "user.updated")
 MAX_CLERK_MILLISECONDS = 10**15  # about the year 33,658: past it, no Clerk time
 # Clerk's ids, event types, names and URLs are far shorter; longer text could not be stored in a profile item.
 MAX_CLERK_TEXT_CHARS = 2048
-
-
-def effective_tier(principal: Principal, stored: dict[str, Any] | None) -> Tier:
-    """A `tier` claim wins (it is as fresh as the token); otherwise the stored tier."""
-    return principal.tier_claim or stored_tier(stored)
 
 
 def _follow_tier_claim(principal: Principal, stored: dict[str, Any] | None) -> None:
@@ -46,20 +41,23 @@ def get_me(principal: Principal) -> User:
         }
         user = profile if user_store.insert_user(profile) else user_store.get_user(principal.user_id)
     _follow_tier_claim(principal, user)
-    return User.model_validate({**user, "tier": effective_tier(principal, user)})
+    return User.model_validate({**user, "tier": effective_tier(principal.tier_claim, user)})
 
 
 def get_usage(principal: Principal, period: Literal["day", "month"]) -> UsageStats:
     now = clock.now_iso()
     usage_sk = keys.usage_month_sk(now) if period == "month" else keys.usage_day_sk(now)
-    user, execution_count = user_store.get_user_with_usage(principal.user_id, usage_sk)
+    user, execution_count, token_count = user_store.get_user_with_usage(principal.user_id, usage_sk)
     _follow_tier_claim(principal, user)
+    tier = effective_tier(principal.tier_claim, user)
     return UsageStats(
         user_id=principal.user_id,
         period=period,
         flow_count=int((user or {}).get("flowCount", 0)),
         execution_count=execution_count,
-        execution_limit=TIER_LIMITS[effective_tier(principal, user)].executions_per_month,
+        execution_limit=TIER_LIMITS[tier].executions_per_month,
+        token_count=token_count,
+        token_limit=RUN_LIMITS[tier].llm_tokens_per_month,
     )
 
 
@@ -94,21 +92,33 @@ def _clerk_profile(data: dict[str, Any]) -> dict[str, Any]:
         updated_at = int(clock.utc_now().timestamp() * 1000)
     elif isinstance(updated_at, bool) or not isinstance(updated_at, int) or not 0 <= updated_at < MAX_CLERK_MILLISECONDS:
         raise _malformed("data.updated_at", "must be a time in milliseconds since 1970")
-    tier = metadata.get("tier")
     return {
         "clerkId": data["id"],
-        "email": _text(primary, "email_address", "data.email_addresses[]") or f"{data['id']}@unknown",
+        # None (no address in the event): the stored email stays (users_store.upsert_profile's if_absent)
+        "email": _text(primary, "email_address", "data.email_addresses[]"),
         "name": " ".join(part for part in names if part) or None,
         "avatarUrl": _text(data, "image_url", "data"),
-        "tier": tier if isinstance(tier, str) and tier in Tier._value2member_map_ else Tier.FREE.value,
+        "tier": _clerk_tier(metadata.get("tier")),
         "tierAsOf": updated_at // 1000,
     }
+
+
+def _clerk_tier(value: Any) -> str:
+    """`public_metadata.tier`: a tier's name in any case ("Pro" is pro); absent: free. Anything else is refused
+    (BadRequest): a typo in Clerk's dashboard must not silently downgrade a paying user."""
+    if value is None:
+        return Tier.FREE.value
+    known = ", ".join(tier.value for tier in Tier)
+    if not isinstance(value, str) or value.strip().lower() not in Tier._value2member_map_:
+        raise _malformed("data.public_metadata.tier", f"must be one of {known} (any case)")
+    return value.strip().lower()
 
 
 def _apply_clerk_event(delivery: dict[str, Any]) -> dict[str, Any]:
     event_type = delivery["type"]
     if event_type in PROFILE_EVENTS:
-        user_store.upsert_profile(user_id_for(delivery["clerkId"]), delivery["profile"], clock.now_iso())
+        placeholder = {"email": f"{delivery['clerkId']}@unknown"}  # a new profile without any address
+        user_store.upsert_profile(user_id_for(delivery["clerkId"]), delivery["profile"], clock.now_iso(), placeholder)
         return {"status": "processed", "type": event_type}
     if event_type == "user.deleted":
         from bloxserver import cleanup  # lazily: the flow/trigger/schedule cleanup chain (cold start)

@@ -153,3 +153,21 @@ def test_pass_role_is_scoped_to_the_scheduler_service(rendered):
     for statement in pass_role:
         assert statement["Condition"]["StringEquals"]["iam:PassedToService"] == "scheduler.amazonaws.com"
         assert statement["Resource"] != "*"
+
+
+def test_the_executor_may_invoke_only_the_default_and_the_tiers_bedrock_models():
+    from bloxserver.limits import bedrock_models_of_every_tier
+
+    template = load_template()
+    allowed = template["Parameters"]["BedrockAllowedModelIds"]["Default"].split(",")
+    assert sorted(allowed) == sorted(bedrock_models_of_every_tier())
+    statements = [
+        statement
+        for policy in template["Resources"]["ExecutorFunction"]["Properties"]["Policies"]
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+        if "bedrock:InvokeModel" in statement["Action"]
+    ]
+    [statement] = statements
+    assert "/*" not in str(statement["Resource"])
+    assert "BedrockModelId" in str(statement["Resource"]) and "BedrockAllowedModelIds" in str(statement["Resource"])

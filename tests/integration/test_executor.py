@@ -241,30 +241,41 @@ listeners:
 """
 
 
-def test_given_a_quick_run_then_one_that_waits_on_the_network_then_the_quick_ones_end_is_written_first(
-    system, monkeypatch
+def test_given_a_quick_run_beside_one_that_waits_on_the_network_then_the_quick_ones_end_is_written_at_once(
+    system, monkeypatch, loopback_allowed
 ):
+    import threading
+    import time
+
     from bloxserver.dal import executions as execution_store
+    from tests.executions_support import slow_flow_yaml, slow_server
     from tests.support import claims_for
 
-    # given one batch: a quick execution, then one of a flow that makes HTTP requests
     pro = claims_for("user_pro", tier="pro")
-    shout, caller = system.running_flow(claims=pro), system.running_flow(pro, CALLING_OUT_YAML, "Caller")
-    quick = accept(system, {"flowId": shout, "token": system.webhook(shout, pro)["webhookToken"]})
-    calling = accept(system, {"flowId": caller, "token": system.webhook(caller, pro)["webhookToken"]})
-    written: list[list[str]] = []
-    real_finish_many = execution_store.finish_many
+    with slow_server() as slow:
+        # given one batch: a quick execution, then one of a flow whose HTTP request waits on a slow upstream
+        shout, waiting = system.running_flow(claims=pro), system.running_flow(pro, slow_flow_yaml(slow.server.url), "Slow")
+        quick = accept(system, {"flowId": shout, "token": system.webhook(shout, pro)["webhookToken"]})
+        slow_run = accept(system, {"flowId": waiting, "token": system.webhook(waiting, pro)["webhookToken"]})
+        written: list[tuple[list[str], bool]] = []
+        real_finish_many = execution_store.finish_many
 
-    def finish_many(endings):
-        written.append([end.execution["id"] for end in endings])
-        return real_finish_many(endings)
+        def finish_many(endings):
+            written.append(([end.execution["id"] for end in endings], slow.released.is_set()))
+            return real_finish_many(endings)
 
-    monkeypatch.setattr(execution_store, "finish_many", finish_many)
-    # when the executor runs the batch
-    assert system.deliver() == 2
-    # then the quick one's end was written before the other started, not held back for the batch's end
-    assert written == [[quick], [calling]]
-    assert system.execution(caller, calling, pro)["status"] == "error"
+        monkeypatch.setattr(execution_store, "finish_many", finish_many)
+        # when the executor runs the batch
+        delivery = threading.Thread(target=system.deliver)
+        delivery.start()
+        give_up = time.monotonic() + 15
+        while not written and time.monotonic() < give_up:
+            time.sleep(0.05)
+        slow.release()
+        delivery.join(30)
+    # then the quick one's end was written while the other still waited, not held back for the batch's end
+    assert written == [([quick], False), ([slow_run], True)]
+    assert system.execution(waiting, slow_run, pro)["status"] == "success"
 
 
 def _lose_queued_messages():

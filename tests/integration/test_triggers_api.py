@@ -194,15 +194,33 @@ def test_given_a_non_webhook_trigger_when_regenerating_its_token_then_409_invali
     assert reply.json["details"] == {"type": config["type"]}
 
 
-def test_given_concurrent_regenerations_then_exactly_the_final_token_works(triggers, flow_id):
+def test_given_ten_parallel_regenerations_then_every_200_returns_a_working_token_and_the_others_409(triggers, flow_id):
     trigger = create(triggers, flow_id, "webhook", {"type": "webhook"}).json
     path = f"{triggers_path(flow_id)}/{trigger['id']}/regenerate-token"
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        replies = list(pool.map(lambda _: call(triggers, "POST", path, claims=ALICE), range(4)))
-    assert {reply.status for reply in replies} <= {200, 503}
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        replies = list(pool.map(lambda _: call(triggers, "POST", path, claims=ALICE), range(10)))
+    assert {reply.status for reply in replies} <= {200, 409}
+    assert {reply.json["code"] for reply in replies if reply.status == 409} <= {"conflict"}
+    returned = [reply.json["webhookToken"] for reply in replies if reply.status == 200]
     final = call(triggers, "GET", f"{triggers_path(flow_id)}/{trigger['id']}", claims=ALICE).json["webhookToken"]
-    issued = {trigger["webhookToken"]} | {reply.json["webhookToken"] for reply in replies if reply.status == 200}
-    assert [token for token in issued if get_webhook_target(token) is not None] == [final]
+    assert returned and all(token == final and get_webhook_target(token) is not None for token in returned)
+    assert get_webhook_target(trigger["webhookToken"]) is None
+
+
+def test_given_a_token_regenerated_a_moment_ago_then_regenerating_again_is_409_until_the_quiet_time_passed(
+    triggers, flow_id, monkeypatch
+):
+    import triggers_logic
+
+    trigger = create(triggers, flow_id, "webhook", {"type": "webhook"}).json
+    path = f"{triggers_path(flow_id)}/{trigger['id']}/regenerate-token"
+    first = call(triggers, "POST", path, claims=ALICE)
+    again = call(triggers, "POST", path, claims=ALICE)
+    assert (first.status, again.status, again.json["code"]) == (200, 409, "conflict")
+    assert get_webhook_target(first.json["webhookToken"])["triggerId"] == trigger["id"]
+    monkeypatch.setattr(triggers_logic, "TOKEN_REGENERATION_QUIET_SECONDS", 0)
+    later = call(triggers, "POST", path, claims=ALICE)
+    assert later.status == 200 and get_webhook_target(first.json["webhookToken"]) is None
 
 
 # --- isolation --------------------------------------------------------------------------------------------------

@@ -113,6 +113,8 @@ def test_usage_reports_flows_and_the_tier_execution_limit(users, flows):
         "flowCount": 1,
         "executionCount": 0,
         "executionLimit": 1000,
+        "tokenCount": 0,
+        "tokenLimit": 200_000,
     }
     assert call(users, "GET", "/api/v1/me/usage", claims=claims).json["period"] == "month"
     bad = call(users, "GET", "/api/v1/me/usage", claims=claims, query={"period": "year"})
@@ -203,6 +205,9 @@ def test_given_a_signature_that_is_not_even_base64_then_400_invalid_signature(us
         (clerk_user() | {"data": clerk_user()["data"] | {"first_name": "x" * 450_000}}, "data.first_name"),
         (clerk_user() | {"data": clerk_user()["data"] | {"id": "user_" + "x" * 5000}}, "data.id"),
         (clerk_user() | {"type": "user." + "x" * 450_000}, "type"),
+        (clerk_user(tier="godmode"), "data.public_metadata.tier"),
+        (clerk_user() | {"data": clerk_user()["data"] | {"public_metadata": {"tier": 5}}}, "data.public_metadata.tier"),
+        (clerk_user(tier="p" * 3000), "data.public_metadata.tier"),
     ],
 )
 def test_given_a_signed_but_malformed_event_then_400_naming_the_field_and_nothing_written(users, event, field):
@@ -265,3 +270,34 @@ def test_given_a_delivery_sent_again_while_it_is_being_applied_then_409_and_it_i
     assert call(users, "POST", "/webhooks/clerk", body=body, headers=headers).status == 200
     [resent] = answers
     assert (resent.status, resent.json["code"]) == (409, "conflict")
+
+
+def test_given_a_known_user_when_an_update_names_an_unknown_tier_then_400_and_nothing_changes(users):
+    call(users, "POST", "/webhooks/clerk", body=(s := signed(clerk_user(tier="pro")))[0], headers=s[1])
+    body, headers = signed(clerk_user("user.updated", tier="godmode", email="new@example.com"), msg_id="msg_2")
+    reply = call(users, "POST", "/webhooks/clerk", body=body, headers=headers)
+    assert reply.status == 400 and "data.public_metadata.tier" in reply.json["details"]
+    me = call(users, "GET", "/api/v1/me", claims={"sub": "user_carol"}).json
+    assert (me["tier"], me["email"]) == ("pro", "carol@example.com")
+
+
+def test_given_a_tier_in_another_case_then_it_is_that_tier(users):
+    call(users, "POST", "/webhooks/clerk", body=(s := signed(clerk_user(tier=" Pro")))[0], headers=s[1])
+    assert call(users, "GET", "/api/v1/me", claims={"sub": "user_carol"}).json["tier"] == "pro"
+
+
+def test_given_an_update_without_email_addresses_then_the_stored_email_stays(users):
+    call(users, "POST", "/webhooks/clerk", body=(s := signed(clerk_user()))[0], headers=s[1])
+    without = clerk_user("user.updated")
+    del without["data"]["email_addresses"], without["data"]["primary_email_address_id"]
+    body, headers = signed(without | {"data": without["data"] | {"first_name": "Caroline"}}, msg_id="msg_2")
+    assert call(users, "POST", "/webhooks/clerk", body=body, headers=headers).status == 200
+    me = call(users, "GET", "/api/v1/me", claims={"sub": "user_carol"}).json
+    assert (me["email"], me["name"]) == ("carol@example.com", "Caroline Jones")
+
+
+def test_given_a_new_user_without_email_addresses_then_a_placeholder_email_is_stored(users):
+    without = clerk_user()
+    del without["data"]["email_addresses"]
+    call(users, "POST", "/webhooks/clerk", body=(s := signed(without))[0], headers=s[1])
+    assert call(users, "GET", "/api/v1/me", claims={"sub": "user_carol"}).json["email"] == "user_carol@unknown"

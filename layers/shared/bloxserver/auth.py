@@ -60,13 +60,23 @@ def _epoch_seconds(claim: Any) -> int:
         return 0
 
 
+# Production without authorized parties would take a token Clerk issued to any frontend of the instance: refused.
+UNCONFIGURED_PARTIES = (
+    "The API is not configured: the AuthorizedParties parameter is empty in production; set it to the "
+    "frontend's origins (README, Deploy)"
+)
+
+
 def principal_from_claims(claims: dict[str, Any] | None) -> Principal:
+    settings = get_settings()
+    parties = settings.authorized_parties
+    if not parties and settings.is_production:
+        raise Unauthorized(UNCONFIGURED_PARTIES)
     if not claims:
         raise Unauthorized("Missing authentication token")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("Invalid token: missing subject")
-    parties = get_settings().authorized_parties
     if parties and claims.get("azp") not in parties:
         raise Unauthorized("Invalid token: unauthorized party")
     tier_value = claims.get("tier")

@@ -494,4 +494,7 @@ class UsageStats(BaseModel):
     flow_count: int = Field(alias="flowCount")
     execution_count: int = Field(alias="executionCount")
     execution_limit: int = Field(alias="executionLimit")
+    # LLM tokens (input + output) the user's agents used in the period, and the tier's monthly LLM token quota.
+    token_count: int = Field(0, alias="tokenCount")
+    token_limit: int = Field(0, alias="tokenLimit")
 

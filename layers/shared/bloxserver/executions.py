@@ -238,6 +238,7 @@ def ending(
     now: datetime | None = None,
     claimed_at: str | None = None,
     unclaimed: bool = False,
+    llm_tokens: int = 0,
 ) -> execution_store.Ending:
     """Ending a running execution at `now` (see dal.executions.Ending for the conditions), to write alone
     (end_execution) or with others (dal.executions.finish_many)."""
@@ -245,7 +246,14 @@ def ending(
     started = clock.parse_iso(execution["startedAt"])
     duration_ms = max(0, int((completed - started).total_seconds() * 1000))
     return execution_store.Ending(
-        execution, status, clock.iso(completed), duration_ms, result, claimed_at=claimed_at, unclaimed=unclaimed
+        execution,
+        status,
+        clock.iso(completed),
+        duration_ms,
+        result,
+        claimed_at=claimed_at,
+        unclaimed=unclaimed,
+        llm_tokens=llm_tokens,
     )
 
 

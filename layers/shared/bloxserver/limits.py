@@ -59,3 +59,63 @@ def limit_reached(
         f"{noun} limit reached ({limit}). Upgrade to create more {plural}.",
         {"limit": limit, "tier": tier.value},
     )
+
+
+def effective_tier(tier_claim: Tier | None, profile: dict | None) -> Tier:
+    """A token's `tier` claim wins (it is as fresh as the token); otherwise the stored tier."""
+    return tier_claim or stored_tier(profile)
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """What one owner's runs may use (docs/security.md, "LLM cost controls" and "Tenancy"): the flow settings'
+    ceilings (validation refuses a flow over them; the executor applies them again at run time, a tier can drop
+    after a start), the LLM models it may call, its monthly LLM tokens, and how many of its runs one executor
+    invocation runs at once."""
+
+    concurrent_runs: int  # per owner and executor invocation (a batch holds up to 10 executions)
+    max_iterations: int
+    timeout_seconds: int  # the flow's and each listener's
+    max_tokens: int  # per LLM call
+    max_tokens_per_thread: int  # per execution
+    llm_tokens_per_month: int
+    # Models an agent may name, per provider, besides the deployment's default model of that provider (always
+    # allowed). Bedrock's list is also what the executor's IAM policy names (template parameter
+    # BedrockAllowedModelIds; tests/infra checks it holds every one).
+    models: dict[str, tuple[str, ...]]
+
+
+_SMALL_BEDROCK = ("amazon.nova-micro-v1:0", "amazon.nova-lite-v1:0", "anthropic.claude-3-haiku-20240307-v1:0")
+_LARGE_BEDROCK = ("amazon.nova-pro-v1:0", "anthropic.claude-3-5-haiku-20241022-v1:0")
+_SMALL_OPENAI = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1-nano")
+_LARGE_OPENAI = ("gpt-4o", "gpt-4.1")
+
+RUN_LIMITS: dict[Tier, RunLimits] = {
+    Tier.FREE: RunLimits(
+        concurrent_runs=1, max_iterations=100, timeout_seconds=60, max_tokens=1024, max_tokens_per_thread=20_000,
+        llm_tokens_per_month=200_000, models={"bedrock": (), "openai": ()},
+    ),
+    Tier.PAID: RunLimits(
+        concurrent_runs=2, max_iterations=500, timeout_seconds=300, max_tokens=4096, max_tokens_per_thread=100_000,
+        llm_tokens_per_month=2_000_000, models={"bedrock": _SMALL_BEDROCK, "openai": _SMALL_OPENAI},
+    ),
+    Tier.PRO: RunLimits(
+        concurrent_runs=4, max_iterations=2_000, timeout_seconds=900, max_tokens=8192, max_tokens_per_thread=500_000,
+        llm_tokens_per_month=20_000_000,
+        models={"bedrock": _SMALL_BEDROCK + _LARGE_BEDROCK, "openai": _SMALL_OPENAI + _LARGE_OPENAI},
+    ),
+    Tier.ENTERPRISE: RunLimits(
+        concurrent_runs=8, max_iterations=10_000, timeout_seconds=900, max_tokens=8192,
+        max_tokens_per_thread=2_000_000, llm_tokens_per_month=200_000_000,
+        models={"bedrock": _SMALL_BEDROCK + _LARGE_BEDROCK, "openai": _SMALL_OPENAI + _LARGE_OPENAI},
+    ),
+}
+
+
+def run_limits_for(tier: Tier | str) -> RunLimits:
+    return RUN_LIMITS[Tier(tier)]
+
+
+def bedrock_models_of_every_tier() -> tuple[str, ...]:
+    """Every Bedrock model some tier may name (the executor's IAM policy must allow each)."""
+    return tuple(dict.fromkeys(model for limits in RUN_LIMITS.values() for model in limits.models["bedrock"]))

@@ -39,16 +39,17 @@ def _facts(module_id: str, record: dict[str, Any]) -> WasmModuleFacts:
     )
 
 
-def flow_context(user_id: UUID, organism_yaml: str) -> FlowContext:
-    """The context to validate or start `organism_yaml` as `user_id`'s flow: their modules that it names, as stored
-    now (one consistent read, none when it names no module)."""
+def flow_context(user_id: UUID, organism_yaml: str, owner_tier: str | None = None) -> FlowContext:
+    """The context to validate or start `organism_yaml` as `user_id`'s flow (of tier `owner_tier`): their modules
+    that it names, as stored now (one consistent read, none when it names no module)."""
     from bloxserver.engine import FlowContext, wasm_module_ids
 
     module_ids = wasm_module_ids(organism_yaml)
     if not module_ids:
-        return FlowContext()
+        return FlowContext(owner_tier=owner_tier)
     found = module_store.get_modules(user_id, module_ids)
-    return FlowContext(wasm_modules=tuple(_facts(module_id, item) for module_id, item in found.items()))
+    modules = tuple(_facts(module_id, item) for module_id, item in found.items())
+    return FlowContext(owner_tier=owner_tier, wasm_modules=modules)
 
 
 def pins(context: FlowContext) -> dict[str, dict[str, Any]]:
@@ -63,12 +64,14 @@ def pins(context: FlowContext) -> dict[str, dict[str, Any]]:
     }
 
 
-def run_context(flow: dict[str, Any]) -> FlowContext:
-    """The context a run of a running flow uses: the versions its start pinned, whatever was uploaded since."""
+def run_context(flow: dict[str, Any], owner_tier: str | None = None) -> FlowContext:
+    """The context a run of a running flow uses (its owner of tier `owner_tier`): the module versions its start
+    pinned, whatever was uploaded since."""
     from bloxserver.engine import FlowContext
 
     pinned = flow.get(PINNED_MODULES) or {}
-    return FlowContext(wasm_modules=tuple(_facts(module_id, pin) for module_id, pin in sorted(pinned.items())))
+    modules = tuple(_facts(module_id, pin) for module_id, pin in sorted(pinned.items()))
+    return FlowContext(owner_tier=owner_tier, wasm_modules=modules)
 
 
 class _CompiledModules:

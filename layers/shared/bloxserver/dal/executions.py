@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bloxserver import keys
+from bloxserver.dal.users import USAGE_TOKENS
 from bloxserver.dal.table import (
     cancellation_codes,
     client,
@@ -35,9 +36,11 @@ TRIGGER_TYPES = ("webhook", "schedule", "manual")
 RUNNING_MARKER_SHARDS = 4
 SUMMARY_FIELDS = "id, #status, triggerType, startedAt, durationMs, expiresAt"
 BATCH_GET_LIMIT = 100
-# Executions per batched claim or end: 3 (claim) or 2 + a shared counter update (end) actions each, within a
-# transaction's 100 actions.
+# Executions per batched claim: 3 actions each, within a transaction's 100 actions.
 MAX_UNITS_PER_TRANSACTION = 33
+# Executions per batched end: 2 actions each, plus at most a day-counter update and two LLM token usage updates
+# (the owner's month and day) each.
+MAX_ENDINGS_PER_TRANSACTION = 20
 
 
 class FlowNotRunning(Exception):
@@ -308,19 +311,24 @@ def get_execution(flow_id: str, execution_id: str) -> dict[str, Any] | None:
 
 
 def get_executions_and_flows(
-    refs: list[tuple[str, str, str]],
-) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
-    """The executions and their flows named by `refs` (userId, flowId, executionId), in one round trip for a
-    batch (BatchGetItem, 100 keys; unprocessed keys are read again). Returns executions by id and flows by
-    (userId, flowId); missing items are absent."""
-    # (PK, SK) → where the item goes: ("execution", id) or ("flow", (userId, flowId)). Keys are unique per request.
+    refs: list[tuple[str, str, str]], owner_sks: tuple[str, ...] = ()
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
+    """The executions and their flows named by `refs` (userId, flowId, executionId), and the items `owner_sks`
+    of each owner's partition (profile, usage counters), in one round trip for a batch (BatchGetItem, 100 keys;
+    unprocessed keys are read again). Returns executions by id, flows by (userId, flowId) and owner items by
+    (userId, SK); missing items are absent."""
+    # (PK, SK) → where the item goes: ("execution", id), ("flow", (userId, flowId)) or ("owner", (userId, SK)).
+    # Keys are unique per request.
     wanted: dict[tuple[str, str], tuple[str, Any]] = {}
     for user_id, flow_id, execution_id in refs:
         wanted[(keys.flow_pk(flow_id), keys.execution_sk(execution_id))] = ("execution", execution_id)
         wanted[(keys.user_pk(user_id), keys.flow_sk(flow_id))] = ("flow", (user_id, flow_id))
+        for sk in owner_sks:
+            wanted[(keys.user_pk(user_id), sk)] = ("owner", (user_id, sk))
     executions: dict[str, dict[str, Any]] = {}
     flows: dict[tuple[str, str], dict[str, Any]] = {}
-    found: dict[str, dict[Any, dict[str, Any]]] = {"execution": executions, "flow": flows}
+    owners: dict[tuple[str, str], dict[str, Any]] = {}
+    found: dict[str, dict[Any, dict[str, Any]]] = {"execution": executions, "flow": flows, "owner": owners}
     pending = [key(pk, sk) for pk, sk in wanted]
     while pending:
         chunk, pending = pending[:BATCH_GET_LIMIT], pending[BATCH_GET_LIMIT:]
@@ -332,7 +340,7 @@ def get_executions_and_flows(
                 kind, name = wanted[(item["PK"], item["SK"])]
                 found[kind][name] = item
             request = response.get("UnprocessedKeys") or {}
-    return executions, flows
+    return executions, flows, owners
 
 
 @dataclass(frozen=True)
@@ -359,7 +367,7 @@ def _claim_actions(claim_: Claim) -> list[dict[str, Any]]:
 
 
 def _transact_each_conditional(
-    units: list[Any], actions_of: Any, conditional_index: Any
+    units: list[Any], actions_of: Any, conditional_index: Any, per_transaction: int = MAX_UNITS_PER_TRANSACTION
 ) -> list[bool]:
     """Write `units` (each a group of actions whose first one carries the unit's condition) in as few
     transactions as possible, each unit still individually conditional: when a transaction is cancelled because
@@ -371,7 +379,7 @@ def _transact_each_conditional(
     written = [True] * len(units)
     pending = list(range(len(units)))
     while pending:
-        chunk = pending[:MAX_UNITS_PER_TRANSACTION]
+        chunk = pending[:per_transaction]
         try:
             transact_write(actions_of([units[i] for i in chunk]))
         except ClientError as exc:
@@ -497,6 +505,7 @@ class Ending:
     result: dict[str, Any]
     claimed_at: str | None = None
     unclaimed: bool = False
+    llm_tokens: int = 0  # the run's LLM tokens, added to its owner's usage of the completion's month and day
 
 
 def _end_update(ending: Ending) -> dict[str, Any]:
@@ -561,7 +570,26 @@ def _end_actions(endings: list[Ending]) -> list[dict[str, Any]]:
         for counter, amount in _end_counters(ending).items():
             sums[counter] = sums.get(counter, 0) + amount
     actions.extend(_stats_update(first, sums, {}) for first, sums in counters.values())
+    tokens: dict[tuple[str, str], int] = {}
+    for ending in endings:
+        if ending.llm_tokens:
+            for usage_sk in (keys.usage_month_sk(ending.completed_at), keys.usage_day_sk(ending.completed_at)):
+                usage_key = (ending.execution["userId"], usage_sk)
+                tokens[usage_key] = tokens.get(usage_key, 0) + ending.llm_tokens
+    actions.extend(_token_usage_update(user_id, usage_sk, count) for (user_id, usage_sk), count in tokens.items())
     return actions
+
+
+def _token_usage_update(user_id: str, usage_sk: str, tokens: int) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": table_name(),
+            "Key": key(keys.user_pk(user_id), usage_sk),
+            "UpdateExpression": "ADD #tokens :tokens",
+            "ExpressionAttributeNames": {"#tokens": USAGE_TOKENS},
+            "ExpressionAttributeValues": {":tokens": {"N": str(tokens)}},
+        }
+    }
 
 
 def finish_many(endings: list[Ending]) -> list[bool]:
@@ -569,7 +597,10 @@ def finish_many(endings: list[Ending]) -> list[bool]:
     markers: one transaction for the whole batch, each ending individually conditional (see
     _transact_each_conditional). False for an execution that had already ended (or is gone)."""
     return _transact_each_conditional(
-        endings, _end_actions, lambda chunk: {2 * unit: unit for unit in range(len(chunk))}
+        endings,
+        _end_actions,
+        lambda chunk: {2 * unit: unit for unit in range(len(chunk))},
+        MAX_ENDINGS_PER_TRANSACTION,
     )
 
 

@@ -198,19 +198,22 @@ def delete_trigger(trigger: dict[str, Any]) -> None:
     _transact_unless_changed(actions)
 
 
-def replace_webhook_token(trigger: dict[str, Any], new_token: str) -> None:
+def replace_webhook_token(trigger: dict[str, Any], new_token: str, now: str, not_replaced_since: str) -> None:
     """Give a webhook trigger a new token in one transaction: the old token item is deleted, the new one put,
-    the trigger updated. Raises TriggerChanged when the trigger was deleted or its token replaced meanwhile."""
+    the trigger updated (`tokenReplacedAt` = `now`). Raises TriggerChanged when the trigger was deleted or its
+    token replaced meanwhile, or last replaced at or after `not_replaced_since` (ISO)."""
     old_token = trigger["webhookToken"]
     actions = [
         {
             "Update": {
                 "TableName": table_name(),
                 "Key": trigger_key(trigger["userId"], trigger["flowId"], trigger["id"]),
-                "UpdateExpression": "SET #token = :new",
-                "ConditionExpression": "#token = :old",
-                "ExpressionAttributeNames": {"#token": "webhookToken"},
-                "ExpressionAttributeValues": {":new": {"S": new_token}, ":old": {"S": old_token}},
+                "UpdateExpression": "SET #token = :new, #replacedAt = :now",
+                "ConditionExpression": "#token = :old AND (attribute_not_exists(#replacedAt) OR #replacedAt < :since)",
+                "ExpressionAttributeNames": {"#token": "webhookToken", "#replacedAt": "tokenReplacedAt"},
+                "ExpressionAttributeValues": serialize(
+                    {":new": new_token, ":old": old_token, ":now": now, ":since": not_replaced_since}
+                ),
             }
         },
         _token_delete(old_token),

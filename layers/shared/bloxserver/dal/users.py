@@ -42,22 +42,27 @@ def get_user(user_id: UUID) -> dict[str, Any] | None:
     return get_item(profile_key(user_id))
 
 
-def get_user_with_usage(user_id: UUID, usage_sk: str) -> tuple[dict[str, Any] | None, int]:
-    """The profile and one usage counter in a single round trip."""
+# Attributes of a usage counter item (USAGE#M / USAGE#D): executions started, LLM tokens used.
+USAGE_EXECUTIONS = "count"
+USAGE_TOKENS = "tokens"
+
+
+def get_user_with_usage(user_id: UUID, usage_sk: str) -> tuple[dict[str, Any] | None, int, int]:
+    """The profile and one usage counter (executions started, LLM tokens used) in a single round trip."""
     pk = keys.user_pk(user_id)
     response = client().batch_get_item(
         RequestItems={
             table_name(): {"Keys": [key(pk, keys.PROFILE), key(pk, usage_sk)], "ConsistentRead": True}
         }
     )
-    user, count = None, 0
+    user, usage = None, {}
     for raw in response.get("Responses", {}).get(table_name(), []):
         item = deserialize(raw)
         if item["SK"] == keys.PROFILE:
             user = item
         else:
-            count = int(item.get("count", 0))
-    return user, count
+            usage = item
+    return user, int(usage.get(USAGE_EXECUTIONS, 0)), int(usage.get(USAGE_TOKENS, 0))
 
 
 def insert_user(user: dict[str, Any]) -> bool:
@@ -77,8 +82,13 @@ def insert_user(user: dict[str, Any]) -> bool:
 PROFILE_FIELDS = ("clerkId", "email", "name", "avatarUrl", "tier", "tierAsOf")
 
 
-def upsert_profile(user_id: UUID, profile: dict[str, Any], created_at: str) -> None:
-    """Create or update a user's profile fields, keeping counters and the creation time."""
+def upsert_profile(
+    user_id: UUID, profile: dict[str, Any], created_at: str, if_absent: dict[str, Any] | None = None
+) -> None:
+    """Create or update a user's profile fields, keeping counters and the creation time. A field that `profile`
+    leaves None is removed, unless `if_absent` names it: then a stored value stays, and that value is only
+    written when there is none."""
+    if_absent = if_absent or {}
     names = {"#id": "id", "#created": "createdAt", "#entity": "entity", "#count": "flowCount"}
     values: dict[str, Any] = {":id": str(user_id), ":created": created_at, ":entity": "user", ":zero": 0}
     sets = [
@@ -90,7 +100,10 @@ def upsert_profile(user_id: UUID, profile: dict[str, Any], created_at: str) -> N
     removes = []
     for field in PROFILE_FIELDS:
         names[f"#{field}"] = field
-        if profile.get(field) is None:
+        if profile.get(field) is None and field in if_absent:
+            values[f":{field}"] = if_absent[field]
+            sets.append(f"#{field} = if_not_exists(#{field}, :{field})")
+        elif profile.get(field) is None:
             removes.append(f"#{field}")
         else:
             values[f":{field}"] = profile[field]

@@ -52,12 +52,14 @@ class Agent:
         turns: list[Turn] = [UserText(user_text)]
         while True:
             invocation.run.count_iteration(self.spec.name)
+            tokens_left = invocation.check_token_quota()
             request = LlmRequest(
                 system=self.spec.prompt,
                 turns=tuple(turns),
                 tools=tools,
                 model=choice.model,
-                max_tokens=choice.max_tokens,
+                # An answer may not take the owner past its monthly quota by more than the prompt's tokens.
+                max_tokens=choice.max_tokens if tokens_left is None else min(choice.max_tokens, tokens_left),
                 temperature=choice.temperature,
                 timeout=max(0.001, min(choice.call_timeout, invocation.remaining())),
             )

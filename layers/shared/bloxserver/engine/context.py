@@ -43,7 +43,21 @@ class WasmModuleSource(Protocol):
         LookupError when it cannot be had."""
 
 
+class TokenQuota(Protocol):
+    """The LLM tokens the flow's owner may still use (its monthly quota); shared by the owner's concurrent runs."""
+
+    # How a run stopped by it names it, e.g. "monthly LLM token quota (200000 tokens, free tier)".
+    description: str
+
+    def left(self) -> int: ...
+
+    def spend(self, tokens: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class RunServices:
+    """What a run may use beyond its flow; None for a service: not applied (the engine as a library)."""
+
     # Where WASM listeners get their compiled modules; None: WASM listeners cannot run (they fail with a reason).
     wasm_modules: WasmModuleSource | None = None
+    token_quota: TokenQuota | None = None

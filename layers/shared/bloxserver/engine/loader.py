@@ -20,6 +20,7 @@ from bloxserver.engine.base import InvalidConfig, is_finite_number, is_positive_
 from bloxserver.engine.context import FlowContext
 from bloxserver.engine.model import LlmChoice, Listener, ListenerSpec, Organism, OrganismError, ValidationIssue
 from bloxserver.engine.registry import HANDLERS, handler_factory, is_wasm_handler
+from bloxserver.engine.settings import get_engine_settings
 from bloxserver.engine.wasm_tool import module_id_of
 from bloxserver.engine.yamlvalues import shown
 
@@ -113,8 +114,15 @@ def parse_yaml(text: str) -> Any:
 
 class _Builder:
     def __init__(self, context: FlowContext) -> None:
+        from bloxserver.limits import run_limits_for
+
         self.context = context
         self.issues: list[ValidationIssue] = []
+        # The owner's tier's ceilings (bloxserver.limits.RUN_LIMITS); none for the engine used as a library.
+        self.tier_limits = run_limits_for(context.owner_tier) if context.owner_tier else None
+
+    def tier_maximum(self, setting: str) -> int | None:
+        return getattr(self.tier_limits, setting) if self.tier_limits else None
 
     def issue(self, code: str, message: str, listener: str | None = None, severity: str = "error") -> None:
         self.issues.append(ValidationIssue(code, message, listener, severity))  # type: ignore[arg-type]
@@ -137,7 +145,12 @@ class _Builder:
         listener: str | None = None,
         integer: bool = False,
         maximum: int | None = None,
+        tier_maximum: int | None = None,
     ) -> Any:
+        """`mapping[key]`, a positive number, at most `maximum` and the owner's tier's `tier_maximum` (an absent
+        setting's default is lowered to the tier's); an issue and the default otherwise."""
+        if default is not None and tier_maximum is not None:
+            default = min(default, tier_maximum)
         value = mapping.get(key, default)
         if not is_positive_number(value, integer):
             kind = "a finite positive integer" if integer else "a finite positive number"
@@ -145,6 +158,13 @@ class _Builder:
             return default
         if maximum is not None and value > maximum:
             self.issue("invalid_config", f"{where}.{key} must be at most {maximum}, got {shown(value)}", listener)
+            return default
+        if tier_maximum is not None and value > tier_maximum:
+            self.issue(
+                "invalid_config",
+                f"{where}.{key} must be at most {tier_maximum} on the {self.context.owner_tier} tier, got {shown(value)}",
+                listener,
+            )
             return default
         return value
 
@@ -172,7 +192,9 @@ class _Builder:
             temperature = None
         max_tokens = None
         if "max_tokens" in mapping:
-            max_tokens = self.number(mapping, "max_tokens", None, where, listener, integer=True)
+            max_tokens = self.number(
+                mapping, "max_tokens", None, where, listener, integer=True, tier_maximum=self.tier_maximum("max_tokens")
+            )
         return LlmChoice(provider, model, temperature, max_tokens)
 
     def listener_spec(self, index: int, entry: Any, seen: set[str]) -> ListenerSpec | None:
@@ -221,7 +243,10 @@ class _Builder:
         next_listeners = self.names(entry, "next", where, name)
         if next_listeners and agent is not True:
             self.issue("invalid_config", f"{where}: only agents have `next`; other listeners send to their peers", name)
-        timeout_seconds = self.number(entry, "timeout_seconds", 30, where, name, maximum=MAX_TIMEOUT_SECONDS)
+        timeout_seconds = self.number(
+            entry, "timeout_seconds", 30, where, name, maximum=MAX_TIMEOUT_SECONDS,
+            tier_maximum=self.tier_maximum("timeout_seconds"),
+        )
         llm = self.llm_choice(entry, where, name)
 
         if any(issue.severity == "error" for issue in self.issues[errors_before:]):
@@ -280,11 +305,20 @@ class _Builder:
         log_payloads = data.get("log_payloads", False)
         if not isinstance(log_payloads, bool):
             self.issue("invalid_config", "log_payloads must be true or false")
-        max_iterations = self.number(data, "max_iterations", 100, "flow", integer=True, maximum=MAX_ITERATIONS)
-        timeout_seconds = self.number(data, "timeout_seconds", 300, "flow", maximum=MAX_TIMEOUT_SECONDS)
+        max_iterations = self.number(
+            data, "max_iterations", 100, "flow", integer=True, maximum=MAX_ITERATIONS,
+            tier_maximum=self.tier_maximum("max_iterations"),
+        )
+        timeout_seconds = self.number(
+            data, "timeout_seconds", 300, "flow", maximum=MAX_TIMEOUT_SECONDS,
+            tier_maximum=self.tier_maximum("timeout_seconds"),
+        )
         # The original put the token budget at the top level in code and under `organism` in its docs: accept both.
         token_source = data if "max_tokens_per_thread" in data else header
-        max_tokens = self.number(token_source, "max_tokens_per_thread", 100_000, "flow", integer=True)
+        max_tokens = self.number(
+            token_source, "max_tokens_per_thread", 100_000, "flow", integer=True,
+            tier_maximum=self.tier_maximum("max_tokens_per_thread"),
+        )
         llm_section = data.get("llm", {})
         if not isinstance(llm_section, dict):
             self.issue("invalid_config", "`llm` must be a mapping")
@@ -312,6 +346,9 @@ class _Builder:
                 for target in (*spec.peers, *spec.next):
                     if target not in seen:
                         self.issue("unknown_peer", f"listener {spec.name!r} names unknown peer {target!r}", spec.name)
+        for spec in specs:
+            if spec is not None and spec.agent:
+                self.check_model(llm, spec)
         listeners = {spec.name: listener for spec in specs if spec and (listener := self.listener(spec))}
         self.check_graph(specs, entry_name)
         if self.has_errors:
@@ -327,6 +364,25 @@ class _Builder:
             llm=llm,
             issues=tuple(self.issues),
         )
+
+    def check_model(self, flow_llm: LlmChoice, spec: ListenerSpec) -> None:
+        """An agent's model must be its provider's deployment default or one of the owner's tier's models."""
+        if self.tier_limits is None:
+            return
+        from bloxserver.engine.llm import resolve_llm_choice
+
+        settings = get_engine_settings()
+        choice = resolve_llm_choice(settings, flow_llm, spec.llm)
+        default = settings.bedrock_model_id if choice.provider == "bedrock" else settings.openai_model
+        allowed = (default, *self.tier_limits.models.get(choice.provider, ()))
+        if choice.model not in allowed:
+            where = f"listener {spec.name!r}" if spec.llm.model else "llm"
+            self.issue(
+                "invalid_config",
+                f"{where}.model {choice.model!r} is not available on the {self.context.owner_tier} tier; "
+                f"{choice.provider} models allowed: {', '.join(dict.fromkeys(allowed))}",
+                spec.name,
+            )
 
     def listener(self, spec: ListenerSpec) -> Listener | None:
         try:

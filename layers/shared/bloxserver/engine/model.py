@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 Severity = Literal["error", "warning", "info"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 RunStatus = Literal["success", "error", "timeout"]
-NETWORK_HANDLERS = frozenset({"http", "llm"})
 
 
 @dataclass(frozen=True)
@@ -93,11 +92,6 @@ class Organism:
     llm: LlmChoice = LlmChoice()
     issues: tuple[ValidationIssue, ...] = ()
 
-    @property
-    def waits_on_network(self) -> bool:
-        """Whether a run may wait on other services (HTTP requests, LLM calls), and so take long."""
-        return any(listener.spec.handler_name in NETWORK_HANDLERS for listener in self.listeners.values())
-
 
 @dataclass(frozen=True)
 class EngineLog:
@@ -113,3 +107,4 @@ class EngineResult:
     output: str | None
     error: str | None
     logs: list[EngineLog]
+    tokens_used: int = 0  # LLM tokens the run's agents used (input and output)

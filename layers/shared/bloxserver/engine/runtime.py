@@ -120,11 +120,25 @@ class Invocation:
 
     def spend_tokens(self, tokens: int) -> None:
         self.run.tokens_used += tokens
+        quota = self.run.services.token_quota
+        if quota is not None:
+            quota.spend(tokens)
         budget = self.run.organism.max_tokens_per_thread
         if self.run.tokens_used > budget:
             raise RunStopped(
                 f"token budget of {budget} tokens per execution exceeded in listener '{self.spec.name}'", self.spec.name
             )
+        self.check_token_quota()
+
+    def check_token_quota(self) -> int | None:
+        """The owner's LLM tokens left this month (None: no quota applies); stops the run when none are left."""
+        quota = self.run.services.token_quota
+        if quota is None:
+            return None
+        left = quota.left()
+        if left <= 0:
+            raise RunStopped(f"{quota.description} reached in listener '{self.spec.name}'", self.spec.name)
+        return left
 
     def invoke_tool(self, name: str, message: Any) -> tuple[Any, bool]:
         """Runs peer `name` as this agent's tool and returns (result, is_error); its own peers are not involved.
@@ -294,5 +308,5 @@ def run_flow(
         tokensUsed=run.tokens_used,
         durationMs=round((time.monotonic() - started) * 1000, 3),
     )
-    return EngineResult(status, output, error, run.logs)
+    return EngineResult(status, output, error, run.logs, run.tokens_used)
 
