@@ -33,12 +33,13 @@ ECHO_WAT = f"""(module {ALLOCATOR}
 
 FIXED_ANSWER = {"answer": 42, "source": "wasm"}
 _FIXED_TEXT = json.dumps(FIXED_ANSWER, separators=(",", ":"))
+_FIXED_WAT_STRING = _FIXED_TEXT.replace('"', '\\"')  # as a WAT string literal
 
 # Ignores its input and answers a fixed JSON object from a data segment, through two interfaces (handle_echo too:
 # a replacement for ECHO that behaves differently).
 _ANSWER = PACK.format(pointer="(i32.const 16)", length=f"(i32.const {len(_FIXED_TEXT)})")
 FIXED_WAT = f"""(module {ALLOCATOR}
-  (data (i32.const 16) "{_FIXED_TEXT.replace('"', '\\"')}")
+  (data (i32.const 16) "{_FIXED_WAT_STRING}")
   (func (export "handle_answer") (param i32 i32) (result i64) {_ANSWER})
   (func (export "handle_echo") (param i32 i32) (result i64) {_ANSWER}))"""
 
