@@ -36,12 +36,16 @@ warnings.filterwarnings("ignore", message="The 'alias' attribute with value 'bod
 
 
 def error_response(
-    code: ErrorCode, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    code: ErrorCode,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    status: int | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"code": code.value, "message": message}
     if details is not None:
         body["details"] = details
-    return JSONResponse(body, status_code=HTTP_STATUS[code], headers=headers)
+    return JSONResponse(body, status_code=status or HTTP_STATUS[code], headers=headers)
 
 
 def _client_location(loc: tuple[Any, ...]) -> str:
@@ -67,7 +71,7 @@ def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
 
 
 async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-    return error_response(exc.code, exc.message, exc.details, exc.headers)
+    return error_response(exc.code, exc.message, exc.details, exc.headers, exc.status)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -461,3 +461,23 @@ class UsageStats(BaseModel):
     execution_count: int = Field(alias="executionCount")
     execution_limit: int = Field(alias="executionLimit")
 
+
+
+# =============================================================================
+# Secrets (extra: docs/security.md)
+# =============================================================================
+
+
+class PutSecretRequest(BaseModel):
+    """A secret's value: stored encrypted, never returned."""
+
+    value: str = Field(min_length=1)
+
+
+class Secret(BaseModel):
+    """A stored secret as the API shows it: its name and the last 4 characters of its value."""
+
+    name: str
+    hint: str
+    created_at: datetime = Field(alias="createdAt")
+    updated_at: datetime = Field(alias="updatedAt")

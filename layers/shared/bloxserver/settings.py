@@ -23,6 +23,7 @@ class Settings:
     schedule_group_name: str
     scheduler_role_arn: str
     schedule_function_arn: str
+    secrets_key_id: str  # the KMS key (an alias) that encrypts users' secrets
 
     @property
     def is_production(self) -> bool:
@@ -43,4 +44,5 @@ def get_settings() -> Settings:
         schedule_group_name=env.get("SCHEDULE_GROUP_NAME", "bloxserver"),
         scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN", ""),
         schedule_function_arn=env.get("SCHEDULE_FUNCTION_ARN", ""),
+        secrets_key_id=env.get("SECRETS_KEY_ID", ""),
     )
