@@ -317,6 +317,10 @@ class _Builder:
             log_payloads=log_payloads,
             llm=llm,
             issues=tuple(self.issues),
+            # Handlers that take secret references (http) say which; the others have none.
+            secret_names=frozenset().union(
+                *(getattr(listener.handler, "secret_names", ()) for listener in listeners.values())
+            ),
         )
 
     def listener(self, spec: ListenerSpec) -> Listener | None:
