@@ -9,6 +9,7 @@ each execution's claim and end staying individually conditional.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -286,7 +287,8 @@ def _run(
     claim: execution_store.Claim, flow: dict[str, Any], run_seconds: float
 ) -> tuple[execution_store.Ending, list[dict[str, Any]]]:
     """Run one claimed execution for at most `run_seconds`: its ending and its log items."""
-    from bloxserver.engine import EngineLog, run_flow
+    from bloxserver import secrets
+    from bloxserver.engine import EngineLog, RunServices, run_flow
 
     execution = claim.execution
 
@@ -295,6 +297,9 @@ def _run(
         execution.get("inputPayload"),
         execution_id=execution["id"],
         deadline=time.monotonic() + run_seconds,
+        # Secret names are not checked at load here (the start checked them): a run asks for the values of those its
+        # flow references when it starts, and a secret deleted since ends it as error naming the secret.
+        services=RunServices(secret_values=functools.partial(secrets.secret_values, execution["userId"])),
     )
     status, fields = _outcome(result)
     logs = result.logs

@@ -19,6 +19,7 @@ from bloxserver.contract import (
     UpdateFlowRequest,
 )
 from bloxserver.dal import flows as flow_store
+from bloxserver.dal import secrets as secret_store
 from bloxserver.dal import users as user_store
 from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, ServiceUnavailable, ValidationFailed, flow_not_found
 from bloxserver.observability import logger
@@ -186,14 +187,22 @@ def _transition(
     return Flow.model_validate(item)
 
 
+def _issues(principal: Principal, organism_yaml: str) -> list[dict[str, Any]]:
+    """The flow's validation issues for its owner: secret references are checked against the names of the owner's
+    secrets, read only when the YAML mentions a secret."""
+    from bloxserver.engine import FlowContext, validate
+
+    names = secret_store.secret_names(principal.user_id) if "secret(" in organism_yaml else frozenset()
+    return [issue.as_dict() for issue in validate(organism_yaml, FlowContext(secret_names=names))]
+
+
 def start_flow(principal: Principal, flow_id: UUID) -> Flow:
     from bloxserver import triggers  # lazily: schedules are only touched on start/stop (cold start)
-    from bloxserver.engine import validate
 
     current = _get_item(principal, flow_id)
     if current["status"] not in STARTABLE_STATUSES:
         raise InvalidState(f"Cannot start flow in {current['status']} state", {"status": current["status"]})
-    issues = [issue.as_dict() for issue in validate(current["organismYaml"])]
+    issues = _issues(principal, current["organismYaml"])
     errors = [issue for issue in issues if issue["severity"] == "error"]
     # Start only what was validated: the write fails if the flow was edited in between.
     expected = current["updatedAt"]
@@ -227,9 +236,7 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
 
 
 def validate_flow(principal: Principal, flow_id: UUID) -> list[dict[str, Any]]:
-    from bloxserver.engine import validate
-
-    return [issue.as_dict() for issue in validate(_get_item(principal, flow_id)["organismYaml"])]
+    return _issues(principal, _get_item(principal, flow_id)["organismYaml"])
 
 
 def stop_flow(principal: Principal, flow_id: UUID) -> Flow:
