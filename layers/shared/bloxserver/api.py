@@ -21,7 +21,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from bloxserver import jsonvalues
 from bloxserver.auth import Principal, claims_from_event, principal_from_claims
-from bloxserver.contract import TRIGGER_CONFIG_TAGS
+from bloxserver.contract import TRIGGER_CONFIG_TAGS, VERIFY_SCHEME_TAGS
 from bloxserver.errors import HTTP_STATUS, AppError, ErrorCode
 from bloxserver.observability import logger, metrics
 
@@ -48,11 +48,14 @@ def error_response(
     return JSONResponse(body, status_code=status or HTTP_STATUS[code], headers=headers)
 
 
+_UNION_TAGS = {"config": TRIGGER_CONFIG_TAGS, "verify": VERIFY_SCHEME_TAGS}
+
+
 def _client_location(loc: tuple[Any, ...]) -> str:
     parts = [str(part) for part in loc]
     return ".".join(
         part for index, part in enumerate(parts)
-        if not (index and parts[index - 1] == "config" and part in TRIGGER_CONFIG_TAGS)
+        if not (index and part in _UNION_TAGS.get(parts[index - 1], ()))
     )
 
 
