@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from bloxserver import keys
 from bloxserver.dal.table import (
     client,
+    delete_counted,
     deserialize,
     error_code,
     first_action_failed,
@@ -239,30 +240,4 @@ def update_flow(
 
 def delete_flow(user_id: UUID, flow_id: UUID) -> bool:
     """Delete the flow item and uncount it; False when there was no such flow."""
-    try:
-        transact_write(
-            [
-                {
-                    "Delete": {
-                        "TableName": table_name(),
-                        "Key": flow_key(user_id, flow_id),
-                        "ConditionExpression": "attribute_exists(PK)",
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": table_name(),
-                        "Key": profile_key(user_id),
-                        "UpdateExpression": "ADD #flowCount :minusOne",
-                        "ConditionExpression": "#flowCount > :zero",
-                        "ExpressionAttributeNames": {"#flowCount": "flowCount"},
-                        "ExpressionAttributeValues": {":minusOne": {"N": "-1"}, ":zero": {"N": "0"}},
-                    }
-                },
-            ]
-        )
-    except ClientError as exc:
-        if first_action_failed(exc):
-            return False
-        raise
-    return True
+    return delete_counted(flow_key(user_id, flow_id), profile_key(user_id), "flowCount")

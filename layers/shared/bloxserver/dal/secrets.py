@@ -18,6 +18,7 @@ from bloxserver.dal import aws
 from bloxserver.dal.table import (
     cancellation_codes,
     client,
+    delete_counted,
     deserialize,
     error_code,
     key,
@@ -148,32 +149,7 @@ def secret_names(user_id: UUID | str) -> frozenset[str]:
 
 def delete_secret(user_id: UUID, name: str) -> bool:
     """Delete the secret and uncount it; False when there was none."""
-    try:
-        transact_write(
-            [
-                {
-                    "Delete": {
-                        "TableName": table_name(),
-                        "Key": _secret_key(user_id, name),
-                        "ConditionExpression": "attribute_exists(PK)",
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": table_name(),
-                        "Key": _count_key(user_id),
-                        "UpdateExpression": "ADD #count :minus_one",
-                        "ExpressionAttributeNames": {"#count": "count"},
-                        "ExpressionAttributeValues": {":minus_one": {"N": "-1"}},
-                    }
-                },
-            ]
-        )
-    except ClientError as exc:
-        if error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[0] == "ConditionalCheckFailed":
-            return False
-        raise
-    return True
+    return delete_counted(_secret_key(user_id, name), _count_key(user_id), "count")
 
 
 def get_secret_values(user_id: UUID | str, names: frozenset[str]) -> dict[str, str]:
