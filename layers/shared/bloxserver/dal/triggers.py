@@ -234,9 +234,9 @@ def _transact_unless_changed(actions: list[dict[str, Any]]) -> None:
 
 
 def get_webhook_target(token: str) -> dict[str, Any] | None:
-    """{"userId", "flowId", "triggerId", "verify", "rateLimit"} of the webhook trigger holding `token` (the last two
-    None when the trigger has none), or None (webhook ingress)."""
+    """{"userId", "flowId", "triggerId"} of the webhook trigger holding `token`, with its "verify" and "rateLimit"
+    when it has them, or None (webhook ingress)."""
     found = get_item(webhook_key(token))
     if found is None:
         return None
-    return {name: found.get(name) for name in ("userId", "flowId", "triggerId", "verify", "rateLimit")}
+    return {name: found[name] for name in ("userId", "flowId", "triggerId", "verify", "rateLimit") if name in found}
