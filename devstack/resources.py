@@ -21,6 +21,7 @@ PHYSICAL_NAMES = {
     "SchedulerRole": "bloxserver-scheduler",
     "ExecutionQueue": "bloxserver-executions",
     "ExecutionDeadLetterQueue": "bloxserver-executions-dlq",
+    "SecretsKeyAlias": "alias/bloxserver-secrets",
 }
 LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
@@ -113,6 +114,22 @@ def create_queues(sqs: Any | None = None) -> dict[str, str]:
     return created
 
 
+def create_kms_keys(kms: Any | None = None) -> dict[str, str]:
+    """Create every AWS::KMS::Key of the template and the aliases naming them; returns logical id → what Ref gives
+    (a key's id, an alias's name) and "LogicalId.Arn" → a key's ARN."""
+    kms = kms or boto3.client("kms")
+    created: dict[str, str] = {}
+    for logical_id, resource in resources_of_type("AWS::KMS::Key").items():
+        metadata = kms.create_key(Description=resource["Properties"].get("Description", logical_id))["KeyMetadata"]
+        created[logical_id] = metadata["KeyId"]
+        created[f"{logical_id}.Arn"] = metadata["Arn"]
+    for logical_id, resource in resources_of_type("AWS::KMS::Alias").items():
+        target = resource["Properties"]["TargetKeyId"]["Ref"]
+        kms.create_alias(AliasName=PHYSICAL_NAMES[logical_id], TargetKeyId=created[target])
+        created[logical_id] = PHYSICAL_NAMES[logical_id]
+    return created
+
+
 def attribute_refs() -> dict[str, str]:
     """`!GetAtt` values the template reads: every function's and IAM role's Arn (moto needs no such resources:
     schedules only store their target and role ARNs)."""
@@ -161,6 +178,7 @@ def create_all(endpoint_url: str | None = None) -> dict[str, str]:
         **create_queues(boto3.client("sqs", endpoint_url=endpoint_url)),
         **create_buckets(boto3.client("s3", endpoint_url=endpoint_url)),
         **attribute_refs(),
+        **create_kms_keys(boto3.client("kms", endpoint_url=endpoint_url)),
     }
 
 
@@ -174,4 +192,5 @@ def environment() -> dict[str, str]:
         "SCHEDULE_FUNCTION_ARN": function_arn("ScheduleFunction"),
         "EXECUTION_QUEUE_URL": queue_url("ExecutionQueue"),
         "MODULE_BUCKET_NAME": bucket_names()["ModuleBucket"],
+        "SECRETS_KEY_ID": PHYSICAL_NAMES["SecretsKeyAlias"],
     }

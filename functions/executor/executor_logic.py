@@ -10,6 +10,7 @@ each execution's claim and end staying individually conditional. The runs themse
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -368,6 +369,7 @@ def _run(
 ) -> tuple[execution_store.Ending, list[dict[str, Any]]]:
     """Run one claimed execution for at most `run_seconds`, within its owner's tier: its ending and its log
     items."""
+    from bloxserver import secrets
     from bloxserver.engine import EngineLog, RunServices, run_flow
 
     execution = claim.execution
@@ -378,7 +380,13 @@ def _run(
         execution_id=execution["id"],
         deadline=time.monotonic() + run_seconds,
         context=run_context(flow, owner.tier.value),
-        services=RunServices(wasm_modules=OwnerModules(execution["userId"]), token_quota=owner.token_quota),
+        # Secret names are not checked at load here (the start checked them): a run asks for the values of those its
+        # flow references when it starts, and a secret deleted since ends it as error naming the secret.
+        services=RunServices(
+            wasm_modules=OwnerModules(execution["userId"]),
+            token_quota=owner.token_quota,
+            secret_values=functools.partial(secrets.secret_values, execution["userId"]),
+        ),
     )
     status, fields = _outcome(result)
     logs = result.logs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from bloxserver.contract import (
 )
 from bloxserver.dal import flows as flow_store
 from bloxserver.display_text import check_display_text
+from bloxserver.dal import secrets as secret_store
 from bloxserver.dal import users as user_store
 from bloxserver.errors import InvalidFlow, InvalidState, ServiceUnavailable, ValidationFailed, flow_not_found
 from bloxserver.observability import logger
@@ -190,12 +192,15 @@ def _transition(
 
 def _owner_context(principal: Principal, organism_yaml: str) -> FlowContext:
     """What validation knows of the flow's owner: its tier (the token's claim, else the stored one), whose ceilings
-    the flow's settings must keep to (limits.RUN_LIMITS), and the WASM modules the YAML names."""
+    the flow's settings must keep to (limits.RUN_LIMITS), the WASM modules the YAML names, and the names of the
+    owner's secrets (read only when the YAML mentions a secret)."""
     from bloxserver import wasm_modules
 
     profile = None if principal.tier_claim else user_store.get_user(principal.user_id)
     tier = effective_tier(principal.tier_claim, profile).value
-    return wasm_modules.flow_context(principal.user_id, organism_yaml, tier)
+    context = wasm_modules.flow_context(principal.user_id, organism_yaml, tier)
+    names = secret_store.secret_names(principal.user_id) if "secret(" in organism_yaml else frozenset()
+    return replace(context, secret_names=names)
 
 
 def start_flow(principal: Principal, flow_id: UUID) -> Flow:

@@ -20,7 +20,7 @@ app = create_app("BloxServer ingress")
 async def receive_webhook(
     token: str, request: Request, idempotency_key: str | None = Header(None, alias="Idempotency-Key")
 ) -> JSONResponse:
-    execution_id = ingress_logic.receive_webhook(token, await request.body(), idempotency_key)
+    execution_id = ingress_logic.receive_webhook(token, await request.body(), dict(request.headers), idempotency_key)
     return JSONResponse({"status": "accepted", "executionId": execution_id}, status_code=202)
 
 

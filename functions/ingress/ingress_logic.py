@@ -1,17 +1,21 @@
-"""Webhook ingress rules: resolve the token, start an execution (quota, idempotent deliveries), or report on it."""
+"""Webhook ingress rules: resolve the token, verify the delivery when the trigger asks, start an execution (rate
+limit, quota, idempotent deliveries), or report on it."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
+from bloxserver import secrets, signatures
 from bloxserver.contract import TriggerType
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import triggers as trigger_store
-from bloxserver.errors import BadRequest, NotFound
+from bloxserver.errors import BadRequest, NotFound, WebhookSignatureInvalid
 from bloxserver.executions import StartRequest, checked_idempotency_key, start_execution
+from bloxserver.limits import DEFAULT_WEBHOOK_RATE, WebhookRate
 from bloxserver.memory import ContainerMemory
+from bloxserver.observability import logger
 
 MAX_TOKEN_LENGTH = 256
 
@@ -33,23 +37,50 @@ def _remember_target(token: str) -> dict[str, Any]:
     return _known_targets.remember(token, _target(token))
 
 
-def receive_webhook(token: str, body: bytes, idempotency_key: str | None) -> str:
+def _verify(target: dict[str, Any], body: bytes, headers: dict[str, str]) -> None:
+    """The trigger's config.verify holds for this delivery, else WebhookSignatureInvalid (401), before anything is
+    recorded or counted. The secret is read through the DAL (cached briefly by the container: bloxserver.secrets)."""
+    verify = target.get("verify")
+    if not verify:
+        return
+    scheme = verify["scheme"]
+    try:
+        secret = secrets.resolve(target["userId"], verify["value" if scheme == "header" else "secret"])
+    except secrets.MissingSecret as missing:  # deleted since the trigger was made: nothing can verify
+        logger.warning("Webhook verification secret is missing", extra={"triggerId": target["triggerId"]})
+        raise WebhookSignatureInvalid("Invalid webhook signature: the trigger's secret no longer exists") from missing
+    lowered = {name.lower(): value for name, value in headers.items()}
+    if scheme == "standard-webhooks":
+        problem = signatures.standard_webhooks_problem(secret, body, lowered)
+    elif scheme == "hmac-sha256":
+        problem = signatures.hmac_sha256_problem(secret, body, lowered.get(verify["header"].lower()), verify["header"])
+    else:
+        problem = signatures.header_value_problem(secret, lowered.get(verify["header"].lower()), verify["header"])
+    if problem is not None:
+        raise WebhookSignatureInvalid(f"Invalid webhook signature: {problem}")
+
+
+def receive_webhook(token: str, body: bytes, headers: dict[str, str], idempotency_key: str | None) -> str:
     """Accept one delivery; returns the execution id (the first one's, for a replayed Idempotency-Key)."""
     delivery_key = checked_idempotency_key(idempotency_key)
+    target = _known_targets.get(token) or _remember_target(token)
+    _verify(target, body, headers)
     try:
         payload = body.decode() if body.strip() else None  # no body enters the flow as null, as in a manual run
     except UnicodeDecodeError as exc:
         raise BadRequest("Webhook body must be UTF-8 text", {"body": "not UTF-8"}) from exc
-    target = _known_targets.get(token)
     try:
-        return _start(token, target or _remember_target(token), payload, delivery_key, verify_token=bool(target))
+        return _start(token, target, payload, delivery_key)
     except execution_store.TriggerGone:  # remembered, but gone since: look it up afresh (404 if truly gone)
         _known_targets.forget(token)
-        return _start(token, _remember_target(token), payload, delivery_key, verify_token=False)
+        target = _remember_target(token)
+        _verify(target, body, headers)
+        return _start(token, target, payload, delivery_key)
 
 
-def _start(token: str, target: dict[str, Any], payload: str, delivery_key: str | None, verify_token: bool) -> str:
+def _start(token: str, target: dict[str, Any], payload: str, delivery_key: str | None) -> str:
     trigger_id = UUID(target["triggerId"])
+    configured = target.get("rateLimit")
     outcome = start_execution(
         StartRequest(
             user_id=UUID(target["userId"]),
@@ -60,7 +91,9 @@ def _start(token: str, target: dict[str, Any], payload: str, delivery_key: str |
             tier=None,
             delivery_scope=trigger_id if delivery_key else None,
             delivery_key=delivery_key,
-            webhook_token=token if verify_token else None,
+            # The token's item holds the trigger's bucket: the start updates it, which also requires it still exists.
+            webhook_token=token,
+            rate_limit=WebhookRate(configured["per_second"], configured["burst"]) if configured else DEFAULT_WEBHOOK_RATE,
         )
     )
     return outcome.execution["id"]

@@ -11,11 +11,13 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from bloxserver import clock
+from bloxserver import clock, signatures
+from bloxserver import secrets as secret_rules
 from bloxserver import triggers as trigger_rules
 from bloxserver.auth import Principal
 from bloxserver.contract import CreateTriggerRequest, Trigger, TriggerType
 from bloxserver.dal import flows as flow_store
+from bloxserver.dal import secrets as secret_store
 from bloxserver.dal import triggers as trigger_store
 from bloxserver.display_text import check_display_text
 from bloxserver.errors import (
@@ -27,7 +29,8 @@ from bloxserver.errors import (
     ValidationFailed,
     flow_not_found,
 )
-from bloxserver.ownership import owned_flow
+from bloxserver.limits import TIER_LIMITS
+from bloxserver.ownership import caller_tier, owned_flow
 from bloxserver.settings import get_settings
 
 # Bounds the fan-out of one flow (schedules to keep in step on start/stop, items to sweep on delete).
@@ -79,14 +82,44 @@ def to_trigger(item: dict[str, Any], flow_running: bool) -> Trigger:
     return Trigger.model_validate(shaped)
 
 
-def _validate(request: CreateTriggerRequest) -> dict[str, Any]:
-    """The config to store; 422 naming the field when the request contradicts itself or cron/zone are unusable."""
+def _refused(field: str, problem: str) -> ValidationFailed:
+    return ValidationFailed(f"config.{field} {problem}", {f"body.config.{field}": problem})
+
+
+def _check_webhook_config(principal: Principal, config: dict[str, Any]) -> None:
+    """config.rate_limit within the caller's tier ceilings; config.verify's secret usable (a reference names one of
+    the caller's secrets, a literal Standard Webhooks secret decodes)."""
+    rate = config.get("rate_limit")
+    if rate:
+        tier = caller_tier(principal)
+        ceiling = TIER_LIMITS[tier].webhook_rate_ceiling
+        for field in ("per_second", "burst"):
+            most = getattr(ceiling, field)
+            if rate[field] > most:
+                raise _refused(f"rate_limit.{field}", f"must be at most {most:g} on the {tier.value} tier")
+    verify = config.get("verify")
+    if verify:
+        field = "value" if verify["scheme"] == "header" else "secret"
+        name = secret_rules.referenced_name(verify[field])
+        if name is None:
+            problem = signatures.secret_problem(verify[field]) if verify["scheme"] == "standard-webhooks" else None
+            if problem:
+                raise _refused(f"verify.{field}", problem)
+        elif not secret_rules.NAME_PATTERN.fullmatch(name) or name not in secret_store.secret_names(principal.user_id):
+            raise _refused(f"verify.{field}", f"names no secret of yours: add it with PUT /api/v1/secrets/{name}")
+
+
+def _validate(principal: Principal, request: CreateTriggerRequest) -> dict[str, Any]:
+    """The config to store; 422 naming the field when the request contradicts itself, cron/zone are unusable, or
+    a webhook's verification or rate limit cannot be applied."""
     if request.type.value != request.config.type:
         raise ValidationFailed(
             f"type is {request.type.value!r} but config.type is {request.config.type!r}; they must match",
             {"body.type": f"must equal config.type ({request.config.type!r})"},
         )
     config = request.config.model_dump(mode="json")
+    if request.type == TriggerType.WEBHOOK:
+        _check_webhook_config(principal, config)
     if request.type == TriggerType.SCHEDULE:
         from bloxserver import cron  # lazily: only schedule triggers need it (cold start)
 
@@ -113,7 +146,7 @@ def get_trigger(principal: Principal, flow_id: UUID, trigger_id: UUID) -> Trigge
 
 def create_trigger(principal: Principal, flow_id: UUID, request: CreateTriggerRequest) -> Trigger:
     check_display_text({"body.name": request.name})
-    config = _validate(request)
+    config = _validate(principal, request)
     trigger_id = str(uuid.uuid4())
     item: dict[str, Any] = {
         "id": trigger_id,

@@ -21,7 +21,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from bloxserver import jsonvalues
 from bloxserver.auth import Principal, claims_from_event, principal_from_claims
-from bloxserver.contract import TRIGGER_CONFIG_TAGS
+from bloxserver.contract import TRIGGER_CONFIG_TAGS, VERIFY_SCHEME_TAGS
 from bloxserver.errors import HTTP_STATUS, AppError, ErrorCode
 from bloxserver.observability import logger, metrics
 
@@ -36,19 +36,26 @@ warnings.filterwarnings("ignore", message="The 'alias' attribute with value 'bod
 
 
 def error_response(
-    code: ErrorCode, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    code: ErrorCode,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    status: int | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"code": code.value, "message": message}
     if details is not None:
         body["details"] = details
-    return JSONResponse(body, status_code=HTTP_STATUS[code], headers=headers)
+    return JSONResponse(body, status_code=status or HTTP_STATUS[code], headers=headers)
+
+
+_UNION_TAGS = {"config": TRIGGER_CONFIG_TAGS, "verify": VERIFY_SCHEME_TAGS}
 
 
 def _client_location(loc: tuple[Any, ...]) -> str:
     parts = [str(part) for part in loc]
     return ".".join(
         part for index, part in enumerate(parts)
-        if not (index and parts[index - 1] == "config" and part in TRIGGER_CONFIG_TAGS)
+        if not (index and part in _UNION_TAGS.get(parts[index - 1], ()))
     )
 
 
@@ -67,7 +74,7 @@ def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
 
 
 async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-    return error_response(exc.code, exc.message, exc.details, exc.headers)
+    return error_response(exc.code, exc.message, exc.details, exc.headers, exc.status)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

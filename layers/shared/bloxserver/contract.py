@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel as _PydanticBase, ConfigDict, Field, model_validator
+from pydantic import BaseModel as _PydanticBase, ConfigDict, Field, model_serializer, model_validator
 
 
 # =============================================================================
@@ -170,10 +170,56 @@ class TriggerType(str, Enum):
     MANUAL = "manual"
 
 
+# An HTTP header name (RFC 9110 token).
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+
+
+class StandardWebhooksVerify(BaseModel):
+    """extra: deliveries signed as Svix / Standard Webhooks do (webhook-id, webhook-timestamp, webhook-signature)."""
+
+    scheme: Literal["standard-webhooks"]
+    secret: str = Field(min_length=1, max_length=256, description="whsec_... or secret('NAME')")
+
+
+class HmacSha256Verify(BaseModel):
+    """extra: GitHub's format, `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`."""
+
+    scheme: Literal["hmac-sha256"]
+    header: str = Field(default="X-Hub-Signature-256", max_length=100, pattern=HEADER_NAME_PATTERN)
+    secret: str = Field(min_length=1, max_length=256, description="secret('NAME') (or the key itself)")
+
+
+class HeaderVerify(BaseModel):
+    """extra: a shared secret sent as one header's whole value."""
+
+    scheme: Literal["header"]
+    header: str = Field(max_length=100, pattern=HEADER_NAME_PATTERN)
+    value: str = Field(min_length=1, max_length=256, description="secret('NAME') (or the value itself)")
+
+
+WebhookVerify = Annotated[StandardWebhooksVerify | HmacSha256Verify | HeaderVerify, Field(discriminator="scheme")]
+VERIFY_SCHEME_TAGS = frozenset({"standard-webhooks", "hmac-sha256", "header"})
+
+
+class WebhookRateLimit(BaseModel):
+    """extra: a token bucket per trigger; each number at most the owner's tier ceiling (bloxserver/limits.py)."""
+
+    per_second: float = Field(gt=0, le=1_000_000)
+    burst: int = Field(ge=1, le=1_000_000)
+
+
 class WebhookTriggerConfig(BaseModel):
     """Config for webhook triggers."""
 
     type: Literal["webhook"] = "webhook"
+    # extra (docs/triggers.md): deliveries that do not verify are refused with 401; past the rate, 429.
+    verify: WebhookVerify | None = None
+    rate_limit: WebhookRateLimit | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_extras(self, serialize: Any) -> dict[str, Any]:
+        # A trigger without them shows the contract's config, as before they existed.
+        return {key: value for key, value in serialize(self).items() if value is not None}
 
 
 class ScheduleTriggerConfig(BaseModel):
@@ -498,3 +544,23 @@ class UsageStats(BaseModel):
     token_count: int = Field(0, alias="tokenCount")
     token_limit: int = Field(0, alias="tokenLimit")
 
+
+
+# =============================================================================
+# Secrets (extra: docs/security.md)
+# =============================================================================
+
+
+class PutSecretRequest(BaseModel):
+    """A secret's value: stored encrypted, never returned."""
+
+    value: str = Field(min_length=1)
+
+
+class Secret(BaseModel):
+    """A stored secret as the API shows it: its name and the last 4 characters of its value."""
+
+    name: str
+    hint: str
+    created_at: datetime = Field(alias="createdAt")
+    updated_at: datetime = Field(alias="updatedAt")

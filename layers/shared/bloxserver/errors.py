@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     VALIDATION_ERROR = "validation_error"
     INVALID_FLOW = "invalid_flow"
     QUOTA_EXCEEDED = "quota_exceeded"
+    RATE_LIMITED = "rate_limited"
     INTERNAL_ERROR = "internal_error"
     SERVICE_UNAVAILABLE = "service_unavailable"
 
@@ -43,6 +44,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.VALIDATION_ERROR: 422,
     ErrorCode.INVALID_FLOW: 422,
     ErrorCode.QUOTA_EXCEEDED: 429,
+    ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
 }
@@ -52,6 +54,8 @@ class AppError(Exception):
     """An error a client can act on: a stable code, a message for people, optional structured details."""
 
     code: ErrorCode = ErrorCode.BAD_REQUEST
+    # The answer's status when it is not the code's usual one (HTTP_STATUS): one code, two meanings by route.
+    status: int | None = None
 
     def __init__(
         self,
@@ -72,6 +76,13 @@ class BadRequest(AppError):
 
 class InvalidSignature(AppError):
     code = ErrorCode.INVALID_SIGNATURE
+
+
+class WebhookSignatureInvalid(AppError):
+    """A delivery to a trigger with `config.verify` that does not verify: 401, unlike Clerk's 400 (docs/api.md)."""
+
+    code = ErrorCode.INVALID_SIGNATURE
+    status = 401
 
 
 class Unauthorized(AppError):
@@ -112,6 +123,10 @@ class InvalidFlow(AppError):
 
 class QuotaExceeded(AppError):
     code = ErrorCode.QUOTA_EXCEEDED
+
+
+class RateLimited(AppError):
+    code = ErrorCode.RATE_LIMITED
 
 
 class ServiceUnavailable(AppError):

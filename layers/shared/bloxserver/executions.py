@@ -17,9 +17,9 @@ from bloxserver.dal import executions as execution_store
 from bloxserver.dal import queue
 from bloxserver.dal import triggers as trigger_store
 from bloxserver.dal import users as user_store
-from bloxserver.errors import BadRequest, InvalidState, QuotaExceeded, ServiceUnavailable, flow_not_found
+from bloxserver.errors import BadRequest, InvalidState, QuotaExceeded, RateLimited, ServiceUnavailable, flow_not_found
 from bloxserver.ids import time_ordered_uuid
-from bloxserver.limits import TIER_LIMITS, stored_tier
+from bloxserver.limits import TIER_LIMITS, WebhookRate, stored_tier, webhook_rate
 from bloxserver.memory import ContainerMemory
 from bloxserver.observability import logger
 
@@ -95,6 +95,9 @@ class StartRequest:
     delivery_scope: UUID | None = None  # with delivery_key: a replay of that delivery starts nothing new
     delivery_key: str | None = None
     webhook_token: str | None = None  # the start also requires this token still exists (else TriggerGone)
+    # A webhook delivery's bucket (the trigger's config.rate_limit or the default; the token's item keeps it),
+    # lowered to the owner's tier ceilings; past it, RateLimited and nothing is written. None: not throttled.
+    rate_limit: WebhookRate | None = None
     # The start also requires the trigger's item still exists (else TriggerGone): a schedule may outlive its trigger.
     require_trigger: bool = False
 
@@ -133,6 +136,23 @@ def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
 # transaction is cancelled, returns the profile, and is written again with its tier. A tier change therefore
 # applies at once, and a start never takes more round trips than reading the profile first would.
 _known_tiers: ContainerMemory[Tier] = ContainerMemory()
+
+
+# Each bucket's time as this container last left it, so the start's bucket update guesses its case right: only a
+# guess, checked by the update's condition (a wrong one costs one more round trip).
+_known_buckets: ContainerMemory[int] = ContainerMemory()
+# Rounds of a start whose guesses (tier, bucket) keep being overtaken by concurrent starts; past them, the bucket
+# is taken to be full (429, retry shortly).
+MAX_START_ROUNDS = 4
+
+
+def _rate_limited(rate: WebhookRate, retry_after_seconds: float) -> RateLimited:
+    retry_after = max(1, math.ceil(retry_after_seconds))
+    return RateLimited(
+        f"Webhook rate limit reached ({rate.per_second:g} per second, bursts of {rate.burst}); retry in {retry_after} s",
+        {"perSecond": rate.per_second, "burst": rate.burst, "retryAfterSeconds": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def _remember_tier(user_id: UUID, profile: dict[str, Any] | None) -> Tier:
@@ -190,7 +210,20 @@ def start_execution(request: StartRequest) -> StartOutcome:
     elif request.require_trigger and request.trigger_id:
         trigger_check_key = trigger_store.trigger_key(request.user_id, request.flow_id, request.trigger_id)
 
-    def record(tier: Tier, profile_condition: tuple[str, dict[str, Any]] | None) -> None:
+    now_us = int(started.timestamp() * 1_000_000)
+
+    def throttle(tier: Tier, tat: int) -> execution_store.Throttle | None:
+        if request.rate_limit is None:
+            return None
+        rate = webhook_rate(request.rate_limit, tier)
+        interval_us = math.ceil(1_000_000 / rate.per_second)
+        return execution_store.Throttle(
+            trigger_store.webhook_key(request.webhook_token), now_us, interval_us, rate.burst, idle=tat < now_us
+        )
+
+    def record(
+        tier: Tier, profile_condition: tuple[str, dict[str, Any]] | None, bucket: execution_store.Throttle | None
+    ) -> None:
         execution_store.record_start(
             execution,
             marker_sk=marker_sk,
@@ -199,15 +232,31 @@ def start_execution(request: StartRequest) -> StartOutcome:
             delivery=delivery,
             now_epoch=int(started.timestamp()),
             profile_condition=profile_condition,
-            trigger_check_key=trigger_check_key,
+            trigger_check_key=None if bucket is not None else trigger_check_key,
+            throttle=bucket,
         )
 
+    profile_condition = _tier_condition(tier) if verify_tier else None
+    tat = _known_buckets.get(request.webhook_token or "") or 0
     try:
-        try:
-            record(tier, _tier_condition(tier) if verify_tier else None)
-        except execution_store.ProfileChanged as changed:  # the tier changed: nothing was written, use the new one
-            tier = _remember_tier(request.user_id, changed.profile)
-            record(tier, None)
+        for _ in range(MAX_START_ROUNDS):
+            bucket = throttle(tier, tat)
+            try:
+                record(tier, profile_condition, bucket)
+            except execution_store.ProfileChanged as changed:  # the tier changed: nothing was written, use the new one
+                tier, profile_condition = _remember_tier(request.user_id, changed.profile), None
+                continue
+            except execution_store.Throttled as throttled:  # nothing was written: the bucket as it is now decides
+                tat = throttled.tat
+                if bucket is not None and tat > bucket.latest_tat_us:
+                    _known_buckets.remember(request.webhook_token, tat)
+                    raise _rate_limited(webhook_rate(request.rate_limit, tier), (tat - bucket.latest_tat_us) / 1e6)
+                continue
+            if bucket is not None:
+                _known_buckets.remember(request.webhook_token, max(tat, now_us) + bucket.interval_us)
+            break
+        else:  # only a bucket's guesses can keep failing (a changed tier is read once): it is in heavy use
+            raise _rate_limited(webhook_rate(request.rate_limit, tier), 1)
     except execution_store.DeliveryAlreadyAccepted as replay:
         return StartOutcome({"id": replay.execution_id}, created=False)
     except execution_store.FlowNotRunning as refused:

@@ -47,6 +47,16 @@ def flow_triggers_prefix(flow_id: UUID | str) -> str:
     return f"TRIGGER#{flow_id}#"
 
 
+SECRET_SK_PREFIX = "SECRET#"
+
+
+def secret_sk(name: str) -> str:
+    """A stored secret, in its owner's partition: one query lists a user's secrets, no one else's exist."""
+    return f"{SECRET_SK_PREFIX}{name}"
+
+
+SECRET_COUNT_SK = "SECRETCOUNT"  # the owner's number of secrets, counted with each insert and delete
+
 WEBHOOK_SK = "WEBHOOK"
 
 

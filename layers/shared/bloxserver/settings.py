@@ -24,6 +24,7 @@ class Settings:
     scheduler_role_arn: str
     schedule_function_arn: str
     module_bucket_name: str
+    secrets_key_id: str  # the KMS key (an alias) that encrypts users' secrets
 
     @property
     def is_production(self) -> bool:
@@ -45,4 +46,5 @@ def get_settings() -> Settings:
         scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN", ""),
         schedule_function_arn=env.get("SCHEDULE_FUNCTION_ARN", ""),
         module_bucket_name=env.get("MODULE_BUCKET_NAME", ""),
+        secrets_key_id=env.get("SECRETS_KEY_ID", ""),
     )

@@ -287,13 +287,13 @@ def test_invalid_yaml_is_an_error_result_not_an_exception():
     assert result.logs[0].metadata["issues"][0]["code"] == "yaml_syntax"
 
 
-def slow_flow(listener_timeout: float) -> str:
+def slow_flow(listener_timeout: float, url: str) -> str:
     return organism(f"""
         - name: slow-call
           description: x
           handler: http
           timeout_seconds: {listener_timeout}
-          config: {{url: "{{{{ url }}}}", timeout_seconds: 10}}
+          config: {{url: "{url}", timeout_seconds: 10}}
           peers: [done]
         - {{name: done, description: x, handler: output}}
     """)
@@ -301,22 +301,22 @@ def slow_flow(listener_timeout: float) -> str:
 
 def test_a_listener_exceeding_its_timeout_ends_the_run_as_timeout():
     with LocalServer(lambda request: Reply(body="late", delay_seconds=3)) as server:
-        result = run(slow_flow(0.2), json.dumps({"url": server.url}))
+        result = run(slow_flow(0.2, server.url), "{}")
     assert result.status == "timeout"
     assert result.error == "listener 'slow-call' timed out after 0.2 s"
 
 
 def test_the_executors_deadline_ends_the_run_as_timeout_naming_the_listener():
     with LocalServer(lambda request: Reply(body="late", delay_seconds=3)) as server:
-        result = run(slow_flow(30), json.dumps({"url": server.url}), seconds=0.2)
+        result = run(slow_flow(30, server.url), "{}", seconds=0.2)
     assert result.status == "timeout"
     assert result.error == "execution timed out while listener 'slow-call' was running"
 
 
 def test_the_flows_own_timeout_applies_when_it_is_sooner_than_the_executors():
-    yaml_text = slow_flow(30).replace("organism: {name: test}", "organism: {name: test}\ntimeout_seconds: 0.2")
     with LocalServer(lambda request: Reply(body="late", delay_seconds=3)) as server:
-        result = run(yaml_text, json.dumps({"url": server.url}), seconds=60)
+        yaml_text = slow_flow(30, server.url).replace("organism: {name: test}", "organism: {name: test}\ntimeout_seconds: 0.2")
+        result = run(yaml_text, "{}", seconds=60)
     assert result.status == "timeout"
     assert "slow-call" in result.error
 

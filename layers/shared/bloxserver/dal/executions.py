@@ -60,6 +60,53 @@ class TriggerGone(Exception):
     trigger deleted or the token regenerated; a schedule trigger's own item: the trigger deleted)."""
 
 
+class Throttled(Exception):
+    """The start's bucket condition failed: `tat` is the bucket's time as stored (0 when it has none yet)."""
+
+    def __init__(self, tat: int) -> None:
+        super().__init__(tat)
+        self.tat = tat
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """A token bucket kept as one number on an item (GCRA): `tat`, the time (µs) at which the bucket is full again.
+    A start at `now_us` passes while tat <= now + (burst - 1) × interval and moves tat one interval on, from now
+    when tat is past. DynamoDB has no max(), so the writer guesses which case holds (`idle`: tat is past) and a
+    wrong guess fails the condition and returns tat (Throttled): one more round trip, never a wrong count."""
+
+    key: dict[str, Any]
+    now_us: int
+    interval_us: int
+    burst: int
+    idle: bool
+
+    @property
+    def latest_tat_us(self) -> int:
+        """The latest stored tat under which a start still passes."""
+        return self.now_us + (self.burst - 1) * self.interval_us
+
+    def action(self) -> dict[str, Any]:
+        if self.idle:
+            update, condition = "SET #tat = :next", "attribute_not_exists(#tat) OR #tat < :now"
+            values = {":next": self.now_us + self.interval_us, ":now": self.now_us}
+        else:
+            update, condition = "SET #tat = #tat + :interval", "#tat BETWEEN :now AND :latest"
+            values = {":interval": self.interval_us, ":now": self.now_us, ":latest": self.latest_tat_us}
+        return {
+            "Update": {
+                "TableName": table_name(),
+                "Key": self.key,
+                "UpdateExpression": update,
+                # The item must exist: for a webhook it is the token's, gone once the token is regenerated.
+                "ConditionExpression": f"attribute_exists(PK) AND ({condition})",
+                "ExpressionAttributeNames": {"#tat": "throttleTat"},
+                "ExpressionAttributeValues": serialize(values),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+
 class ProfileChanged(Exception):
     """The start's profile condition failed: `profile` is the owner's stored profile (None: there is none)."""
 
@@ -152,11 +199,13 @@ def record_start(
     now_epoch: int,
     profile_condition: tuple[str, dict[str, Any]] | None = None,
     trigger_check_key: dict[str, Any] | None = None,
+    throttle: Throttle | None = None,
 ) -> None:
     """One transaction: the flow is running, the month's count is below `month_limit` (and counts this one),
     the day's count, the execution, its flow's day counters, its running marker, when `profile_condition`
     (expression on `#tier`, its values) is given the owner's profile meets it (else ProfileChanged, with the
-    profile), when `trigger_check_key` is given that item exists (else TriggerGone), and when
+    profile), when `trigger_check_key` is given that item exists (else TriggerGone), when `throttle` is given its
+    bucket lets one more through (else Throttled; TriggerGone when its item is gone), and when
     `delivery` (pk, expiresAt) is given, the remembered delivery, written only if that key is unseen or expired."""
     user_id, flow_id, trigger_type = execution["userId"], execution["flowId"], execution["triggerType"]
     user_pk = keys.user_pk(user_id)
@@ -246,6 +295,10 @@ def record_start(
                 }
             }
         )
+    throttle_at = None
+    if throttle is not None:
+        throttle_at = len(actions)
+        actions.append(throttle.action())
     if delivery is not None:
         delivery_pk, delivery_expires_at = delivery
         actions.append(
@@ -278,11 +331,18 @@ def record_start(
         # with its first execution, whatever else changed since.
         if trigger_check_at is not None and codes[trigger_check_at] == "ConditionalCheckFailed":
             raise TriggerGone() from exc
+        bucket = None
+        if throttle_at is not None and codes[throttle_at] == "ConditionalCheckFailed":
+            bucket = reasons[throttle_at].get("Item")
+            if bucket is None:
+                raise TriggerGone() from exc
         if delivery is not None and codes[-1] == "ConditionalCheckFailed":
             raise DeliveryAlreadyAccepted(deserialize(reasons[-1]["Item"])["executionId"]) from exc
         if codes[0] == "ConditionalCheckFailed":
             flow = reasons[0].get("Item")
             raise FlowNotRunning(deserialize(flow).get("status") if flow else None) from exc
+        if bucket is not None:
+            raise Throttled(int(deserialize(bucket).get("throttleTat", 0))) from exc
         if profile_check_at is not None and codes[profile_check_at] == "ConditionalCheckFailed":
             profile = reasons[profile_check_at].get("Item")
             raise ProfileChanged(deserialize(profile) if profile else None) from exc

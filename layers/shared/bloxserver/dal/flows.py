@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from bloxserver import keys
 from bloxserver.dal.table import (
     client,
+    delete_counted,
     deserialize,
     error_code,
     first_action_failed,
@@ -24,7 +25,7 @@ from bloxserver.dal.table import (
     table_name,
     transact_write,
 )
-from bloxserver.dal.users import FLOW_COUNTER, insert_counted, uncount_action
+from bloxserver.dal.users import FLOW_COUNTER, insert_counted, profile_key
 
 SUMMARY_FIELDS = ("id", "#name", "description", "#status", "updatedAt")
 
@@ -183,21 +184,4 @@ def update_flow(
 
 def delete_flow(user_id: UUID, flow_id: UUID) -> bool:
     """Delete the flow item and uncount it; False when there was no such flow."""
-    try:
-        transact_write(
-            [
-                {
-                    "Delete": {
-                        "TableName": table_name(),
-                        "Key": flow_key(user_id, flow_id),
-                        "ConditionExpression": "attribute_exists(PK)",
-                    }
-                },
-                uncount_action(user_id, FLOW_COUNTER),
-            ]
-        )
-    except ClientError as exc:
-        if first_action_failed(exc):
-            return False
-        raise
-    return True
+    return delete_counted(flow_key(user_id, flow_id), profile_key(user_id), FLOW_COUNTER)

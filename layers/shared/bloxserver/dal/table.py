@@ -134,3 +134,35 @@ def delete_items(item_keys: list[dict[str, Any]]) -> None:
         while pending:
             response = client().batch_write_item(RequestItems=pending)
             pending = response.get("UnprocessedItems") or {}
+
+
+def uncount_action(counter_key: dict[str, Any], counter: str) -> dict[str, Any]:
+    """The transaction action that takes 1 off `counter` on `counter_key`'s item, kept above 0 (with the deletion of
+    what it counted)."""
+    return {
+        "Update": {
+            "TableName": table_name(),
+            "Key": counter_key,
+            "UpdateExpression": "ADD #counter :minusOne",
+            "ConditionExpression": "#counter > :zero",
+            "ExpressionAttributeNames": {"#counter": counter},
+            "ExpressionAttributeValues": {":minusOne": {"N": "-1"}, ":zero": {"N": "0"}},
+        }
+    }
+
+
+def delete_counted(item_key: dict[str, Any], counter_key: dict[str, Any], counter: str) -> bool:
+    """Delete an item and take 1 off its owner's `counter` (on `counter_key`'s item, kept above 0), in one
+    transaction; False when there was no such item."""
+    try:
+        transact_write(
+            [
+                {"Delete": {"TableName": table_name(), "Key": item_key, "ConditionExpression": "attribute_exists(PK)"}},
+                uncount_action(counter_key, counter),
+            ]
+        )
+    except ClientError as exc:
+        if first_action_failed(exc):
+            return False
+        raise
+    return True

@@ -52,6 +52,7 @@ def webhook_key(token: str) -> dict[str, Any]:
 
 
 def _token_put(token: str, trigger: dict[str, Any]) -> dict[str, Any]:
+    config = trigger.get("config") or {}
     item = {
         "PK": keys.webhook_pk(token),
         "SK": keys.WEBHOOK_SK,
@@ -59,6 +60,9 @@ def _token_put(token: str, trigger: dict[str, Any]) -> dict[str, Any]:
         "userId": trigger["userId"],
         "flowId": trigger["flowId"],
         "triggerId": trigger["id"],
+        # Copies of the trigger's (immutable) delivery rules, so ingress reads everything in one GetItem.
+        "verify": config.get("verify"),
+        "rateLimit": config.get("rate_limit"),
     }
     return {
         "Put": {
@@ -233,8 +237,9 @@ def _transact_unless_changed(actions: list[dict[str, Any]]) -> None:
 
 
 def get_webhook_target(token: str) -> dict[str, Any] | None:
-    """{"userId", "flowId", "triggerId"} of the webhook trigger holding `token`, or None (webhook ingress)."""
+    """{"userId", "flowId", "triggerId"} of the webhook trigger holding `token`, with its "verify" and "rateLimit"
+    when it has them, or None (webhook ingress)."""
     found = get_item(webhook_key(token))
     if found is None:
         return None
-    return {"userId": found["userId"], "flowId": found["flowId"], "triggerId": found["triggerId"]}
+    return {name: found[name] for name in ("userId", "flowId", "triggerId", "verify", "rateLimit") if name in found}

@@ -21,6 +21,7 @@ from bloxserver.dal.table import (
     table_name,
     transact_write,
 )
+from bloxserver.dal.table import uncount_action as uncount_item_action
 
 FLOW_COUNTER = "flowCount"
 MODULE_COUNTER = "moduleCount"
@@ -237,13 +238,4 @@ def insert_counted(
 
 def uncount_action(user_id: UUID | str, counter: str) -> dict[str, Any]:
     """The transaction action that takes one off the owner's `counter` (with the deletion of what it counted)."""
-    return {
-        "Update": {
-            "TableName": table_name(),
-            "Key": profile_key(user_id),
-            "UpdateExpression": "ADD #count :minusOne",
-            "ConditionExpression": "#count > :zero",
-            "ExpressionAttributeNames": {"#count": counter},
-            "ExpressionAttributeValues": {":minusOne": {"N": "-1"}, ":zero": {"N": "0"}},
-        }
-    }
+    return uncount_item_action(profile_key(user_id), counter)

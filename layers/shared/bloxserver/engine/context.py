@@ -1,13 +1,12 @@
 """What the engine knows of a flow beyond its YAML: facts about its owner that validation checks and handlers are
-built with. The callers (flows, executor) read them through the DAL; the engine never does. Loading caches per YAML
-text and context, so a context is small, frozen and hashable.
-
-What a run needs from outside the engine (services) is a RunServices, given to run_flow and reachable from an
-invocation as `invocation.run.services`.
+built with (FlowContext), and what a run is given to reach the owner's resources (RunServices). The callers (flows,
+executor) read them through the DAL; the engine never does. Loading caches per YAML text and context, so a context
+is small, frozen and hashable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,6 +31,9 @@ class FlowContext:
     # The owner's WASM modules that the flow's `wasm:<module id>` listeners name (only those: the context is a
     # cache key); a module not here does not exist for the flow.
     wasm_modules: tuple[WasmModuleFacts, ...] = ()
+    # The names of the owner's secrets (never their values): a `secret('NAME')` naming another is an invalid_config.
+    # None: not known here (a library use, or the executor, whose runs resolve them at their start instead).
+    secret_names: frozenset[str] | None = None
 
     def wasm_module(self, module_id: str) -> WasmModuleFacts | None:
         return next((module for module in self.wasm_modules if module.id == module_id), None)
@@ -61,3 +63,6 @@ class RunServices:
     # Where WASM listeners get their compiled modules; None: WASM listeners cannot run (they fail with a reason).
     wasm_modules: WasmModuleSource | None = None
     token_quota: TokenQuota | None = None
+    # The owner's secret values for the names asked (those the flow references), asked once when a run starts; a
+    # name the owner has no secret for is left out, which ends the run as error. None: no secrets are available.
+    secret_values: Callable[[frozenset[str]], Mapping[str, str]] | None = None

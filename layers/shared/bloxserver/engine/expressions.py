@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from jmespath import exceptions as jmespath_exceptions
 from jmespath import functions, visitor
 
 from bloxserver import jsonvalues
+from bloxserver import secrets as secret_syntax
 from bloxserver.engine.yamlvalues import shown
 
 # What one listener may hand on (runtime.py refuses larger messages), and the most text one value may become: far
@@ -378,34 +380,88 @@ _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 
 
 @dataclass(frozen=True)
+class SecretRef:
+    """`secret('NAME')` in a template: the owner's secret value, supplied when the run starts (never in the YAML)."""
+
+    name: str
+
+
+TemplatePart = str | Expression | SecretRef
+
+
+@dataclass(frozen=True)
 class Template:
-    """Text with `{{ expression }}` placeholders, each replaced by the expression's value on the message."""
+    """Text with `{{ expression }}` placeholders, each replaced by the expression's value on the message, and (where
+    compiled with secrets) `secret('NAME')` references, replaced by the secret's value."""
 
-    parts: tuple[str | Expression, ...]
+    parts: tuple[TemplatePart, ...]
 
-    def render(self, data: Any) -> str:
+    @property
+    def secret_names(self) -> frozenset[str]:
+        return frozenset(part.name for part in self.parts if isinstance(part, SecretRef))
+
+    @property
+    def is_literal(self) -> bool:
+        return all(isinstance(part, str) for part in self.parts)
+
+    def render(
+        self,
+        data: Any,
+        secrets: Mapping[str, str] | None = None,
+        encode: Callable[[int, str], str] | None = None,
+    ) -> str:
+        """The text; `encode(index, text)`, when given, rewrites each substituted value (part `index`) where it
+        lands."""
         evaluation = _Evaluation()  # one budget for all the placeholders
         texts = []
-        for part in self.parts:
-            if isinstance(part, Expression):
+        for index, part in enumerate(self.parts):
+            if isinstance(part, str):
+                texts.append(part)
+                continue
+            if isinstance(part, SecretRef):
+                if secrets is None or part.name not in secrets:
+                    raise ExpressionError(f"secret {part.name!r} is not available to this run")
+                text = secrets[part.name]
+            else:
                 text = _as_text(part._evaluate(data, evaluation), f"the value of {{{{ {part.source} }}}}")
                 evaluation.steps.spend(len(text))  # the result copies every value, shared or not
-                texts.append(text)
-            else:
-                texts.append(part)
+            texts.append(encode(index, text) if encode else text)
         return "".join(texts)
 
 
-def compile_template(source: Any) -> Template:
+def _secret_ref(name: str) -> SecretRef:
+    if not secret_syntax.NAME_PATTERN.fullmatch(name):
+        raise ExpressionError(f"secret name {name!r} must be {secret_syntax.NAME_RULE}")
+    return SecretRef(name)
+
+
+def _literal_parts(text: str, secrets: bool) -> list[TemplatePart]:
+    """Literal template text, with its bare `secret('NAME')` references as SecretRef parts when `secrets`."""
+    if not secrets:
+        return [text] if text else []
+    parts: list[TemplatePart] = []
+    position = 0
+    for match in secret_syntax.REFERENCE.finditer(text):
+        if match.start() > position:
+            parts.append(text[position : match.start()])
+        parts.append(_secret_ref(match.group(2)))
+        position = match.end()
+    if position < len(text):
+        parts.append(text[position:])
+    return parts
+
+
+def compile_template(source: Any, secrets: bool = False) -> Template:
+    """`source` as a template; with `secrets`, `secret('NAME')` (bare, or alone in a placeholder) is a SecretRef."""
     if not isinstance(source, str):
         raise ExpressionError(f"expected a text template, got {shown(source)}")
-    parts: list[str | Expression] = []
+    parts: list[TemplatePart] = []
     position = 0
     for match in _PLACEHOLDER.finditer(source):
-        if match.start() > position:
-            parts.append(source[position : match.start()])
-        parts.append(compile_expression(match.group(1).strip()))
+        parts.extend(_literal_parts(source[position : match.start()], secrets))
+        inner = match.group(1).strip()
+        name = secret_syntax.referenced_name(inner) if secrets else None
+        parts.append(_secret_ref(name) if name is not None else compile_expression(inner))
         position = match.end()
-    if position < len(source):
-        parts.append(source[position:])
+    parts.extend(_literal_parts(source[position:], secrets))
     return Template(tuple(parts))

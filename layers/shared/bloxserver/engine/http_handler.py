@@ -1,16 +1,21 @@
 """The `http` handler: one outbound request built from config templates and the message, through the SSRF guard.
 
+Templates take `{{ expression }}` placeholders and `secret('NAME')` references. In the URL, every substituted value
+is percent-encoded for the place it lands (a path segment, the query, userinfo), and none may land in the scheme,
+host or port: a message can never change where the request goes, nor the URL's path and query structure.
+
 httpx (and the guard) are imported on first use: flows without http listeners never pay for them at cold start.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import string
 import time
 import zlib
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from bloxserver import jsonvalues
 from bloxserver.engine.base import (
@@ -58,9 +63,62 @@ CONFIG_KEYS = {
 
 def _template(key: str, source: Any) -> Template:
     try:
-        return compile_template(source)
+        return compile_template(source, secrets=True)
     except ExpressionError as exc:
         raise InvalidConfig(f"config {key}: {exc}") from exc
+
+
+# Stands for substituted part `n` while the URL's literal structure is parsed (private-use characters: no URL
+# syntax, and never in a URL a person writes).
+_MARK = "\ue000{}\ue001"
+_FIXED_START = re.compile(r"https?://", re.IGNORECASE)
+
+
+class UrlTemplate:
+    """The URL template, with where each substituted value lands: userinfo, path, query or fragment."""
+
+    def __init__(self, source: Any) -> None:
+        self.template = _template("url", source)
+        self.places: dict[int, str] = {}
+        parts = self.template.parts
+        skeleton = "".join(part if isinstance(part, str) else _MARK.format(index) for index, part in enumerate(parts))
+        if not self.template.is_literal:
+            self._place_values(skeleton)
+        try:
+            _check_url(re.sub("\ue000\\d+\ue001", "x", skeleton))  # the literal parts: scheme, host, port
+        except ValueError as exc:
+            raise InvalidConfig(f"config.url: {exc}") from exc
+
+    def _place_values(self, skeleton: str) -> None:
+        try:
+            split = urlsplit(skeleton)
+        except ValueError as exc:
+            raise InvalidConfig("config.url: invalid URL") from exc
+        userinfo, _, host_and_port = split.netloc.rpartition("@")
+        if not _FIXED_START.match(skeleton) or "\ue000" in host_and_port:
+            raise InvalidConfig(
+                "config.url: a placeholder or secret cannot be in the URL's scheme, host or port: start the URL with "
+                "a fixed http:// or https:// address (values from the message go in the path or query)"
+            )
+        components = (("userinfo", userinfo), ("path", split.path), ("query", split.query), ("fragment", split.fragment))
+        for index, part in enumerate(self.template.parts):
+            for place, text in components:
+                if not isinstance(part, str) and _MARK.format(index) in text:
+                    self.places[index] = place
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        return self.template.secret_names
+
+    def render(self, message: Any, secrets: dict[str, str]) -> str:
+        return self.template.render(message, secrets, self._encoded)
+
+    def _encoded(self, index: int, text: str) -> str:
+        # Nothing is kept: "/", "?", "#", "&", "=", "@" and "%" all become %XX. A path value of only dots is
+        # encoded too, or "." and ".." would be dot segments that climb the path.
+        if self.places[index] == "path" and text and not text.strip("."):
+            return "%2E" * len(text)
+        return quote(text, safe="")
 
 
 class HttpRequest:
@@ -69,12 +127,7 @@ class HttpRequest:
         self.method = str(config.get("method", "GET")).upper()
         if self.method not in METHODS:
             raise InvalidConfig(f"config.method must be one of {', '.join(METHODS)}")
-        self.url = _template("url", config["url"])
-        if all(isinstance(part, str) for part in self.url.parts):  # no placeholders: it can be checked now
-            try:
-                _check_url(config["url"])
-            except ValueError as exc:
-                raise InvalidConfig(f"config.url: {exc}") from exc
+        self.url = UrlTemplate(config["url"])
         headers = config.get("headers", {})
         if not isinstance(headers, dict):
             raise InvalidConfig("config.headers must be a mapping of header name: template")
@@ -102,22 +155,30 @@ class HttpRequest:
         self.allow_error_status = config.get("allow_error_status", False)
         if not isinstance(self.allow_error_status, bool):
             raise InvalidConfig("config.allow_error_status must be true or false")
+        self.secret_names = self.url.secret_names.union(
+            *(template.secret_names for _, template in self.headers),
+            self.body.secret_names if self.body is not None else (),
+        )
+        missing = sorted(self.secret_names - context.secret_names) if context.secret_names is not None else []
+        if missing:
+            names = ", ".join(map(repr, missing))
+            raise InvalidConfig(f"no secret named {names} exists: add it with PUT /api/v1/secrets/{missing[0]}")
 
-    def _render(self, template: Template, message: Any) -> str:
+    def _render(self, template: Template | UrlTemplate, message: Any, invocation: Invocation) -> str:
         try:
-            return template.render(message)
+            return template.render(message, invocation.secrets)
         except ExpressionError as exc:
             raise ListenerFailed(str(exc)) from exc
 
     def run(self, message: Any, invocation: Invocation) -> HandlerResult:
-        url = self._render(self.url, message)
+        url = self._render(self.url, message, invocation)
         try:
             shown_url = _check_url(url)
         except ValueError as exc:
             raise ListenerFailed(str(exc)) from exc
         headers: dict[str, str] = {}
         for name, template in self.headers:
-            value = self._render(template, message)
+            value = self._render(template, message, invocation)
             # Checked here, not by the HTTP library, whose refusal would quote the value (often a secret). Printable
             # ASCII leaves spaces as the only whitespace, which may not start or end a value.
             if not value.isascii() or not value.isprintable() or value.strip(" ") != value:
@@ -125,7 +186,7 @@ class HttpRequest:
             headers[name] = value
         content: bytes | None = None
         if self.body is not None:
-            content = self._render(self.body, message).encode()
+            content = self._render(self.body, message, invocation).encode()
         elif self.body_expression is not None or self.method in BODY_METHODS:
             body = message if self.body_expression is None else evaluate(self.body_expression, message)
             problem = jsonvalues.size_problem(body, MAX_MESSAGE_BYTES)  # shared parts: small in memory, not as JSON

@@ -363,6 +363,10 @@ class _Builder:
             log_payloads=log_payloads,
             llm=llm,
             issues=tuple(self.issues),
+            # Handlers that take secret references (http) say which; the others have none.
+            secret_names=frozenset().union(
+                *(getattr(listener.handler, "secret_names", ()) for listener in listeners.values())
+            ),
         )
 
     def check_model(self, flow_llm: LlmChoice, spec: ListenerSpec) -> None:

@@ -91,6 +91,8 @@ class Organism:
     log_payloads: bool = False
     llm: LlmChoice = LlmChoice()
     issues: tuple[ValidationIssue, ...] = ()
+    # Every secret('NAME') its listeners reference: a run is given these values when it starts.
+    secret_names: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

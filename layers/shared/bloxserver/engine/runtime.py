@@ -18,6 +18,7 @@ from bloxserver.engine.context import FlowContext, RunServices
 from bloxserver.engine.llm import ResolvedLlm, resolve_llm_choice
 from bloxserver.engine.loader import load_organism
 from bloxserver.engine.model import EngineLog, EngineResult, Listener, LogLevel, Organism, OrganismError, RunStatus
+from bloxserver.engine.redaction import Redactor
 from bloxserver.engine.settings import EngineSettings, get_engine_settings
 
 # What all the results of one run may add up to: a run holds them at once (queued, terminal, logged), and a batch of
@@ -65,6 +66,10 @@ class Invocation:
     @property
     def settings(self) -> EngineSettings:
         return self.run.settings
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        return self.run.secrets
 
     @property
     def llm_choice(self) -> ResolvedLlm:
@@ -175,6 +180,7 @@ class Run:
         self.iterations = 0
         self.tokens_used = 0
         self.message_bytes = 0  # of every result so far: they may all be held at once (pending, terminal, logged)
+        self.secrets: dict[str, str] = {}  # the values of the secrets the flow references, from the run's start
 
     def log(self, level: LogLevel, message: str, listener: str | None, **metadata: Any) -> None:
         metadata = {"executionId": self.execution_id, "listener": listener, **metadata}
@@ -253,6 +259,33 @@ def _entry_message(input_payload: str | None) -> Any:
     return message
 
 
+def _secret_values(organism: Organism, services: RunServices) -> dict[str, str]:
+    names = organism.secret_names
+    if not names:
+        return {}
+    if services.secret_values is None:
+        raise RunStopped("secrets are not available to this run", None)
+    try:
+        values = dict(services.secret_values(names))
+    except Exception as exc:  # the store's failure: the run cannot send what it was written to send
+        raise RunStopped(f"the flow's secrets could not be read ({type(exc).__name__}); try again", None) from exc
+    missing = sorted(names - values.keys())
+    if missing:
+        raise RunStopped(f"no secret named {', '.join(map(repr, missing))} exists", None)
+    return values
+
+
+def _redacted(result: EngineResult, secrets: dict[str, str]) -> EngineResult:
+    if not secrets:
+        return result
+    redactor = Redactor(secrets.values())
+    logs = [
+        EngineLog(log.timestamp, log.level, redactor.text(log.message), redactor.value(log.metadata))
+        for log in result.logs
+    ]
+    return EngineResult(result.status, redactor.text(result.output), redactor.text(result.error), logs)
+
+
 def _output_text(terminal_results: dict[str, list[Any]]) -> str | None:
     if not terminal_results:
         return None
@@ -273,8 +306,8 @@ def run_flow(
     context: FlowContext = FlowContext(),
     services: RunServices = RunServices(),
 ) -> EngineResult:
-    """Runs one execution of `organism_yaml`, a flow in `context`, until `deadline` (a time.monotonic() value) at the
-    latest, with `services` for what its listeners need from outside the engine."""
+    """Runs one execution of `organism_yaml`, a flow in `context` with `services`, until `deadline` (a
+    time.monotonic() value) at the latest. No secret value appears in the result (redaction.py)."""
     started = time.monotonic()
     try:
         organism = load_organism(organism_yaml, context)
@@ -292,6 +325,7 @@ def run_flow(
     status: RunStatus = "success"
     output = error = None
     try:
+        run.secrets = _secret_values(organism, services)
         output = _output_text(run.deliver(_entry_message(input_payload)))
     except RunStopped as exc:
         status, error = exc.status, exc.message
@@ -308,5 +342,5 @@ def run_flow(
         tokensUsed=run.tokens_used,
         durationMs=round((time.monotonic() - started) * 1000, 3),
     )
-    return EngineResult(status, output, error, run.logs, run.tokens_used)
+    return _redacted(EngineResult(status, output, error, run.logs, run.tokens_used), run.secrets)
 
