@@ -24,6 +24,9 @@ class ErrorCode(StrEnum):
     VALIDATION_ERROR = "validation_error"
     INVALID_FLOW = "invalid_flow"
     QUOTA_EXCEEDED = "quota_exceeded"
+    MEMORY_DISABLED = "memory_disabled"
+    VERSION_MISMATCH = "version_mismatch"
+    MEMORY_FULL = "memory_full"
     INTERNAL_ERROR = "internal_error"
     SERVICE_UNAVAILABLE = "service_unavailable"
 
@@ -43,6 +46,9 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.VALIDATION_ERROR: 422,
     ErrorCode.INVALID_FLOW: 422,
     ErrorCode.QUOTA_EXCEEDED: 429,
+    ErrorCode.MEMORY_DISABLED: 409,
+    ErrorCode.VERSION_MISMATCH: 412,
+    ErrorCode.MEMORY_FULL: 413,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
 }
@@ -112,6 +118,18 @@ class InvalidFlow(AppError):
 
 class QuotaExceeded(AppError):
     code = ErrorCode.QUOTA_EXCEEDED
+
+
+class MemoryDisabled(AppError):
+    code = ErrorCode.MEMORY_DISABLED
+
+
+class VersionMismatch(AppError):
+    code = ErrorCode.VERSION_MISMATCH
+
+
+class MemoryFull(AppError):
+    code = ErrorCode.MEMORY_FULL
 
 
 class ServiceUnavailable(AppError):

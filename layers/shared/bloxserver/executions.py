@@ -19,8 +19,7 @@ from bloxserver.dal import triggers as trigger_store
 from bloxserver.dal import users as user_store
 from bloxserver.errors import BadRequest, InvalidState, QuotaExceeded, ServiceUnavailable, flow_not_found
 from bloxserver.ids import time_ordered_uuid
-from bloxserver.limits import TIER_LIMITS, stored_tier
-from bloxserver.memory import ContainerMemory
+from bloxserver.limits import TIER_LIMITS, known_stored_tiers, remember_stored_tier, stored_tier_condition
 from bloxserver.observability import logger
 
 RETENTION_DAYS = 30  # executions, their counters and logs are kept for the start day plus 30 full days
@@ -128,30 +127,6 @@ def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
     )
 
 
-# Owners' stored tiers as this container last saw them, so a start need not read the profile: only a guess, made
-# a condition of the start's transaction (the profile's tier is still this one); when the tier changed the
-# transaction is cancelled, returns the profile, and is written again with its tier. A tier change therefore
-# applies at once, and a start never takes more round trips than reading the profile first would.
-_known_tiers: ContainerMemory[Tier] = ContainerMemory()
-
-
-def _remember_tier(user_id: UUID, profile: dict[str, Any] | None) -> Tier:
-    return _known_tiers.remember(str(user_id), stored_tier(profile))
-
-
-def _tier_condition(tier: Tier) -> tuple[str, dict[str, Any]]:
-    """The condition on the profile item under which limits.stored_tier reads `tier` (a missing profile reads as
-    free, and so does a missing or unknown tier)."""
-    if tier is Tier.FREE:
-        others = [t.value for t in Tier if t is not Tier.FREE]
-        names = [f":t{index}" for index in range(len(others))]
-        return (
-            f"attribute_not_exists(#tier) OR NOT (#tier IN ({', '.join(names)}))",
-            dict(zip(names, others)),
-        )
-    return "#tier = :tier", {":tier": tier.value}
-
-
 def start_execution(request: StartRequest) -> StartOutcome:
     """Record a running execution (counted against the owner's monthly quota) and queue it.
 
@@ -160,10 +135,10 @@ def start_execution(request: StartRequest) -> StartOutcome:
     request's webhook_token or, with require_trigger, its trigger no longer exists; nothing was written)."""
     tier, verify_tier = request.tier, False
     if tier is None:  # the owner's stored tier: known from an earlier start (verified in the transaction) or read
-        tier = _known_tiers.get(str(request.user_id))
+        tier = known_stored_tiers.get(str(request.user_id))
         verify_tier = tier is not None
         if tier is None:
-            tier = _remember_tier(request.user_id, user_store.get_user(request.user_id))
+            tier = remember_stored_tier(request.user_id, user_store.get_user(request.user_id))
     started = clock.utc_now()
     execution_id = str(time_ordered_uuid(int(started.timestamp() * 1000)))
     started_at = clock.iso(started)
@@ -204,9 +179,9 @@ def start_execution(request: StartRequest) -> StartOutcome:
 
     try:
         try:
-            record(tier, _tier_condition(tier) if verify_tier else None)
+            record(tier, stored_tier_condition(tier) if verify_tier else None)
         except execution_store.ProfileChanged as changed:  # the tier changed: nothing was written, use the new one
-            tier = _remember_tier(request.user_id, changed.profile)
+            tier = remember_stored_tier(request.user_id, changed.profile)
             record(tier, None)
     except execution_store.DeliveryAlreadyAccepted as replay:
         return StartOutcome({"id": replay.execution_id}, created=False)

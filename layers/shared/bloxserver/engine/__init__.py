@@ -3,7 +3,7 @@
 Importing it is cheap: boto3 and httpx load only when an agent or http listener runs.
 """
 
-from bloxserver.engine.context import FlowContext
+from bloxserver.engine.context import FlowContext, MemoryStore, RunServices, StoreRefused
 from bloxserver.engine.examples import DEFAULT_ORGANISM_YAML, REFERENCE_FLOW_INPUT, REFERENCE_FLOW_YAML
 from bloxserver.engine.loader import load_organism, validate
 from bloxserver.engine.model import EngineLog, EngineResult, Organism, OrganismError, ValidationIssue
@@ -14,10 +14,13 @@ __all__ = [
     "DEFAULT_ORGANISM_YAML",
     "REFERENCE_FLOW_INPUT",
     "REFERENCE_FLOW_YAML",
+    "RunServices",
+    "StoreRefused",
     "EngineLog",
     "EngineResult",
     "EngineSettings",
     "FlowContext",
+    "MemoryStore",
     "Organism",
     "OrganismError",
     "ValidationIssue",

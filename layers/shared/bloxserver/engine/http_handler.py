@@ -18,12 +18,14 @@ from bloxserver.engine.base import (
     InvalidConfig,
     ListenerFailed,
     check_entry_count,
+    compile_config_template,
     config_keys,
     evaluate,
     is_positive_number,
     optional_expression,
+    render,
 )
-from bloxserver.engine.expressions import MAX_MESSAGE_BYTES, ExpressionError, Template, compile_template
+from bloxserver.engine.expressions import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from bloxserver.engine.context import FlowContext
@@ -56,20 +58,13 @@ CONFIG_KEYS = {
 }
 
 
-def _template(key: str, source: Any) -> Template:
-    try:
-        return compile_template(source)
-    except ExpressionError as exc:
-        raise InvalidConfig(f"config {key}: {exc}") from exc
-
-
 class HttpRequest:
     def __init__(self, spec: ListenerSpec, context: FlowContext) -> None:
         config = config_keys(spec, CONFIG_KEYS, {"url"})
         self.method = str(config.get("method", "GET")).upper()
         if self.method not in METHODS:
             raise InvalidConfig(f"config.method must be one of {', '.join(METHODS)}")
-        self.url = _template("url", config["url"])
+        self.url = compile_config_template("url", config["url"])
         if all(isinstance(part, str) for part in self.url.parts):  # no placeholders: it can be checked now
             try:
                 _check_url(config["url"])
@@ -79,7 +74,7 @@ class HttpRequest:
         if not isinstance(headers, dict):
             raise InvalidConfig("config.headers must be a mapping of header name: template")
         check_entry_count("headers", headers)
-        self.headers = tuple((str(name), _template(f"headers.{name}", value)) for name, value in headers.items())
+        self.headers = tuple((str(name), compile_config_template(f"headers.{name}", value)) for name, value in headers.items())
         for name, template in self.headers:
             if not name or not HEADER_NAME_CHARACTERS.issuperset(name):
                 allowed = "letters, digits and !#$%&'*+-.^_`|~"
@@ -91,7 +86,7 @@ class HttpRequest:
             raise InvalidConfig("use config.body (a text template) or config.body_expression (JSON), not both")
         if self.method in BODYLESS_METHODS and ("body" in config or "body_expression" in config):
             raise InvalidConfig(f"a {self.method} request has no body: remove config.body or config.body_expression")
-        self.body = _template("body", config["body"]) if "body" in config else None
+        self.body = compile_config_template("body", config["body"]) if "body" in config else None
         self.body_expression = optional_expression(config, "body_expression")
         self.timeout_seconds = config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
         if not is_positive_number(self.timeout_seconds):
@@ -103,21 +98,15 @@ class HttpRequest:
         if not isinstance(self.allow_error_status, bool):
             raise InvalidConfig("config.allow_error_status must be true or false")
 
-    def _render(self, template: Template, message: Any) -> str:
-        try:
-            return template.render(message)
-        except ExpressionError as exc:
-            raise ListenerFailed(str(exc)) from exc
-
     def run(self, message: Any, invocation: Invocation) -> HandlerResult:
-        url = self._render(self.url, message)
+        url = render(self.url, message)
         try:
             shown_url = _check_url(url)
         except ValueError as exc:
             raise ListenerFailed(str(exc)) from exc
         headers: dict[str, str] = {}
         for name, template in self.headers:
-            value = self._render(template, message)
+            value = render(template, message)
             # Checked here, not by the HTTP library, whose refusal would quote the value (often a secret). Printable
             # ASCII leaves spaces as the only whitespace, which may not start or end a value.
             if not value.isascii() or not value.isprintable() or value.strip(" ") != value:
@@ -125,7 +114,7 @@ class HttpRequest:
             headers[name] = value
         content: bytes | None = None
         if self.body is not None:
-            content = self._render(self.body, message).encode()
+            content = render(self.body, message).encode()
         elif self.body_expression is not None or self.method in BODY_METHODS:
             body = message if self.body_expression is None else evaluate(self.body_expression, message)
             problem = jsonvalues.size_problem(body, MAX_MESSAGE_BYTES)  # shared parts: small in memory, not as JSON

@@ -8,6 +8,7 @@ from bloxserver.engine.agent import Agent
 from bloxserver.engine.base import HandlerFactory
 from bloxserver.engine.builtins import Conditional, Output, Transform
 from bloxserver.engine.http_handler import HttpRequest
+from bloxserver.engine.memory_handler import MemoryHandler
 
 HANDLERS: dict[str, HandlerFactory] = {
     "transform": Transform,
@@ -15,4 +16,5 @@ HANDLERS: dict[str, HandlerFactory] = {
     "output": Output,
     "http": HttpRequest,
     "llm": Agent,
+    "memory": MemoryHandler,
 }

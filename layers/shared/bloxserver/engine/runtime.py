@@ -14,7 +14,7 @@ from typing import Any, Callable
 from bloxserver import jsonvalues
 from bloxserver.engine.expressions import MAX_MESSAGE_BYTES
 from bloxserver.engine.base import HandlerResult, ListenerFailed
-from bloxserver.engine.context import FlowContext
+from bloxserver.engine.context import FlowContext, RunServices
 from bloxserver.engine.llm import ResolvedLlm, resolve_llm_choice
 from bloxserver.engine.loader import load_organism
 from bloxserver.engine.model import EngineLog, EngineResult, Listener, LogLevel, Organism, OrganismError, RunStatus
@@ -144,9 +144,17 @@ class Invocation:
 
 
 class Run:
-    def __init__(self, organism: Organism, settings: EngineSettings, execution_id: str, deadline: float) -> None:
+    def __init__(
+        self,
+        organism: Organism,
+        settings: EngineSettings,
+        execution_id: str,
+        deadline: float,
+        services: RunServices = RunServices(),
+    ) -> None:
         self.organism = organism
         self.settings = settings
+        self.services = services
         self.execution_id = execution_id
         self.deadline = min(deadline, time.monotonic() + organism.timeout_seconds)
         self.logs: list[EngineLog] = []
@@ -247,9 +255,10 @@ def run_flow(
     deadline: float,
     settings: EngineSettings | None = None,
     context: FlowContext = FlowContext(),
+    services: RunServices = RunServices(),
 ) -> EngineResult:
     """Runs one execution of `organism_yaml`, a flow in `context`, until `deadline` (a time.monotonic() value) at the
-    latest."""
+    latest, with `services` as its ports to the world beyond its messages."""
     started = time.monotonic()
     try:
         organism = load_organism(organism_yaml, context)
@@ -262,7 +271,7 @@ def run_flow(
         )
         return EngineResult("error", None, f"invalid organism: {exc.message}", [log])
 
-    run = Run(organism, settings or get_engine_settings(), execution_id, deadline)
+    run = Run(organism, settings or get_engine_settings(), execution_id, deadline, services)
     run.log("info", f"execution started: flow '{organism.name}', entry '{organism.entry}'", None)
     status: RunStatus = "success"
     output = error = None
