@@ -32,14 +32,19 @@ def shown_key(key: str) -> str:
     return repr(key if len(key) <= 100 else key[:100] + "…")
 
 
+class ValueTooLarge(ValueError):
+    """A value whose JSON text is over MAX_VALUE_BYTES."""
+
+
 def value_text(value: Any) -> str:
-    """The value's compact JSON text; ValueError (never quoting the value) when it cannot be stored."""
-    problem = jsonvalues.size_problem(value, MAX_VALUE_BYTES)
+    """The value's compact JSON text; ValueTooLarge, or ValueError for a value JSON cannot carry (never quoting the
+    value)."""
+    problem = jsonvalues.shape_problem(value)
     if problem is not None:
         raise ValueError(f"the value cannot be stored: it has {problem}")
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if len(text.encode()) > MAX_VALUE_BYTES:
-        raise ValueError(f"the value cannot be stored: its JSON has more than {MAX_VALUE_BYTES} bytes")
+        raise ValueTooLarge(f"the value's JSON has more than {MAX_VALUE_BYTES} bytes")
     return text
 
 
@@ -54,3 +59,23 @@ def ttl_problem(ttl_seconds: Any) -> str | None:
     if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
         return f"ttl_seconds must be a whole number of seconds from 1 to {MAX_TTL_SECONDS}"
     return None
+
+
+def parsed(text: str) -> Any:
+    """A stored value's JSON text as its value."""
+    return jsonvalues.parse(text)
+
+
+def kind(value: Any) -> str:
+    """What a value is, for errors that must not quote it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "a number"

@@ -164,8 +164,8 @@ def write_entry(
 ) -> None:
     """Replace entry `entry`, assumed to be `assumed` (None: absent), by `new` (None: delete it) and count the size change, in one
     transaction. `room` applies when the change is growth. With both None, checks that the entry is absent and
-    memory enabled. Raises EntryChanged, StateMissing, MemoryOff, NoRoom or ProfileChanged (checked in that
-    order: a wrong assumption makes the others meaningless)."""
+    memory enabled. Raises EntryChanged, StateMissing, MemoryOff, ProfileChanged or NoRoom (checked in that
+    order: a wrong assumption about the entry or the tier makes a lack of room meaningless)."""
     delta = (new.size_bytes if new else 0) - (assumed.size_bytes if assumed else 0)
     state_condition = "attribute_exists(PK) AND #enabled = :true"
     state_values: dict[str, Any] = {":delta": delta, ":true": True}
@@ -235,17 +235,16 @@ def write_entry(
         if codes[1] == "ConditionalCheckFailed":
             old = reasons[1].get("Item")
             raise EntryChanged(_entry(deserialize(old)) if old else None) from exc
-        if codes[0] == "ConditionalCheckFailed":
-            old = reasons[0].get("Item")
-            if not old:
-                raise StateMissing() from exc
-            state = _state(deserialize(old))
-            if not state.enabled:
-                raise MemoryOff() from exc
-            raise NoRoom(state.used_bytes) from exc
+        state = reasons[0].get("Item")
+        if codes[0] == "ConditionalCheckFailed" and not state:
+            raise StateMissing() from exc
+        if codes[0] == "ConditionalCheckFailed" and not _state(deserialize(state)).enabled:
+            raise MemoryOff() from exc
         if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
             profile = reasons[2].get("Item")
             raise ProfileChanged(deserialize(profile) if profile else None) from exc
+        if codes[0] == "ConditionalCheckFailed":
+            raise NoRoom(_state(deserialize(state)).used_bytes) from exc
         raise
 
 
