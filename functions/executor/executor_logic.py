@@ -286,15 +286,19 @@ def _run(
     claim: execution_store.Claim, flow: dict[str, Any], run_seconds: float
 ) -> tuple[execution_store.Ending, list[dict[str, Any]]]:
     """Run one claimed execution for at most `run_seconds`: its ending and its log items."""
-    from bloxserver.engine import EngineLog, run_flow
+    from bloxserver.engine import EngineLog, RunServices, run_flow
+    from bloxserver.project_memory import EngineMemory
 
     execution = claim.execution
-
+    # The flow's project memory, enabled or not: the port makes no call until a memory listener runs, and refuses
+    # then if memory is disabled.
+    services = RunServices(memory=EngineMemory(UUID(execution["userId"]), UUID(execution["flowId"])))
     result = run_flow(
         flow["organismYaml"],
         execution.get("inputPayload"),
         execution_id=execution["id"],
         deadline=time.monotonic() + run_seconds,
+        services=services,
     )
     status, fields = _outcome(result)
     logs = result.logs

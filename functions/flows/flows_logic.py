@@ -22,7 +22,7 @@ from bloxserver.dal import flows as flow_store
 from bloxserver.dal import users as user_store
 from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, ServiceUnavailable, ValidationFailed, flow_not_found
 from bloxserver.observability import logger
-from bloxserver.limits import TIER_LIMITS
+from bloxserver.limits import TIER_LIMITS, stored_tier
 from bloxserver.ownership import owned_flow
 from bloxserver.pagination import PageRequest, to_page
 
@@ -227,9 +227,12 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
 
 
 def validate_flow(principal: Principal, flow_id: UUID) -> list[dict[str, Any]]:
-    from bloxserver.engine import validate
+    from bloxserver.engine import FlowContext, validate
 
-    return [issue.as_dict() for issue in validate(_get_item(principal, flow_id)["organismYaml"])]
+    organism_yaml = _get_item(principal, flow_id)["organismYaml"]
+    # The owner's tier, for the warnings about what it lacks (a memory listener without project memory).
+    tier = principal.tier_claim or stored_tier(user_store.get_user(principal.user_id))
+    return [issue.as_dict() for issue in validate(organism_yaml, FlowContext(owner_tier=tier.value))]
 
 
 def stop_flow(principal: Principal, flow_id: UUID) -> Flow:

@@ -241,20 +241,23 @@ def test_given_entries_when_memory_is_cleared_then_none_remain_and_used_bytes_is
 
 
 def test_given_more_than_1000_keys_then_the_first_1000_are_listed_in_order_with_has_more_keys(memory, flow):
+    from bloxserver import keys
     from bloxserver.auth import user_id_for
-    from bloxserver.dal import memory as store
-    from bloxserver.dal.memory import StoredEntry
-    from uuid import UUID
+    from bloxserver.dal.table import client, serialize, table_name
 
     enable(memory, flow)
-    user_id = user_id_for("user_alice")
-    for index in range(1001):  # through the store: 1001 API calls would only slow the test
-        key = f"key-{index:04d}"
-        store.write_entry(user_id, UUID(flow), key, None, StoredEntry(key, "1", len(key) + 1, 1, "2026-01-01T00:00:00Z"), None)
+    partition = keys.memory_pk(user_id_for("user_alice"), flow)
+    # Written straight to the table, in reverse order (1001 API calls would only slow the test).
+    items = [
+        {"PK": partition, "SK": keys.memory_entry_sk(f"key-{index:04d}"), "value": "1", "sizeBytes": 9, "version": 1}
+        for index in reversed(range(1001))
+    ]
+    for start in range(0, len(items), 25):
+        requests = [{"PutRequest": {"Item": serialize(item)}} for item in items[start : start + 25]]
+        client().batch_write_item(RequestItems={table_name(): requests})
     described = state(memory, flow)
     assert described["keys"] == [f"key-{index:04d}" for index in range(1000)]
     assert described["hasMoreKeys"] is True
-    assert described["usedBytes"] == 1001 * 9
 
 
 def test_given_a_ttl_then_the_entry_expires_and_the_sweep_uncounts_it(memory, flow):
