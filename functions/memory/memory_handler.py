@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import Depends, Header, Response
+from fastapi import Depends, Header, Request, Response
 from starlette.convertors import PathConvertor, register_url_convertor
 
 from bloxserver.api import create_app, current_principal, lambda_handler
@@ -25,6 +25,13 @@ class MemoryKeyConvertor(PathConvertor):
 register_url_convertor("memory_key", MemoryKeyConvertor())
 
 app = create_app("BloxServer memory")
+
+
+def entry_key(request: Request, key: str) -> str:
+    """The entry's key as API Gateway decoded its path parameter (the path FastAPI routes on may still hold the
+    %XX escapes a client must use for "/", "?", "#" or "%" in a key)."""
+    parameters = (request.scope.get("aws.event") or {}).get("pathParameters") or {}
+    return parameters.get("key", key)
 
 MEMORY = "/api/v1/flows/{flow_id}/memory"
 ENTRY = MEMORY + "/entries/{key:memory_key}"
@@ -49,15 +56,17 @@ async def clear_memory(flow_id: UUID, principal: Principal = Depends(current_pri
 
 
 @app.get(ENTRY, response_model=MemoryEntry)
-async def get_entry(flow_id: UUID, key: str, principal: Principal = Depends(current_principal)) -> MemoryEntry:
+async def get_entry(
+    flow_id: UUID, key: str = Depends(entry_key), principal: Principal = Depends(current_principal)
+) -> MemoryEntry:
     return memory_logic.get_entry(principal, flow_id, key)
 
 
 @app.put(ENTRY, response_model=MemoryEntry)
 async def put_entry(
     flow_id: UUID,
-    key: str,
     body: PutMemoryEntryRequest,
+    key: str = Depends(entry_key),
     if_match: str | None = Header(None, alias="If-Match"),
     if_none_match: str | None = Header(None, alias="If-None-Match"),
     principal: Principal = Depends(current_principal),
@@ -69,7 +78,7 @@ async def put_entry(
 @app.delete(ENTRY, status_code=204)
 async def delete_entry(
     flow_id: UUID,
-    key: str,
+    key: str = Depends(entry_key),
     if_match: str | None = Header(None, alias="If-Match"),
     principal: Principal = Depends(current_principal),
 ) -> Response:
