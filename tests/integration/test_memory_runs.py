@@ -40,22 +40,13 @@ listeners:
     handler: output
 """
 
-KEEP_YAML = """
-organism: {name: keep}
-listeners:
+# Remembers the note for one hour, then reads it back through REMEMBER_YAML's listeners.
+KEEP_YAML = REMEMBER_YAML.replace("entry: recall", "entry: keep") + """
   - name: keep
     description: Remembers the note for one hour, passes the message on
     handler: memory
     config: {op: set, key: "last:{{ user }}", value: "note", ttl_seconds: 3600}
     peers: [recall]
-  - name: recall
-    description: Reads it back
-    handler: memory
-    config: {op: get, key: "last:{{ user }}"}
-    peers: [done]
-  - name: done
-    description: What was remembered
-    handler: output
 """
 
 

@@ -130,12 +130,7 @@ class FlowMemory:
 
     def read(self, key: str) -> StoredEntry | None:
         """The live entry (None when absent or expired); MemoryDisabled, or NotFound for no such flow."""
-        state, entry = store.get_state_and_entry(self.user_id, self.flow_id, key)
-        if state is None:
-            raise self._disabled_or_missing()
-        if not state.enabled:
-            raise self._disabled()
-        self._remember(key, entry)
+        entry = self._read_stored(key)
         return None if entry is None or entry.expired(time.time()) else entry
 
     # Writes
@@ -192,12 +187,14 @@ class FlowMemory:
         return self._room() if growth > 0 else None
 
     def _read_stored(self, key: str) -> StoredEntry | None:
-        """The entry as stored, expired or not (a write must pin what is there); raises as `read` does."""
+        """The entry as stored, expired or not (a write must pin what is there), and remembered; raises as `read`
+        does."""
         state, entry = store.get_state_and_entry(self.user_id, self.flow_id, key)
         if state is None:
             raise self._disabled_or_missing()
         if not state.enabled:
             raise self._disabled()
+        self._remember(key, entry)
         return entry
 
     def put(self, key: str, text: str, ttl_seconds: int | None, precondition: Precondition = Precondition()) -> StoredEntry:

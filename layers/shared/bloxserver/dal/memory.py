@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from bloxserver import keys
 from bloxserver.dal.flows import flow_key
+from bloxserver.dal.users import tier_check
 from bloxserver.dal.table import (
     cancellation_codes,
     client,
@@ -212,19 +213,7 @@ def write_entry(
         body["ExpressionAttributeValues"] = serialize(entry_values)
     actions.append(operation)
     if delta > 0 and room is not None and room.profile_condition is not None:
-        expression, values = room.profile_condition
-        actions.append(
-            {
-                "ConditionCheck": {
-                    "TableName": table_name(),
-                    "Key": key(keys.user_pk(user_id), keys.PROFILE),
-                    "ConditionExpression": expression,
-                    "ExpressionAttributeNames": {"#tier": "tier"},
-                    "ExpressionAttributeValues": serialize(values),
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            }
-        )
+        actions.append(tier_check(user_id, room.profile_condition))
     try:
         transact_write(actions)
     except ClientError as exc:
