@@ -48,7 +48,8 @@ def measure(repetitions: int) -> dict[str, Operation]:
 
     emulator = EmulatorProcess()
     try:
-        configure_functions(emulator.url, local_template_refs("http://127.0.0.1:3000", "whsec_bench"), os.environ.update)
+        refs = local_template_refs("http://127.0.0.1:3000", "whsec_bench")
+        configure_functions(emulator.url, refs, os.environ.update)
         for path in ("functions/flows", "functions/memory"):
             sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", path))
         import flows_handler
@@ -62,7 +63,8 @@ def measure(repetitions: int) -> dict[str, Operation]:
             LambdaContext("bench"),
         )
         flow_id = json.loads(created["body"])["id"]
-        assert _http(memory_handler.handler, "PATCH", f"/api/v1/flows/{flow_id}/memory", {"enabled": True}, claims) == 200
+        api = memory_handler.handler
+        assert _http(api, "PATCH", f"/api/v1/flows/{flow_id}/memory", {"enabled": True}, claims) == 200
         port = project_memory.EngineMemory(user_id_for(sub), uuid.UUID(flow_id))
         # Another container's port: its writes are ones this container did not see.
         elsewhere = project_memory.EngineMemory(user_id_for(sub), uuid.UUID(flow_id))
@@ -100,18 +102,24 @@ def measure(repetitions: int) -> dict[str, Operation]:
         timed("port set with ttl_seconds", lambda: port.set("brief", value, 3600))
         port.set("count", 0, None)
         timed("port increment, remembered", lambda: port.increment("count", 1, None))
-        timed("port increment, written elsewhere", lambda: port.increment("count2", 1, None), written_elsewhere("count2"))
+        timed(
+            "port increment, written elsewhere", lambda: port.increment("count2", 1, None), written_elsewhere("count2")
+        )
         timed("port delete, remembered", lambda: port.delete("gone"), lambda: port.set("gone", 1, None))
         timed("port delete, absent key", lambda: port.delete("never"))
         entry = f"/api/v1/flows/{flow_id}/memory/entries/api"
-        timed("API PUT entry, remembered (token with a tier claim)", lambda: _http(memory_handler.handler, "PUT", entry, {"value": value}, claims))
-        timed("API GET entry", lambda: _http(memory_handler.handler, "GET", entry, None, claims))
+        timed(
+            "API PUT entry, remembered (token with a tier claim)",
+            lambda: _http(api, "PUT", entry, {"value": value}, claims),
+        )
+        timed("API GET entry", lambda: _http(api, "GET", entry, None, claims))
         timed(
             "API DELETE entry",
-            lambda: _http(memory_handler.handler, "DELETE", entry, None, claims),
-            lambda: _http(memory_handler.handler, "PUT", entry, {"value": 1}, claims),
+            lambda: _http(api, "DELETE", entry, None, claims),
+            lambda: _http(api, "PUT", entry, {"value": 1}, claims),
         )
-        timed("API GET memory (state + keys)", lambda: _http(memory_handler.handler, "GET", f"/api/v1/flows/{flow_id}/memory", None, claims))
+        described = f"/api/v1/flows/{flow_id}/memory"
+        timed("API GET memory (state + keys)", lambda: _http(api, "GET", described, None, claims))
         return results
     finally:
         emulator.stop()

@@ -111,7 +111,8 @@ def test_given_if_match_then_a_stale_version_is_412_and_writes_nothing(memory, f
     assert call(memory, "GET", entry_path(flow, "missing"), claims=PRO).status == 404
     refused_delete = call(memory, "DELETE", entry_path(flow, "k"), claims=PRO, headers={"If-Match": str(version)})
     assert refused_delete.status == 412
-    deleted = call(memory, "DELETE", entry_path(flow, "k"), claims=PRO, headers={"If-Match": str(fresh.json["version"])})
+    current = {"If-Match": str(fresh.json["version"])}
+    deleted = call(memory, "DELETE", entry_path(flow, "k"), claims=PRO, headers=current)
     assert deleted.status == 204
 
 

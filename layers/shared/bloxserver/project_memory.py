@@ -73,6 +73,11 @@ class _Refusal(Exception):
         self.error = error
 
 
+def _growth(old: StoredEntry | None, new: StoredEntry | None) -> int:
+    """How many bytes replacing `old` by `new` adds to the memory (None: absent)."""
+    return (new.size_bytes if new else 0) - (old.size_bytes if old else 0)
+
+
 def _new_version(old: StoredEntry | None) -> int:
     """Larger than the old version and than any version given before now (microseconds), so a deleted and
     re-created entry never repeats a version an If-Match may still hold."""
@@ -170,10 +175,9 @@ class FlowMemory:
                 raise self._disabled() from None
             except store.NoRoom as full:
                 limit = self.max_bytes()
-                needed = (new.size_bytes if new else 0) - (stored.size_bytes if stored else 0)
                 raise MemoryFull(
-                    f"Project memory is full: key {memory_rules.shown_key(key)} needs {needed} more bytes, "
-                    f"{full.used_bytes} of {limit} are used",
+                    f"Project memory is full: key {memory_rules.shown_key(key)} needs {_growth(stored, new)} more "
+                    f"bytes, {full.used_bytes} of {limit} are used",
                     {"usedBytes": full.used_bytes, "maxBytes": limit, "key": key},
                 ) from None
             self._remember(key, new)
@@ -183,8 +187,7 @@ class FlowMemory:
         )
 
     def _room_for(self, stored: StoredEntry | None, new: StoredEntry | None) -> store.Room | None:
-        growth = (new.size_bytes if new else 0) - (stored.size_bytes if stored else 0)
-        return self._room() if growth > 0 else None
+        return self._room() if _growth(stored, new) > 0 else None
 
     def _read_stored(self, key: str) -> StoredEntry | None:
         """The entry as stored, expired or not (a write must pin what is there), and remembered; raises as `read`
@@ -197,7 +200,9 @@ class FlowMemory:
         self._remember(key, entry)
         return entry
 
-    def put(self, key: str, text: str, ttl_seconds: int | None, precondition: Precondition = Precondition()) -> StoredEntry:
+    def put(
+        self, key: str, text: str, ttl_seconds: int | None, precondition: Precondition = Precondition()
+    ) -> StoredEntry:
         """Store `text` (a value's compact JSON) under `key`; VersionMismatch when `precondition` fails."""
 
         def decide(live: StoredEntry | None) -> StoredEntry:
@@ -245,7 +250,8 @@ class FlowMemory:
                 )
             total = current + by
             if not math.isfinite(total):
-                raise _Refusal(ValidationFailed(f"incrementing key {memory_rules.shown_key(key)} overflows", {"key": key}))
+                overflow = f"incrementing key {memory_rules.shown_key(key)} overflows"
+                raise _Refusal(ValidationFailed(overflow, {"key": key}))
             text = memory_rules.value_text(total)
             outcome[:] = [total]
             return StoredEntry(

@@ -163,10 +163,10 @@ def write_entry(
     new: StoredEntry | None,
     room: Room | None,
 ) -> None:
-    """Replace entry `entry`, assumed to be `assumed` (None: absent), by `new` (None: delete it) and count the size change, in one
-    transaction. `room` applies when the change is growth. With both None, checks that the entry is absent and
-    memory enabled. Raises EntryChanged, StateMissing, MemoryOff, ProfileChanged or NoRoom (checked in that
-    order: a wrong assumption about the entry or the tier makes a lack of room meaningless)."""
+    """Replace entry `entry`, assumed to be `assumed` (None: absent), by `new` (None: delete it) and count the size
+    change, in one transaction. `room` applies when the change is growth. With both None, checks that the entry is
+    absent and memory enabled. Raises EntryChanged, StateMissing, MemoryOff, ProfileChanged or NoRoom (checked in
+    that order: a wrong assumption about the entry or the tier makes a lack of room meaningless)."""
     delta = (new.size_bytes if new else 0) - (assumed.size_bytes if assumed else 0)
     state_condition = "attribute_exists(PK) AND #enabled = :true"
     state_values: dict[str, Any] = {":delta": delta, ":true": True}
