@@ -12,7 +12,14 @@ from bloxserver.auth import Principal
 from bloxserver.contract import MemoryEntry, ProjectMemory
 from bloxserver.dal import memory as memory_store
 from bloxserver.dal.memory import StoredEntry
-from bloxserver.errors import LimitReached, NotFound, PayloadTooLarge, ValidationFailed, flow_not_found
+from bloxserver.errors import (
+    LimitReached,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    ValidationFailed,
+    flow_not_found,
+)
 from bloxserver.ownership import owned_flow
 from bloxserver.project_memory import FlowMemory, Precondition
 
@@ -100,7 +107,10 @@ def set_enabled(principal: Principal, flow_id: UUID, enabled: bool) -> ProjectMe
 
 def clear(principal: Principal, flow_id: UUID) -> None:
     owned_flow(principal.user_id, flow_id)
-    memory_store.clear(principal.user_id, flow_id)
+    try:
+        memory_store.clear(principal.user_id, flow_id)
+    except memory_store.KeptChanging:
+        raise ServiceUnavailable("The flow's memory kept being written while it was cleared; try again") from None
 
 
 def get_entry(principal: Principal, flow_id: UUID, key: str) -> MemoryEntry:

@@ -104,6 +104,10 @@ class FlowMissing(Exception):
     """No such flow of this owner."""
 
 
+class KeptChanging(Exception):
+    """Entries kept being written while the memory was being cleared; some may remain."""
+
+
 def state_key(user_id: UUID | str, flow_id: UUID | str) -> dict[str, Any]:
     return key(keys.memory_pk(user_id, flow_id), keys.MEMORY_STATE_SK)
 
@@ -334,7 +338,7 @@ def clear(user_id: UUID, flow_id: UUID, attempts: int = 5) -> None:
             except ClientError as exc:
                 if error_code(exc) != "TransactionCanceledException":
                     raise  # a cancelled batch (an entry changed, the state gone) is read again next round
-    raise RuntimeError("project memory kept changing while it was being cleared")
+    raise KeptChanging()
 
 
 def delete_all(user_id: UUID | str, flow_id: UUID | str) -> None:
