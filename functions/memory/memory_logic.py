@@ -40,7 +40,7 @@ def precondition(if_match: str | None, if_none_match: str | None) -> Preconditio
     version = None
     if if_match is not None:
         text = if_match.strip().removeprefix("W/").strip('"')
-        if not text.isdigit() or not text.isascii():
+        if not text.isdigit() or not text.isascii() or len(text) > 20:  # versions are microsecond times
             raise ValidationFailed(
                 "If-Match must be an entry's version (an integer)", {"header.if-match": "must be a version"}
             )
