@@ -166,14 +166,17 @@ def test_given_a_value_over_350_kb_then_it_is_refused_and_writes_nothing(memory,
 def test_given_a_bad_body_then_it_is_422(memory, flow):
     enable(memory, flow)
     assert call(memory, "PUT", entry_path(flow, "k"), body={}, claims=PRO).status == 422
-    for ttl in (0, 31_536_001, "soon", 1.5):
+    for ttl in (0, 31_536_001, "soon", 1.5, True, "60"):
         reply = put(memory, flow, "k", 1, ttl=ttl)
         assert reply.status == 422, ttl
         assert "body.ttlSeconds" in reply.json["details"]
     for bad_version in ("v1", "9" * 5000, "-1"):
         bad_match = put(memory, flow, "k", 1, headers={"If-Match": bad_version})
         assert bad_match.status == 422 and "header.if-match" in bad_match.json["details"]
-    assert call(memory, "PATCH", memory_path(flow), body={"enabled": "maybe"}, claims=PRO).status == 422
+    for enabled in ("maybe", "true", 1, None):
+        reply = call(memory, "PATCH", memory_path(flow), body={"enabled": enabled}, claims=PRO)
+        assert reply.status == 422 and "body.enabled" in reply.json["details"], enabled
+    assert call(memory, "PATCH", memory_path(flow), body={}, claims=PRO).status == 422
     assert state(memory, flow)["keys"] == []
 
 

@@ -419,14 +419,14 @@ class MemoryEntry(BaseModel):
 class UpdateProjectMemoryRequest(BaseModel):
     """extra: PATCH /flows/{id}/memory."""
 
-    enabled: bool
+    enabled: bool = Field(strict=True)
 
 
 class PutMemoryEntryRequest(BaseModel):
     """extra: PUT /flows/{id}/memory/entries/{key}; `value` is any JSON (null included)."""
 
     value: Any
-    ttl_seconds: int | None = Field(default=None, alias="ttlSeconds", ge=1, le=31_536_000)
+    ttl_seconds: int | None = Field(default=None, alias="ttlSeconds", ge=1, le=31_536_000, strict=True)
 
     @model_validator(mode="before")
     @classmethod
