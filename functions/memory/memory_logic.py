@@ -71,17 +71,19 @@ def describe(principal: Principal, flow_id: UUID) -> ProjectMemory:
     memory = _memory(principal, flow_id)
     state = memory_store.get_state(principal.user_id, flow_id)
     listed: list[str] = []
+    used = 0
     if state is None:
         owned_flow(principal.user_id, flow_id)
     else:
         listed = memory_store.list_keys(
             principal.user_id, flow_id, int(time.time()), memory_rules.MAX_LISTED_KEYS + 1
         )
+        used = state.used_bytes - memory.expired_bytes()  # expired entries stop counting at expiry
     return ProjectMemory.model_validate(
         {
             "flowId": flow_id,
             "enabled": bool(state and state.enabled),
-            "usedBytes": state.used_bytes if state else 0,
+            "usedBytes": used,
             "maxBytes": memory.max_bytes(fresh=True),
             "keys": listed[: memory_rules.MAX_LISTED_KEYS],
             "hasMoreKeys": len(listed) > memory_rules.MAX_LISTED_KEYS,

@@ -265,7 +265,7 @@ def test_given_more_than_1000_keys_then_the_first_1000_are_listed_in_order_with_
     assert described["hasMoreKeys"] is True
 
 
-def test_given_a_ttl_then_the_entry_expires_and_the_sweep_uncounts_it(memory, flow):
+def test_given_a_ttl_then_the_entry_stops_counting_at_expiry_and_the_sweep_removes_it(memory, flow):
     from bloxserver import project_memory
 
     enable(memory, flow)
@@ -275,7 +275,8 @@ def test_given_a_ttl_then_the_entry_expires_and_the_sweep_uncounts_it(memory, fl
     assert state(memory, flow)["usedBytes"] == 5 + entry["sizeBytes"]
     time.sleep(2.1)
     assert call(memory, "GET", entry_path(flow, "brief"), claims=PRO).status == 404
-    assert state(memory, flow)["keys"] == ["kept"]
+    described = state(memory, flow)
+    assert described["keys"] == ["kept"] and described["usedBytes"] == 5
     assert project_memory.sweep_expired() == 1
     assert state(memory, flow)["usedBytes"] == 5
     assert put(memory, flow, "brief", "again", headers={"If-None-Match": "*"}).status == 200
@@ -291,6 +292,20 @@ def test_given_an_expired_entry_not_yet_swept_when_it_is_rewritten_then_its_old_
     assert state(memory, flow)["usedBytes"] == rewritten["sizeBytes"]
     assert project_memory.sweep_expired() == 0
     assert state(memory, flow)["usedBytes"] == rewritten["sizeBytes"]
+
+
+def test_given_expired_entries_at_the_cap_then_they_make_room_for_a_new_write(memory, flow, monkeypatch):
+    from bloxserver import limits
+    from bloxserver.contract import Tier
+
+    monkeypatch.setitem(limits.TIER_LIMITS, Tier.PRO, limits.TierLimits(None, 100_000, 10, 1000))
+    enable(memory, flow)
+    assert put(memory, flow, "a", "x" * 900, ttl=1).status == 200
+    assert put(memory, flow, "b", "x" * 900).status == 413
+    time.sleep(2.1)
+    written = put(memory, flow, "b", "x" * 900)
+    assert written.status == 200, written.body
+    assert state(memory, flow)["usedBytes"] == written.json["sizeBytes"]
 
 
 def test_given_the_cap_then_a_write_past_it_is_413_memory_full_and_writes_nothing(memory, flow, monkeypatch):

@@ -131,6 +131,15 @@ class FlowMemory:
         condition = None if self.tier_claim is not None else stored_tier_condition(tier)
         return store.Room(TIER_LIMITS[tier].project_memory_bytes, condition)
 
+    def expired_bytes(self) -> int:
+        """What the flow's expired entries not yet removed by the sweep still count in usedBytes."""
+        return sum(entry.size_bytes for entry in store.expired_entries_of(self.user_id, self.flow_id, int(time.time())))
+
+    def remove_expired(self) -> int:
+        """Remove the flow's expired entries now (as the sweep would) and uncount them; how many were removed."""
+        expired = store.expired_entries_of(self.user_id, self.flow_id, int(time.time()))
+        return sum(store.remove_expired(entry) for entry in expired)
+
     # Reads
 
     def read(self, key: str) -> StoredEntry | None:
@@ -146,6 +155,7 @@ class FlowMemory:
         nothing to delete)."""
         stored = _known_entries.get(self._cache_key(key))
         read = False  # whether `stored` is the entry as read, rather than this container's guess
+        swept = False  # whether the flow's expired entries were removed for lack of room
         for attempt in range(WRITE_ATTEMPTS):
             now = time.time()
             live = None if stored is None or stored.expired(now) else stored
@@ -174,6 +184,10 @@ class FlowMemory:
             except store.MemoryOff:
                 raise self._disabled() from None
             except store.NoRoom as full:
+                if not swept:  # expired entries stop counting at expiry: make room from them before refusing
+                    swept = True
+                    if self.remove_expired():
+                        continue
                 limit = self.max_bytes()
                 raise MemoryFull(
                     f"Project memory is full: key {memory_rules.shown_key(key)} needs {_growth(stored, new)} more "

@@ -356,23 +356,31 @@ class ExpiredEntry:
     size_bytes: int
 
 
+def _expired(shard_pk: str, now: int, limit: int | None, memory_pk: str | None = None) -> list[ExpiredEntry]:
+    request: dict[str, Any] = {
+        "IndexName": "GSI1",
+        "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK <= :now",
+        "ExpressionAttributeValues": {":pk": {"S": shard_pk}, ":now": {"S": keys.memory_expiry_sk(now)}},
+        "ProjectionExpression": "PK, SK, sizeBytes, #version",
+        "ExpressionAttributeNames": {"#version": "version"},
+    }
+    if memory_pk is not None:
+        request["FilterExpression"] = "PK = :memory"
+        request["ExpressionAttributeValues"][":memory"] = {"S": memory_pk}
+    items = query_items(request, limit)
+    return [ExpiredEntry(item["PK"], item["SK"], int(item["version"]), int(item["sizeBytes"])) for item in items]
+
+
 def expired_entries(shard: int, now: int, limit: int) -> list[ExpiredEntry]:
     """Up to `limit` entries of one expiry shard whose expiry has passed, soonest first (GSI1: eventually
     consistent, so the removal checks each entry's version)."""
-    items = query_items(
-        {
-            "IndexName": "GSI1",
-            "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK <= :now",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": keys.memory_expiry_shard_pk(shard)},
-                ":now": {"S": keys.memory_expiry_sk(now)},
-            },
-            "ProjectionExpression": "PK, SK, sizeBytes, #version",
-            "ExpressionAttributeNames": {"#version": "version"},
-        },
-        limit,
-    )
-    return [ExpiredEntry(item["PK"], item["SK"], int(item["version"]), int(item["sizeBytes"])) for item in items]
+    return _expired(keys.memory_expiry_shard_pk(shard), now, limit)
+
+
+def expired_entries_of(user_id: UUID, flow_id: UUID, now: int) -> list[ExpiredEntry]:
+    """The flow's entries whose expiry has passed and that the sweep has not removed yet: the expired part of its
+    shard (at most the last sweep interval's worth), filtered to the flow."""
+    return _expired(keys.memory_expiry_pk(flow_id), now, None, keys.memory_pk(user_id, flow_id))
 
 
 def remove_expired(entry: ExpiredEntry) -> bool:
