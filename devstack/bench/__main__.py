@@ -1,5 +1,6 @@
 """`make bench`: cold start of every API function against the FastAPI + Mangum + boto3 floor, then the flow
-engine's CPU and AWS round trips per execution (devstack/bench/pipeline.py).
+engine's CPU and AWS round trips per execution (devstack/bench/pipeline.py), then AWS calls per project memory
+operation (devstack/bench/memory.py).
 
 Each sample is a fresh Python process that imports one handler module and serves its first request against the
 embedded AWS (moto server mode, tables from template.yaml). Targets are interleaved run by run so machine noise
@@ -98,16 +99,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--executions", type=int, default=100)
-    parser.add_argument("--only", choices=["cold-start", "pipeline"], help="run one of the two benchmarks")
+    parser.add_argument("--memory-operations", type=int, default=20, help="repetitions of each memory operation")
+    parser.add_argument("--only", choices=["cold-start", "pipeline", "memory"], help="run one of the benchmarks")
     args = parser.parse_args()
-    if args.only != "pipeline":
+    if args.only in (None, "cold-start"):
         print(f"Cold start, median of {args.runs} fresh processes per target, {sys.version.split()[0]}:\n")
         print(report(measure(args.runs)), flush=True)
-    if args.only != "cold-start":
+    if args.only in (None, "pipeline"):
         from devstack.bench import pipeline
 
         print(f"\nExecutions, {args.executions} per flow, webhook → queue → executor (CPU in our handlers only):\n")
-        print(pipeline.report(pipeline.measure(args.executions)))
+        print(pipeline.report(pipeline.measure(args.executions)), flush=True)
+    if args.only in (None, "memory"):
+        from devstack.bench import memory
+
+        print(f"\nProject memory, {args.memory_operations} of each operation, against the AWS emulator:\n")
+        print(memory.report(memory.measure(args.memory_operations)))
 
 
 if __name__ == "__main__":

@@ -371,21 +371,24 @@ def _run(
     items."""
     from bloxserver import secrets
     from bloxserver.engine import EngineLog, RunServices, run_flow
+    from bloxserver.project_memory import EngineMemory
 
     execution = claim.execution
-
     result = run_flow(
         flow["organismYaml"],
         execution.get("inputPayload"),
         execution_id=execution["id"],
         deadline=time.monotonic() + run_seconds,
         context=run_context(flow, owner.tier.value),
-        # Secret names are not checked at load here (the start checked them): a run asks for the values of those its
-        # flow references when it starts, and a secret deleted since ends it as error naming the secret.
         services=RunServices(
             wasm_modules=OwnerModules(execution["userId"]),
             token_quota=owner.token_quota,
+            # Secret names are not checked at load here (the start checked them): a run asks for the values of those
+            # its flow references when it starts, and a secret deleted since ends it as error naming the secret.
             secret_values=functools.partial(secrets.secret_values, execution["userId"]),
+            # The flow's project memory, enabled or not: the port makes no call until a memory listener runs, and
+            # refuses then if memory is disabled.
+            memory=EngineMemory(UUID(execution["userId"]), UUID(execution["flowId"])),
         ),
     )
     status, fields = _outcome(result)

@@ -241,7 +241,9 @@ def test_a_preflight_from_a_local_origin_is_answered_by_the_gateway(stack):
     assert reply.status == 204
     assert reply.headers["access-control-allow-origin"] == "http://localhost:5173"
     assert reply.headers["access-control-allow-methods"] == "GET,POST,PUT,PATCH,DELETE,OPTIONS"
-    assert reply.headers["access-control-allow-headers"] == "authorization,content-type,idempotency-key"
+    assert reply.headers["access-control-allow-headers"] == (
+        "authorization,content-type,idempotency-key,if-match,if-none-match"
+    )
     assert reply.headers["access-control-max-age"] == "600"
 
 

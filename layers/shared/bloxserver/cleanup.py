@@ -7,6 +7,7 @@ from uuid import UUID
 from bloxserver import triggers
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
+from bloxserver.dal import memory as memory_store
 from bloxserver.dal import users as user_store
 
 
@@ -20,6 +21,9 @@ def delete_flow_and_dependents(user_id: UUID, flow_id: UUID) -> bool:
     triggers.remove_flow_triggers(user_id, flow_id)
     deleted = flow_store.delete_flow(user_id, flow_id)
     triggers.remove_flow_triggers(user_id, flow_id)
+    # Project memory is keyed by owner and flow, so it is the caller's own whatever `deleted` says; removed after the
+    # flow, as nothing enables memory on a flow that is gone (PATCH checks the flow in its write).
+    memory_store.delete_all(user_id, flow_id)
     if deleted:
         # Executions are keyed by flow alone, so only the owner's successful deletion may remove them; a
         # half-done removal is finished by their TTL, and reads never show them without their flow.

@@ -481,6 +481,7 @@ class ProjectMemory(BaseModel):
     used_bytes: int = Field(default=0, alias="usedBytes")
     max_bytes: int = Field(alias="maxBytes")
     keys: list[str] = Field(default_factory=list)
+    has_more_keys: bool = Field(default=False, alias="hasMoreKeys")  # extra: `keys` holds the first 1000 only
 
 
 
@@ -491,6 +492,28 @@ class MemoryEntry(BaseModel):
     value: str # JSON string
     size_bytes: int = Field(alias="sizeBytes")
     updated_at: datetime = Field(alias="updatedAt")
+    version: int = 0  # extra: changes on every write (If-Match)
+    expires_at: datetime | None = Field(default=None, alias="expiresAt")  # extra
+
+
+class UpdateProjectMemoryRequest(BaseModel):
+    """extra: PATCH /flows/{id}/memory."""
+
+    enabled: bool = Field(strict=True)
+
+
+class PutMemoryEntryRequest(BaseModel):
+    """extra: PUT /flows/{id}/memory/entries/{key}; `value` is any JSON (null included)."""
+
+    value: Any
+    ttl_seconds: int | None = Field(default=None, alias="ttlSeconds", ge=1, le=31_536_000, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _value_is_required(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "value" not in data:
+            raise ValueError("value is required (any JSON, null included)")
+        return data
 
 
 

@@ -25,6 +25,9 @@ class ErrorCode(StrEnum):
     INVALID_FLOW = "invalid_flow"
     QUOTA_EXCEEDED = "quota_exceeded"
     RATE_LIMITED = "rate_limited"
+    MEMORY_DISABLED = "memory_disabled"
+    VERSION_MISMATCH = "version_mismatch"
+    MEMORY_FULL = "memory_full"
     INTERNAL_ERROR = "internal_error"
     SERVICE_UNAVAILABLE = "service_unavailable"
 
@@ -45,6 +48,9 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_FLOW: 422,
     ErrorCode.QUOTA_EXCEEDED: 429,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.MEMORY_DISABLED: 409,
+    ErrorCode.VERSION_MISMATCH: 412,
+    ErrorCode.MEMORY_FULL: 413,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
 }
@@ -127,6 +133,18 @@ class QuotaExceeded(AppError):
 
 class RateLimited(AppError):
     code = ErrorCode.RATE_LIMITED
+
+
+class MemoryDisabled(AppError):
+    code = ErrorCode.MEMORY_DISABLED
+
+
+class VersionMismatch(AppError):
+    code = ErrorCode.VERSION_MISMATCH
+
+
+class MemoryFull(AppError):
+    code = ErrorCode.MEMORY_FULL
 
 
 class ServiceUnavailable(AppError):

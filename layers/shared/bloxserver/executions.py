@@ -17,14 +17,30 @@ from bloxserver.dal import executions as execution_store
 from bloxserver.dal import queue
 from bloxserver.dal import triggers as trigger_store
 from bloxserver.dal import users as user_store
-from bloxserver.errors import BadRequest, InvalidState, QuotaExceeded, RateLimited, ServiceUnavailable, flow_not_found
+from bloxserver.errors import (
+    BadRequest,
+    InvalidState,
+    QuotaExceeded,
+    RateLimited,
+    ServiceUnavailable,
+    flow_not_found,
+)
 from bloxserver.ids import time_ordered_uuid
-from bloxserver.limits import TIER_LIMITS, WebhookRate, stored_tier, webhook_rate
+from bloxserver.limits import (
+    TIER_LIMITS,
+    WebhookRate,
+    known_stored_tiers,
+    remember_stored_tier,
+    stored_tier_condition,
+    webhook_rate,
+)
 from bloxserver.memory import ContainerMemory
 from bloxserver.observability import logger
 
 RETENTION_DAYS = 30  # executions, their counters and logs are kept for the start day plus 30 full days
-DELIVERY_MEMORY_SECONDS = 24 * 3600  # how long an Idempotency-Key (or Scheduler execution id) is remembered
+DELIVERY_MEMORY_SECONDS = (
+    24 * 3600
+)  # how long an Idempotency-Key (or Scheduler execution id) is remembered
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 # Must match template.yaml (tests/integration/test_executor.py checks): the executor's Timeout, the queue's
 # VisibilityTimeout (6× the executor's, as AWS advises for event source mappings) and the redrive maxReceiveCount.
@@ -42,7 +58,11 @@ REQUEUE_AFTER_SECONDS = 600
 
 def queued_deadline(started_at: str) -> str:
     """When an execution started at `started_at` (ISO) that nobody claimed is given up on."""
-    return clock.iso(clock.parse_iso(started_at) + timedelta(seconds=QUEUED_DEADLINE_SECONDS))
+    return clock.iso(
+        clock.parse_iso(started_at) + timedelta(seconds=QUEUED_DEADLINE_SECONDS)
+    )
+
+
 # A claimed execution whose executor is gone (crash, Lambda timeout) is ended this long after the time its
 # invocation had left, which it cannot outlive.
 CLAIM_GRACE_SECONDS = 60
@@ -51,7 +71,9 @@ CLAIM_GRACE_SECONDS = 60
 def retention_expiry(started: datetime) -> int:
     """expiresAt (epoch seconds) of everything about an execution started at `started`: the end of its start
     day plus RETENTION_DAYS, so a whole day's counters expire with the day's executions."""
-    start_of_day = started.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start_of_day = started.astimezone(UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
     return int((start_of_day + timedelta(days=RETENTION_DAYS + 1)).timestamp())
 
 
@@ -72,7 +94,11 @@ QUEUE_MESSAGE_FIELDS = ("userId", "flowId", "executionId")
 
 def queue_message(execution: dict[str, Any]) -> dict[str, str]:
     """The execution queue's message body: enough to find the execution and its flow."""
-    return {"userId": execution["userId"], "flowId": execution["flowId"], "executionId": execution["id"]}
+    return {
+        "userId": execution["userId"],
+        "flowId": execution["flowId"],
+        "executionId": execution["id"],
+    }
 
 
 def parse_queue_message(body: str) -> dict[str, str] | None:
@@ -92,9 +118,13 @@ class StartRequest:
     trigger_id: UUID | None
     input_payload: str | None
     tier: Tier | None  # from the caller's token; None: the owner's stored tier applies
-    delivery_scope: UUID | None = None  # with delivery_key: a replay of that delivery starts nothing new
+    delivery_scope: UUID | None = (
+        None  # with delivery_key: a replay of that delivery starts nothing new
+    )
     delivery_key: str | None = None
-    webhook_token: str | None = None  # the start also requires this token still exists (else TriggerGone)
+    webhook_token: str | None = (
+        None  # the start also requires this token still exists (else TriggerGone)
+    )
     # A webhook delivery's bucket (the trigger's config.rate_limit or the default; the token's item keeps it),
     # lowered to the owner's tier ceilings; past it, RateLimited and nothing is written. None: not throttled.
     rate_limit: WebhookRate | None = None
@@ -106,7 +136,11 @@ def checked_idempotency_key(header: str | None) -> str | None:
     """The Idempotency-Key header's value, checked (webhook deliveries and manual runs take one)."""
     if header is None:
         return None
-    if not header or len(header) > MAX_IDEMPOTENCY_KEY_LENGTH or not header.isprintable():
+    if (
+        not header
+        or len(header) > MAX_IDEMPOTENCY_KEY_LENGTH
+        or not header.isprintable()
+    ):
         raise BadRequest(
             f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY_LENGTH} printable characters",
             {"header.idempotency-key": "invalid"},
@@ -131,13 +165,6 @@ def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
     )
 
 
-# Owners' stored tiers as this container last saw them, so a start need not read the profile: only a guess, made
-# a condition of the start's transaction (the profile's tier is still this one); when the tier changed the
-# transaction is cancelled, returns the profile, and is written again with its tier. A tier change therefore
-# applies at once, and a start never takes more round trips than reading the profile first would.
-_known_tiers: ContainerMemory[Tier] = ContainerMemory()
-
-
 # Each bucket's time as this container last left it, so the start's bucket update guesses its case right: only a
 # guess, checked by the update's condition (a wrong one costs one more round trip).
 _known_buckets: ContainerMemory[int] = ContainerMemory()
@@ -150,26 +177,13 @@ def _rate_limited(rate: WebhookRate, retry_after_seconds: float) -> RateLimited:
     retry_after = max(1, math.ceil(retry_after_seconds))
     return RateLimited(
         f"Webhook rate limit reached ({rate.per_second:g} per second, bursts of {rate.burst}); retry in {retry_after} s",
-        {"perSecond": rate.per_second, "burst": rate.burst, "retryAfterSeconds": retry_after},
+        {
+            "perSecond": rate.per_second,
+            "burst": rate.burst,
+            "retryAfterSeconds": retry_after,
+        },
         headers={"Retry-After": str(retry_after)},
     )
-
-
-def _remember_tier(user_id: UUID, profile: dict[str, Any] | None) -> Tier:
-    return _known_tiers.remember(str(user_id), stored_tier(profile))
-
-
-def _tier_condition(tier: Tier) -> tuple[str, dict[str, Any]]:
-    """The condition on the profile item under which limits.stored_tier reads `tier` (a missing profile reads as
-    free, and so does a missing or unknown tier)."""
-    if tier is Tier.FREE:
-        others = [t.value for t in Tier if t is not Tier.FREE]
-        names = [f":t{index}" for index in range(len(others))]
-        return (
-            f"attribute_not_exists(#tier) OR NOT (#tier IN ({', '.join(names)}))",
-            dict(zip(names, others)),
-        )
-    return "#tier = :tier", {":tier": tier.value}
 
 
 def start_execution(request: StartRequest) -> StartOutcome:
@@ -179,11 +193,15 @@ def start_execution(request: StartRequest) -> StartOutcome:
     unreachable: the execution is ended as error, so it never stays running), dal.executions.TriggerGone (the
     request's webhook_token or, with require_trigger, its trigger no longer exists; nothing was written)."""
     tier, verify_tier = request.tier, False
-    if tier is None:  # the owner's stored tier: known from an earlier start (verified in the transaction) or read
-        tier = _known_tiers.get(str(request.user_id))
+    if (
+        tier is None
+    ):  # the owner's stored tier: known from an earlier start (verified in the transaction) or read
+        tier = known_stored_tiers.get(str(request.user_id))
         verify_tier = tier is not None
         if tier is None:
-            tier = _remember_tier(request.user_id, user_store.get_user(request.user_id))
+            tier = remember_stored_tier(
+                request.user_id, user_store.get_user(request.user_id)
+            )
     started = clock.utc_now()
     execution_id = str(time_ordered_uuid(int(started.timestamp() * 1000)))
     started_at = clock.iso(started)
@@ -201,14 +219,18 @@ def start_execution(request: StartRequest) -> StartOutcome:
     }
     delivery = None
     if request.delivery_key is not None:
-        delivery_pk = keys.delivery_idempotency_pk(request.delivery_scope, request.delivery_key)
+        delivery_pk = keys.delivery_idempotency_pk(
+            request.delivery_scope, request.delivery_key
+        )
         delivery = (delivery_pk, int(started.timestamp()) + DELIVERY_MEMORY_SECONDS)
     marker_sk = keys.running_marker_sk(requeue_at, execution_id)
     trigger_check_key = None
     if request.webhook_token:
         trigger_check_key = trigger_store.webhook_key(request.webhook_token)
     elif request.require_trigger and request.trigger_id:
-        trigger_check_key = trigger_store.trigger_key(request.user_id, request.flow_id, request.trigger_id)
+        trigger_check_key = trigger_store.trigger_key(
+            request.user_id, request.flow_id, request.trigger_id
+        )
 
     now_us = int(started.timestamp() * 1_000_000)
 
@@ -218,11 +240,17 @@ def start_execution(request: StartRequest) -> StartOutcome:
         rate = webhook_rate(request.rate_limit, tier)
         interval_us = math.ceil(1_000_000 / rate.per_second)
         return execution_store.Throttle(
-            trigger_store.webhook_key(request.webhook_token), now_us, interval_us, rate.burst, idle=tat < now_us
+            trigger_store.webhook_key(request.webhook_token),
+            now_us,
+            interval_us,
+            rate.burst,
+            idle=tat < now_us,
         )
 
     def record(
-        tier: Tier, profile_condition: tuple[str, dict[str, Any]] | None, bucket: execution_store.Throttle | None
+        tier: Tier,
+        profile_condition: tuple[str, dict[str, Any]] | None,
+        bucket: execution_store.Throttle | None,
     ) -> None:
         execution_store.record_start(
             execution,
@@ -236,24 +264,36 @@ def start_execution(request: StartRequest) -> StartOutcome:
             throttle=bucket,
         )
 
-    profile_condition = _tier_condition(tier) if verify_tier else None
+    profile_condition = stored_tier_condition(tier) if verify_tier else None
     tat = _known_buckets.get(request.webhook_token or "") or 0
     try:
         for _ in range(MAX_START_ROUNDS):
             bucket = throttle(tier, tat)
             try:
                 record(tier, profile_condition, bucket)
-            except execution_store.ProfileChanged as changed:  # the tier changed: nothing was written, use the new one
-                tier, profile_condition = _remember_tier(request.user_id, changed.profile), None
+            except (
+                execution_store.ProfileChanged
+            ) as changed:  # the tier changed: nothing was written, use the new one
+                tier, profile_condition = (
+                    remember_stored_tier(request.user_id, changed.profile),
+                    None,
+                )
                 continue
-            except execution_store.Throttled as throttled:  # nothing was written: the bucket as it is now decides
+            except (
+                execution_store.Throttled
+            ) as throttled:  # nothing was written: the bucket as it is now decides
                 tat = throttled.tat
                 if bucket is not None and tat > bucket.latest_tat_us:
                     _known_buckets.remember(request.webhook_token, tat)
-                    raise _rate_limited(webhook_rate(request.rate_limit, tier), (tat - bucket.latest_tat_us) / 1e6)
+                    raise _rate_limited(
+                        webhook_rate(request.rate_limit, tier),
+                        (tat - bucket.latest_tat_us) / 1e6,
+                    )
                 continue
             if bucket is not None:
-                _known_buckets.remember(request.webhook_token, max(tat, now_us) + bucket.interval_us)
+                _known_buckets.remember(
+                    request.webhook_token, max(tat, now_us) + bucket.interval_us
+                )
             break
         else:  # only a bucket's guesses can keep failing (a changed tier is read once): it is in heavy use
             raise _rate_limited(webhook_rate(request.rate_limit, tier), 1)
@@ -263,7 +303,8 @@ def start_execution(request: StartRequest) -> StartOutcome:
         if refused.status is None:
             raise flow_not_found() from refused
         raise InvalidState(
-            f"Flow is {refused.status}; start it to run executions", {"status": refused.status}
+            f"Flow is {refused.status}; start it to run executions",
+            {"status": refused.status},
         ) from refused
     except execution_store.MonthlyQuotaFull as full:
         raise _quota_exceeded(tier, started) from full
@@ -271,10 +312,19 @@ def start_execution(request: StartRequest) -> StartOutcome:
     try:
         queue.send_execution(queue_message(execution))
     except Exception as exc:
-        logger.exception("Could not queue execution", extra={"executionId": execution_id})
-        if delivery is not None:  # the 503 asks for a retry: it must start anew, not replay this dead execution
+        logger.exception(
+            "Could not queue execution", extra={"executionId": execution_id}
+        )
+        if (
+            delivery is not None
+        ):  # the 503 asks for a retry: it must start anew, not replay this dead execution
             execution_store.forget_delivery(delivery[0], execution_id)
-        end_execution(execution, "error", {"errorMessage": "Execution could not be queued"}, unclaimed=True)
+        end_execution(
+            execution,
+            "error",
+            {"errorMessage": "Execution could not be queued"},
+            unclaimed=True,
+        )
         raise ServiceUnavailable("Could not queue the execution; try again") from exc
     return StartOutcome(execution, created=True)
 
@@ -317,16 +367,32 @@ def end_execution(
 ) -> bool:
     """End a running execution now (see dal.executions.Ending for the conditions); False if it had ended."""
     return execution_store.finish_many(
-        [ending(execution, status, result, now=now, claimed_at=claimed_at, unclaimed=unclaimed)]
+        [
+            ending(
+                execution,
+                status,
+                result,
+                now=now,
+                claimed_at=claimed_at,
+                unclaimed=unclaimed,
+            )
+        ]
     )[0]
 
 
-def end_as_read(execution: dict[str, Any], status: str, error_message: str, now: datetime) -> bool:
+def end_as_read(
+    execution: dict[str, Any], status: str, error_message: str, now: datetime
+) -> bool:
     """End a running execution only in the claim state it was read in: a claim taken since belongs to a run that
     must not be ended. False if it had ended or was claimed meanwhile."""
     claimed_at = execution.get("claimedAt")
     return end_execution(
-        execution, status, {"errorMessage": error_message}, now=now, claimed_at=claimed_at, unclaimed=claimed_at is None
+        execution,
+        status,
+        {"errorMessage": error_message},
+        now=now,
+        claimed_at=claimed_at,
+        unclaimed=claimed_at is None,
     )
 
 

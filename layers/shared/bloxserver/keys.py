@@ -175,3 +175,35 @@ def module_source_key(user_id: UUID | str, module_id: UUID | str, sha256: str) -
 def module_artifact_key(user_id: UUID | str, module_id: UUID | str, sha256: str, wasmtime_version: str) -> str:
     """wasmtime's serialized compilation of one version: it loads only into the wasmtime version that wrote it."""
     return f"{module_versions_prefix(user_id, module_id)}{sha256}.wasmtime-{wasmtime_version}.cwasm"
+
+
+# Project memory (docs/memory.md): one partition per flow, its owner in the key, so another user's flow has none.
+
+MEMORY_STATE_SK = "STATE"
+MEMORY_ENTRY_SK_PREFIX = "K#"
+
+
+def memory_pk(user_id: UUID | str, flow_id: UUID | str) -> str:
+    """A flow's memory: its state item (enabled, usedBytes) and its entries, sorted by key (UTF-8 byte order)."""
+    return f"MEMORY#{user_id}#{flow_id}"
+
+
+def memory_entry_sk(key: str) -> str:
+    return f"{MEMORY_ENTRY_SK_PREFIX}{key}"
+
+
+MEMORY_EXPIRY_SHARDS = 16
+
+
+def memory_expiry_shard_pk(shard: int) -> str:
+    """GSI1 partition of expiring memory entries (a few shards, by flow): the expiry sweep reads `GSI1SK <= now`."""
+    return f"MEMEXP#{shard}"
+
+
+def memory_expiry_pk(flow_id: UUID | str) -> str:
+    return memory_expiry_shard_pk(UUID(str(flow_id)).int % MEMORY_EXPIRY_SHARDS)
+
+
+def memory_expiry_sk(expires_at: int) -> str:
+    """Epoch seconds, zero-padded so key order is time order."""
+    return f"{expires_at:012d}"

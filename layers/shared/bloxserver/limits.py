@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from typing import Any
+from uuid import UUID
+
 from bloxserver.contract import Tier
 from bloxserver.errors import LimitReached
+from bloxserver.memory import ContainerMemory
 
 MB = 1024 * 1024
 # The largest WASM module accepted, on every tier: the presigned POST's policy says so and validation checks it
@@ -164,3 +168,27 @@ def webhook_rate(configured: WebhookRate | None, tier: Tier) -> WebhookRate:
     wanted = configured or DEFAULT_WEBHOOK_RATE
     ceiling = TIER_LIMITS[tier].webhook_rate_ceiling
     return WebhookRate(min(wanted.per_second, ceiling.per_second), min(wanted.burst, ceiling.burst))
+
+
+# Owners' stored tiers as this container last saw them, so a limited write need not read the profile: only a guess,
+# made a condition of the write's transaction (stored_tier_condition); when the tier changed the transaction is
+# cancelled, returns the profile, and is written again with its tier. A tier change therefore applies at once, and a
+# write never takes more round trips than reading the profile first would.
+known_stored_tiers: ContainerMemory[Tier] = ContainerMemory()
+
+
+def remember_stored_tier(user_id: UUID | str, profile: dict[str, Any] | None) -> Tier:
+    return known_stored_tiers.remember(str(user_id), stored_tier(profile))
+
+
+def stored_tier_condition(tier: Tier) -> tuple[str, dict[str, Any]]:
+    """The condition on the profile item under which stored_tier reads `tier` (a missing profile reads as free, and
+    so does a missing or unknown tier)."""
+    if tier is Tier.FREE:
+        others = [t.value for t in Tier if t is not Tier.FREE]
+        names = [f":t{index}" for index in range(len(others))]
+        return (
+            f"attribute_not_exists(#tier) OR NOT (#tier IN ({', '.join(names)}))",
+            dict(zip(names, others)),
+        )
+    return "#tier = :tier", {":tier": tier.value}

@@ -30,6 +30,7 @@ from bloxserver.dal.table import (
     table_name,
     transact_write,
 )
+from bloxserver.dal.users import tier_check
 
 STATUSES = ("running", "success", "error", "timeout")
 TRIGGER_TYPES = ("webhook", "schedule", "manual")
@@ -269,20 +270,8 @@ def record_start(
     ]
     profile_check_at = None
     if profile_condition is not None:
-        expression, values = profile_condition
         profile_check_at = len(actions)
-        actions.append(
-            {
-                "ConditionCheck": {
-                    "TableName": table_name(),
-                    "Key": key(user_pk, keys.PROFILE),
-                    "ConditionExpression": expression,
-                    "ExpressionAttributeNames": {"#tier": "tier"},
-                    "ExpressionAttributeValues": serialize(values),
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            }
-        )
+        actions.append(tier_check(user_id, profile_condition))
     trigger_check_at = None
     if trigger_check_key is not None:
         trigger_check_at = len(actions)

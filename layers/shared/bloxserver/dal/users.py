@@ -39,6 +39,22 @@ def profile_key(user_id: UUID) -> dict[str, Any]:
     return key(keys.user_pk(user_id), keys.PROFILE)
 
 
+def tier_check(user_id: UUID | str, condition: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """A transaction's ConditionCheck that the profile meets `condition` (an expression on `#tier`, its values,
+    as limits.stored_tier_condition makes), returning the profile when it does not."""
+    expression, values = condition
+    return {
+        "ConditionCheck": {
+            "TableName": table_name(),
+            "Key": key(keys.user_pk(user_id), keys.PROFILE),
+            "ConditionExpression": expression,
+            "ExpressionAttributeNames": {"#tier": "tier"},
+            "ExpressionAttributeValues": serialize(values),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
 def get_user(user_id: UUID) -> dict[str, Any] | None:
     return get_item(profile_key(user_id))
 

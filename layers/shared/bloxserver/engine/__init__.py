@@ -4,7 +4,7 @@ Importing it is cheap: boto3 and httpx load only when an agent or http listener 
 listener runs.
 """
 
-from bloxserver.engine.context import FlowContext, RunServices, TokenQuota, WasmModuleFacts
+from bloxserver.engine.context import FlowContext, MemoryStore, RunServices, StoreRefused, TokenQuota, WasmModuleFacts
 from bloxserver.engine.examples import DEFAULT_ORGANISM_YAML, REFERENCE_FLOW_INPUT, REFERENCE_FLOW_YAML
 from bloxserver.engine.loader import load_organism, validate, wasm_module_ids
 from bloxserver.engine.model import EngineLog, EngineResult, Organism, OrganismError, ValidationIssue
@@ -15,10 +15,13 @@ __all__ = [
     "DEFAULT_ORGANISM_YAML",
     "REFERENCE_FLOW_INPUT",
     "REFERENCE_FLOW_YAML",
+    "RunServices",
+    "StoreRefused",
     "EngineLog",
     "EngineResult",
     "EngineSettings",
     "FlowContext",
+    "MemoryStore",
     "Organism",
     "OrganismError",
     "RunServices",

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bloxserver.engine.expressions import Expression, ExpressionError, compile_expression
+from bloxserver.engine.expressions import Expression, ExpressionError, Template, compile_expression, compile_template
 from bloxserver.engine.yamlvalues import shown
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ class HandlerResult:
 
 
 class Handler(Protocol):
+    """May also hold `validation_warnings`: (code, message) pairs that validation reports as warnings."""
+
     def run(self, message: Any, invocation: Invocation) -> HandlerResult: ...
 
 
@@ -99,6 +101,21 @@ def compile_config_expression(key: str, source: Any) -> Expression:
         return compile_expression(source)
     except ExpressionError as exc:
         raise InvalidConfig(f"config {key}: {exc}") from exc
+
+
+def compile_config_template(key: str, source: Any, secrets: bool = False) -> Template:
+    """Config `key`'s template; with `secrets`, it may reference the owner's secrets (`secret('NAME')`)."""
+    try:
+        return compile_template(source, secrets=secrets)
+    except ExpressionError as exc:
+        raise InvalidConfig(f"config {key}: {exc}") from exc
+
+
+def render(template: Template, message: Any) -> str:
+    try:
+        return template.render(message)
+    except ExpressionError as exc:
+        raise ListenerFailed(str(exc)) from exc
 
 
 def optional_expression(config: dict[str, Any], key: str) -> Expression | None:

@@ -1,5 +1,6 @@
 """What the engine knows of a flow beyond its YAML: facts about its owner that validation checks and handlers are
-built with (FlowContext), and what a run is given to reach the owner's resources (RunServices). The callers (flows,
+built with (FlowContext), and what a run is given to reach the owner's resources (RunServices): the ports one run
+calls (WASM modules, LLM token quota, secrets, project memory), implemented outside the engine. The callers (flows,
 executor) read them through the DAL; the engine never does. Loading caches per YAML text and context, so a context
 is small, frozen and hashable.
 """
@@ -56,9 +57,31 @@ class TokenQuota(Protocol):
     def spend(self, tokens: int) -> None: ...
 
 
+class StoreRefused(Exception):
+    """A run-time service refused an operation (memory full or disabled, not a number); the message names the key,
+    never a value, and fails the listener."""
+
+
+class MemoryStore(Protocol):
+    """The flow's project memory as a run sees it (docs/memory.md). Blocking: handlers call it in a worker thread.
+    Every method raises StoreRefused for what the flow can act on."""
+
+    def get(self, key: str) -> Any:
+        """The stored value; None when absent or expired."""
+
+    def set(self, key: str, value: Any, ttl_seconds: int | None) -> None: ...
+
+    def delete(self, key: str) -> None:
+        """Removes the entry; nothing when it is absent."""
+
+    def increment(self, key: str, by: int | float, ttl_seconds: int | None) -> int | float:
+        """Adds `by` to the stored number (absent counts as 0), atomically; the new number."""
+
+
 @dataclass(frozen=True)
 class RunServices:
-    """What a run may use beyond its flow; None for a service: not applied (the engine as a library)."""
+    """What a run may use beyond its flow, built by the caller (the executor) for the run's flow. None for a service:
+    not available to this run (the engine as a library; a listener needing it fails)."""
 
     # Where WASM listeners get their compiled modules; None: WASM listeners cannot run (they fail with a reason).
     wasm_modules: WasmModuleSource | None = None
@@ -66,3 +89,4 @@ class RunServices:
     # The owner's secret values for the names asked (those the flow references), asked once when a run starts; a
     # name the owner has no secret for is left out, which ends the run as error. None: no secrets are available.
     secret_values: Callable[[frozenset[str]], Mapping[str, str]] | None = None
+    memory: MemoryStore | None = None

@@ -23,12 +23,13 @@ from bloxserver.engine.base import (
     InvalidConfig,
     ListenerFailed,
     check_entry_count,
+    compile_config_template,
     config_keys,
     evaluate,
     is_positive_number,
     optional_expression,
 )
-from bloxserver.engine.expressions import MAX_MESSAGE_BYTES, ExpressionError, Template, compile_template
+from bloxserver.engine.expressions import MAX_MESSAGE_BYTES, ExpressionError, Template
 
 if TYPE_CHECKING:
     from bloxserver.engine.context import FlowContext
@@ -61,13 +62,6 @@ CONFIG_KEYS = {
 }
 
 
-def _template(key: str, source: Any) -> Template:
-    try:
-        return compile_template(source, secrets=True)
-    except ExpressionError as exc:
-        raise InvalidConfig(f"config {key}: {exc}") from exc
-
-
 # Stands for substituted part `n` while the URL's literal structure is parsed (private-use characters: no URL
 # syntax, and never in a URL a person writes).
 _MARK = "\ue000{}\ue001"
@@ -78,7 +72,7 @@ class UrlTemplate:
     """The URL template, with where each substituted value lands: userinfo, path, query or fragment."""
 
     def __init__(self, source: Any) -> None:
-        self.template = _template("url", source)
+        self.template = compile_config_template("url", source, secrets=True)
         self.places: dict[int, str] = {}
         parts = self.template.parts
         skeleton = "".join(part if isinstance(part, str) else _MARK.format(index) for index, part in enumerate(parts))
@@ -132,7 +126,7 @@ class HttpRequest:
         if not isinstance(headers, dict):
             raise InvalidConfig("config.headers must be a mapping of header name: template")
         check_entry_count("headers", headers)
-        self.headers = tuple((str(name), _template(f"headers.{name}", value)) for name, value in headers.items())
+        self.headers = tuple((str(name), compile_config_template(f"headers.{name}", value, secrets=True)) for name, value in headers.items())
         for name, template in self.headers:
             if not name or not HEADER_NAME_CHARACTERS.issuperset(name):
                 allowed = "letters, digits and !#$%&'*+-.^_`|~"
@@ -144,7 +138,7 @@ class HttpRequest:
             raise InvalidConfig("use config.body (a text template) or config.body_expression (JSON), not both")
         if self.method in BODYLESS_METHODS and ("body" in config or "body_expression" in config):
             raise InvalidConfig(f"a {self.method} request has no body: remove config.body or config.body_expression")
-        self.body = _template("body", config["body"]) if "body" in config else None
+        self.body = compile_config_template("body", config["body"], secrets=True) if "body" in config else None
         self.body_expression = optional_expression(config, "body_expression")
         self.timeout_seconds = config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
         if not is_positive_number(self.timeout_seconds):

@@ -390,10 +390,13 @@ class _Builder:
 
     def listener(self, spec: ListenerSpec) -> Listener | None:
         try:
-            return Listener(spec, handler_factory(spec.handler_name)(spec, self.context))
+            handler = handler_factory(spec.handler_name)(spec, self.context)
         except InvalidConfig as exc:
             self.issue("invalid_config", f"listener {spec.name!r}: {exc}", spec.name)
             return None
+        for code, message in getattr(handler, "validation_warnings", ()):
+            self.issue(code, f"listener {spec.name!r}: {message}", spec.name, "warning")
+        return Listener(spec, handler)
 
     def check_graph(self, specs: list[ListenerSpec | None], entry_name: Any) -> None:
         known = {spec.name: spec for spec in specs if spec is not None}

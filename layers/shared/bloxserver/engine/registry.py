@@ -9,6 +9,7 @@ from bloxserver.engine.base import HandlerFactory
 from bloxserver.engine.builtins import Conditional, Output, Transform
 from bloxserver.engine.http_handler import HttpRequest
 from bloxserver.engine.wasm_tool import WASM_HANDLER_PREFIX, WasmTool
+from bloxserver.engine.memory_handler import MemoryHandler
 
 HANDLERS: dict[str, HandlerFactory] = {
     "transform": Transform,
@@ -16,6 +17,7 @@ HANDLERS: dict[str, HandlerFactory] = {
     "output": Output,
     "http": HttpRequest,
     "llm": Agent,
+    "memory": MemoryHandler,
 }
 
 

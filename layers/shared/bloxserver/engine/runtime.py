@@ -306,8 +306,9 @@ def run_flow(
     context: FlowContext = FlowContext(),
     services: RunServices = RunServices(),
 ) -> EngineResult:
-    """Runs one execution of `organism_yaml`, a flow in `context` with `services`, until `deadline` (a
-    time.monotonic() value) at the latest. No secret value appears in the result (redaction.py)."""
+    """Runs one execution of `organism_yaml`, a flow in `context`, until `deadline` (a time.monotonic() value) at the
+    latest, with `services` as its ports to the world beyond its messages. No secret value appears in the result
+    (redaction.py)."""
     started = time.monotonic()
     try:
         organism = load_organism(organism_yaml, context)
