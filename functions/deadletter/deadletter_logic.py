@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bloxserver import clock
+from bloxserver.contract import EndReason
 from bloxserver.dal import executions as execution_store
 from bloxserver.executions import CLAIM_GRACE_SECONDS, EXECUTOR_TIMEOUT_SECONDS, QUEUE_MAX_RECEIVES, end_as_read
 
@@ -22,4 +23,4 @@ def end_dead_lettered(message: dict[str, str], now: datetime) -> bool:
     claimed_at = execution.get("claimedAt")
     if claimed_at is not None and claimed_at > clock.iso(now - LIVE_CLAIM):  # fixed-width ISO: sorts as time
         return False
-    return end_as_read(execution, "error", DEAD_LETTER_MESSAGE, now)
+    return end_as_read(execution, "error", DEAD_LETTER_MESSAGE, now, reason=EndReason.DEAD_LETTER.value)

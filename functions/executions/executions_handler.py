@@ -1,14 +1,18 @@
-"""HTTP entry point of the executions resource group: a flow's executions, stats, manual runs and logs."""
+"""HTTP entry point of the executions resource group: a flow's executions, stats, manual runs, retries, cancels
+and logs."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request, Response
 
 from bloxserver.api import create_app, current_principal, lambda_handler
 from bloxserver.auth import Principal
 from bloxserver.contract import (
+    BulkRetryRequest,
+    BulkRetryResult,
+    EndReason,
     Execution,
     ExecutionStatus,
     ExecutionSummary,
@@ -23,6 +27,7 @@ from bloxserver.pagination import PageRequest, page_query
 import executions_logic
 
 MAX_RUN_INPUT_BYTES = 256 * 1024  # the same cap as a webhook delivery's body
+MAX_LOG_WAIT_SECONDS = 20  # long polling of the logs route, within the function's Timeout (template.yaml)
 
 app = create_app("BloxServer executions")
 
@@ -33,9 +38,10 @@ async def list_executions(
     page: PageRequest = Depends(page_query(50)),
     status: ExecutionStatus | None = Query(None),
     trigger_type: TriggerType | None = Query(None),
+    reason: EndReason | None = Query(None),
     principal: Principal = Depends(current_principal),
 ) -> PaginatedResponse[ExecutionSummary]:
-    return executions_logic.list_executions(principal, flow_id, page, status, trigger_type)
+    return executions_logic.list_executions(principal, flow_id, page, status, trigger_type, reason)
 
 
 @app.post("/api/v1/flows/{flow_id}/executions/run", response_model=Execution, status_code=201)
@@ -47,6 +53,30 @@ async def run_flow(
     principal: Principal = Depends(current_principal),
 ) -> Execution:
     return executions_logic.run_flow(principal, flow_id, await request.body(), input_payload, idempotency_key)
+
+
+@app.post("/api/v1/flows/{flow_id}/executions/bulk-retry", response_model=BulkRetryResult, status_code=202)
+async def bulk_retry(
+    flow_id: UUID, body: BulkRetryRequest, principal: Principal = Depends(current_principal)
+) -> BulkRetryResult:
+    return executions_logic.bulk_retry(principal, flow_id, body)
+
+
+@app.post("/api/v1/flows/{flow_id}/executions/{execution_id}/retry", response_model=Execution, status_code=201)
+async def retry_execution(
+    flow_id: UUID,
+    execution_id: UUID,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    principal: Principal = Depends(current_principal),
+) -> Execution:
+    return executions_logic.retry_execution(principal, flow_id, execution_id, idempotency_key)
+
+
+@app.post("/api/v1/flows/{flow_id}/executions/{execution_id}/cancel", response_model=Execution)
+async def cancel_execution(
+    flow_id: UUID, execution_id: UUID, principal: Principal = Depends(current_principal)
+) -> Execution:
+    return executions_logic.cancel_execution(principal, flow_id, execution_id)
 
 
 @app.get("/api/v1/flows/{flow_id}/executions/{execution_id}", response_model=Execution)
@@ -67,9 +97,16 @@ async def flow_logs(
     execution_id: UUID | None = Query(None),
     level: LogLevel | None = Query(None),
     limit: int = Query(100, ge=1, le=1000),
+    after: str | None = Query(None, max_length=20),
+    wait: int = Query(0, ge=0, le=MAX_LOG_WAIT_SECONDS),
     principal: Principal = Depends(current_principal),
+    *,
+    response: Response,
 ) -> list[LogEntry]:
-    return executions_logic.flow_logs(principal, flow_id, execution_id, level, limit)
+    entries, next_cursor = executions_logic.flow_logs(principal, flow_id, execution_id, level, limit, after, wait)
+    if next_cursor is not None:
+        response.headers["X-Next-Cursor"] = next_cursor
+    return entries
 
 
 handler = lambda_handler(app, max_body_bytes=MAX_RUN_INPUT_BYTES)

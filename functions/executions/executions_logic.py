@@ -1,15 +1,21 @@
-"""Execution rules for a flow's owner: listing with exact totals, one execution, stats, manual runs, logs."""
+"""Execution rules for a flow's owner: listing with exact totals, one execution, stats, manual runs, logs, and
+operating runs: retry, bulk retry, cancel, following logs live."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import re
+import time
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from bloxserver import clock, jsonvalues
 from bloxserver.auth import Principal
 from bloxserver.contract import (
+    BulkRetryRequest,
+    BulkRetryResult,
+    EndReason,
     Execution,
     ExecutionStatus,
     ExecutionSummary,
@@ -21,12 +27,36 @@ from bloxserver.contract import (
 )
 from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
-from bloxserver.errors import BadRequest, NotFound, ValidationFailed
+from bloxserver.errors import (
+    AppError,
+    BadRequest,
+    InvalidState,
+    NotFound,
+    QuotaExceeded,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from bloxserver.ids import earliest_uuid_at
 from bloxserver.ownership import owned_flow
-from bloxserver.executions import StartRequest, checked_idempotency_key, retained_days, start_execution
+from bloxserver.executions import (
+    StartRequest,
+    cancel,
+    checked_idempotency_key,
+    flow_not_running,
+    retained_days,
+    start_execution,
+)
 from bloxserver.pagination import PageRequest, to_page
 
 LEVEL_ORDER = [level.value for level in LogLevel]  # debug < info < warning < error
+# A cancel whose execution's marker moved under it (a claim, a requeue) reads it again; a marker moves at most a
+# few times in an execution's life.
+CANCEL_ATTEMPTS = 5
+# Long polling of the logs route: how often an empty answer is read again, and how often the execution followed is
+# read to see whether it ended (nothing more will come).
+LOG_POLL_SECONDS = 0.5
+ENDED_CHECK_SECONDS = 5.0
+CURSOR = re.compile(r"(\d{1,5})(?:\.(\d{1,6}))?")  # item.record; a bare item number starts at its first record
 
 
 def _require_flow(principal: Principal, flow_id: UUID) -> None:
@@ -38,7 +68,13 @@ def _retained_counters(flow_id: UUID, now: datetime) -> list[dict[str, Any]]:
     return execution_store.day_counters(str(flow_id), first_day, last_day)
 
 
-def _counter_name(status: ExecutionStatus | None, trigger_type: TriggerType | None) -> str:
+def _counter_name(
+    status: ExecutionStatus | None, trigger_type: TriggerType | None, reason: EndReason | None = None
+) -> str:
+    if reason and trigger_type:
+        return execution_store.reason_trigger_counter(reason.value, trigger_type.value)
+    if reason:
+        return execution_store.reason_counter(reason.value)
     if status and trigger_type:
         return execution_store.status_trigger_counter(status.value, trigger_type.value)
     if status:
@@ -54,24 +90,35 @@ def list_executions(
     page: PageRequest,
     status: ExecutionStatus | None,
     trigger_type: TriggerType | None,
+    reason: EndReason | None = None,
 ) -> PaginatedResponse[ExecutionSummary]:
+    """A page of the flow's executions, newest first; `reason` (dead_letter, cancelled) narrows to the errors that
+    ended for it (any other status then has none)."""
     _require_flow(principal, flow_id)
+    if reason and status not in (None, ExecutionStatus.ERROR):
+        return to_page([], 0, page)
     now = clock.utc_now()
-    counter = _counter_name(status, trigger_type)
+    counter = _counter_name(status, trigger_type, reason)
     total = sum(int(day.get(counter, 0)) for day in _retained_counters(flow_id, now))
     if total == 0:
         return to_page([], 0, page)
+    trigger_types = (trigger_type.value,) if trigger_type else execution_store.TRIGGER_TYPES
+    if reason:
+        items = execution_store.list_reason_summaries(
+            str(flow_id), reason.value, trigger_types, page.read_limit, int(now.timestamp())
+        )
+        return to_page([ExecutionSummary.model_validate(item) for item in items], total, page)
     items = execution_store.list_summaries(
         str(flow_id),
         (status.value,) if status else execution_store.STATUSES,
-        (trigger_type.value,) if trigger_type else execution_store.TRIGGER_TYPES,
+        trigger_types,
         page.read_limit,
         int(now.timestamp()),
     )
     return to_page([ExecutionSummary.model_validate(item) for item in items], total, page)
 
 
-def get_execution(principal: Principal, flow_id: UUID, execution_id: UUID) -> Execution:
+def _owned_execution(principal: Principal, flow_id: UUID, execution_id: UUID) -> dict[str, Any]:
     item = execution_store.get_execution(str(flow_id), str(execution_id))
     if (
         item is None
@@ -79,7 +126,11 @@ def get_execution(principal: Principal, flow_id: UUID, execution_id: UUID) -> Ex
         or item["expiresAt"] <= int(clock.utc_now().timestamp())
     ):
         raise NotFound("Execution not found")
-    return Execution.model_validate(item)
+    return item
+
+
+def get_execution(principal: Principal, flow_id: UUID, execution_id: UUID) -> Execution:
+    return Execution.model_validate(_owned_execution(principal, flow_id, execution_id))
 
 
 def flow_stats(principal: Principal, flow_id: UUID) -> FlowStats:
@@ -138,36 +189,123 @@ def run_flow(
     """Start a manual run; a repeated Idempotency-Key (a double click, a client's retry) answers with the run it
     started the first time, as it is now."""
     key = checked_idempotency_key(idempotency_key)
-    outcome = start_execution(
-        StartRequest(
-            user_id=principal.user_id,
-            flow_id=flow_id,
-            trigger_type=TriggerType.MANUAL.value,
-            trigger_id=None,
-            input_payload=_manual_input(body, input_payload),
-            tier=principal.tier_claim,
-            # The owner is part of the key: another user's request naming this flow must reach the flow's check (404).
-            delivery_scope=flow_id if key else None,
-            delivery_key=f"manual:{principal.user_id}:{key}" if key else None,
-        )
-    )
+    # The owner is part of the key: another user's request naming this flow must reach the flow's check (404).
+    delivery_key = f"manual:{principal.user_id}:{key}" if key else None
+    return _start_by_hand(principal, flow_id, _manual_input(body, input_payload), delivery_key)
+
+
+def _start_by_hand(
+    principal: Principal,
+    flow_id: UUID,
+    input_payload: str | None,
+    delivery_key: str | None,
+    retry_of: UUID | None = None,
+) -> Execution:
+    """A run the owner asked for (the Run button, a retry): its execution, or with a delivery key seen before, the
+    execution that key started, as it is now."""
+    outcome = start_execution(_by_hand(principal, flow_id, input_payload, delivery_key, retry_of))
     if not outcome.created:
         return get_execution(principal, flow_id, UUID(outcome.execution["id"]))
     return Execution.model_validate(outcome.execution)
 
 
-def flow_logs(
-    principal: Principal, flow_id: UUID, execution_id: UUID | None, level: LogLevel | None, limit: int
-) -> list[LogEntry]:
-    _require_flow(principal, flow_id)
-    levels = tuple(LEVEL_ORDER[LEVEL_ORDER.index(level.value) :]) if level else tuple(LEVEL_ORDER)
-    records = log_store.newest_records(
+def _by_hand(
+    principal: Principal,
+    flow_id: UUID,
+    input_payload: str | None,
+    delivery_key: str | None = None,
+    retry_of: UUID | None = None,
+    first_retry_only: bool = False,
+) -> StartRequest:
+    return StartRequest(
+        user_id=principal.user_id,
+        flow_id=flow_id,
+        trigger_type=TriggerType.MANUAL.value,
+        trigger_id=None,
+        input_payload=input_payload,
+        tier=principal.tier_claim,
+        delivery_scope=flow_id if delivery_key else None,
+        delivery_key=delivery_key,
+        retry_of=retry_of,
+        first_retry_only=first_retry_only,
+    )
+
+
+def retry_execution(
+    principal: Principal, flow_id: UUID, execution_id: UUID, idempotency_key: str | None
+) -> Execution:
+    """Run the flow again (its current YAML) with an ended execution's input: a manual run, counted like any, that
+    names the original (`retryOf`) while the original names it (`retriedBy`, its latest retry)."""
+    key = checked_idempotency_key(idempotency_key)
+    original = _owned_execution(principal, flow_id, execution_id)
+    if original["status"] == ExecutionStatus.RUNNING.value:
+        raise InvalidState("The execution has not ended; retry it once it has", {"status": original["status"]})
+    delivery_key = f"retry:{principal.user_id}:{execution_id}:{key}" if key else None
+    try:
+        return _start_by_hand(principal, flow_id, original.get("inputPayload"), delivery_key, retry_of=execution_id)
+    except execution_store.RetryRefused as gone:  # deleted with its flow since it was read
+        raise NotFound("Execution not found") from gone
+
+
+def bulk_retry(principal: Principal, flow_id: UUID, request: BulkRetryRequest) -> BulkRetryResult:
+    """Retry the flow's executions that ended in `request.status` since `request.since`, oldest first, at most
+    `request.limit`, each only if nothing retried it yet (a cancelled one was stopped on purpose: not retried). Each
+    start is counted against the quota in its own transaction, so concurrent retries admit exactly what is left;
+    once the quota is full the rest are not started, and `details` says how many."""
+    flow = owned_flow(principal.user_id, flow_id)
+    if flow["status"] != "running":
+        raise flow_not_running(flow["status"])
+    since = request.since if request.since.tzinfo else request.since.replace(tzinfo=UTC)
+    originals = execution_store.oldest_ended_since(
         str(flow_id),
-        str(execution_id) if execution_id else None,
-        levels,
-        limit,
+        request.status,
+        str(earliest_uuid_at(since)),
+        request.limit,
         int(clock.utc_now().timestamp()),
     )
+    started: list[str] = []
+    details = None
+    for position, original in enumerate(originals):
+        try:
+            outcome = start_execution(
+                _by_hand(
+                    principal, flow_id, original.get("inputPayload"), retry_of=UUID(original["id"]), first_retry_only=True
+                )
+            )
+        except execution_store.RetryRefused:  # retried meanwhile (a concurrent bulk retry): that retry stands
+            continue
+        except (QuotaExceeded, InvalidState) as refused:  # the quota is full, or the flow was stopped meanwhile
+            if not started and isinstance(refused, InvalidState):
+                raise
+            details = _not_started(refused, len(originals) - position)
+            break
+        started.append(outcome.execution["id"])
+    return BulkRetryResult(queued=len(started), execution_ids=started, details=details)
+
+
+def _not_started(refused: AppError, count: int) -> dict[str, Any]:
+    return {"notStarted": count, "code": refused.code.value, "message": refused.message, **(refused.details or {})}
+
+
+def cancel_execution(principal: Principal, flow_id: UUID, execution_id: UUID) -> Execution:
+    """End a queued or running execution as cancelled; a cancelled one answers as it is (cancelling twice is
+    harmless); one that ended otherwise cannot be cancelled."""
+    for _ in range(CANCEL_ATTEMPTS):
+        item = _owned_execution(principal, flow_id, execution_id)
+        if item["status"] != ExecutionStatus.RUNNING.value:
+            if item.get("cancelled"):
+                return Execution.model_validate(item)
+            raise InvalidState(
+                f"The execution has ended ({item['status']}); only a queued or running one can be cancelled",
+                {"status": item["status"]},
+            )
+        cancelled = cancel(item)
+        if cancelled is not None:
+            return Execution.model_validate(cancelled)
+    raise ServiceUnavailable("The execution kept changing while being cancelled; try again")
+
+
+def _log_entries(records: list[dict[str, Any]]) -> list[LogEntry]:
     return [
         LogEntry(
             timestamp=record["timestamp"],
@@ -177,3 +315,70 @@ def flow_logs(
         )
         for record in records
     ]
+
+
+def _cursor_position(after: str) -> log_store.Position:
+    if not after:
+        return log_store.Position()
+    match = CURSOR.fullmatch(after)
+    if match is None:
+        raise ValidationFailed(
+            "after must be a cursor from an earlier answer's X-Next-Cursor header", {"query.after": "not a cursor"}
+        )
+    return log_store.Position(int(match[1]), int(match[2] or 0))
+
+
+def _cursor(position: log_store.Position) -> str:
+    return f"{position.chunk}.{position.offset}"
+
+
+def flow_logs(
+    principal: Principal,
+    flow_id: UUID,
+    execution_id: UUID | None,
+    level: LogLevel | None,
+    limit: int,
+    after: str | None = None,
+    wait: int = 0,
+) -> tuple[list[LogEntry], str | None]:
+    """Log records and, for one execution, the cursor after the last one read. Without `after`: newest first (the
+    cursor then points after the newest record stored). With `after` (a cursor; empty: from the start): the records
+    stored since, in emission order. With `wait`, an empty answer is read again every LOG_POLL_SECONDS for up to
+    `wait` seconds, and no longer once the execution followed has ended."""
+    _require_flow(principal, flow_id)
+    if after is not None and execution_id is None:
+        raise ValidationFailed(
+            "Following logs with after needs the execution_id to follow", {"query.execution_id": "required with after"}
+        )
+    position = _cursor_position(after) if after is not None else None
+    levels = tuple(LEVEL_ORDER[LEVEL_ORDER.index(level.value) :]) if level else tuple(LEVEL_ORDER)
+
+    def read() -> tuple[list[dict[str, Any]], log_store.Position]:
+        now_epoch = int(clock.utc_now().timestamp())
+        if position is None:
+            return log_store.newest_records(
+                str(flow_id), str(execution_id) if execution_id else None, levels, limit, now_epoch
+            )
+        return log_store.records_after(str(flow_id), str(execution_id), position, levels, limit, now_epoch)
+
+    gives_up_at = time.monotonic() + wait
+    records, end = read()
+    ended_checked_at = None
+    while not records and time.monotonic() < gives_up_at:
+        if execution_id is not None and (
+            ended_checked_at is None or time.monotonic() - ended_checked_at >= ENDED_CHECK_SECONDS
+        ):
+            ended_checked_at = time.monotonic()
+            if _ended_or_gone(flow_id, execution_id):  # its last records were stored before it ended
+                records, end = read()
+                break
+        time.sleep(max(0.0, min(LOG_POLL_SECONDS, gives_up_at - time.monotonic())))
+        records, end = read()
+    if execution_id is None:
+        return _log_entries(records), None
+    return _log_entries(records), _cursor(end)
+
+
+def _ended_or_gone(flow_id: UUID, execution_id: UUID) -> bool:
+    item = execution_store.get_execution(str(flow_id), str(execution_id))
+    return item is None or item["status"] != ExecutionStatus.RUNNING.value

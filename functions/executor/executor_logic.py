@@ -11,7 +11,6 @@ each execution's claim and end staying individually conditional. The runs themse
 from __future__ import annotations
 
 import functools
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +31,9 @@ from bloxserver.limits import RunLimits, run_limits_for, stored_tier
 from bloxserver.observability import logger
 from bloxserver.wasm_modules import PINNED_MODULES, OwnerModules, run_context
 
+from live_run import LiveRun
 from run_pool import RunPool
+from run_logs import MAX_LOG_RECORDS, log_items  # noqa: F401 - how an execution's log is stored, named here too
 
 # Time kept back from the invocation's remaining time for the writes after the run.
 FINISH_MARGIN_SECONDS = 15
@@ -49,48 +50,8 @@ FLOW_REREAD_AFTER_SECONDS = 1.0
 # written in time.
 ABANDON_RUNS_BEFORE_END_SECONDS = 5
 STOPPED_BEFORE_START = {"errorMessage": "Flow stopped before the execution started"}
-MAX_LOG_RECORDS = 200  # per execution, one of them saying how many were left out
-KEPT_LAST_LOG_RECORDS = 2
-MAX_LOG_MESSAGE_CHARS = 4000
-# Metadata JSON (ASCII: json.dumps escapes the rest) above this is replaced by a note, so a logged payload never
-# takes a record past DynamoDB's 400 KB item size (which would fail the BatchWriteItem holding the batch's logs).
-MAX_LOG_METADATA_CHARS = 32_000
 MAX_ERROR_MESSAGE_CHARS = 4000  # an engine error may quote its input: cut, so the execution item stays under 400 KB
 MAX_OUTPUT_BYTES = 128 * 1024  # with a webhook's 256 KB input, keeps the execution under the 400 KB item limit
-
-
-def _metadata_json(metadata: dict[str, Any]) -> str:
-    text = json.dumps(metadata, default=str)
-    if len(text) <= MAX_LOG_METADATA_CHARS:
-        return text
-    kept = {name: metadata.get(name) for name in ("executionId", "listener")}
-    return json.dumps({**kept, "metadataTruncated": f"{len(text)} characters not stored"}, default=str)
-
-
-def _log_item(record: Any) -> dict[str, Any]:
-    return {
-        "timestamp": clock.iso(record.timestamp),
-        "level": record.level,
-        "message": storable_text(record.message[:MAX_LOG_MESSAGE_CHARS]),
-        "metadataJson": _metadata_json(record.metadata),
-    }
-
-
-def log_items(result_logs: list[Any]) -> list[dict[str, Any]]:
-    """The engine's records as stored log items, capped at MAX_LOG_RECORDS: past the cap, the first ones, a note
-    saying how many were left out, and the last KEPT_LAST_LOG_RECORDS (how the run ended: its error and its end)."""
-    if len(result_logs) <= MAX_LOG_RECORDS:
-        return [_log_item(record) for record in result_logs]
-    head = result_logs[: MAX_LOG_RECORDS - 1 - KEPT_LAST_LOG_RECORDS]
-    tail = result_logs[-KEPT_LAST_LOG_RECORDS:]
-    first_left_out = result_logs[len(head)]
-    note = {
-        "timestamp": clock.iso(first_left_out.timestamp),
-        "level": "warning",
-        "message": f"log truncated: {len(result_logs) - len(head) - len(tail)} of {len(result_logs)} records not stored",
-        "metadataJson": _metadata_json({"executionId": first_left_out.metadata.get("executionId"), "listener": None}),
-    }
-    return [*map(_log_item, head), note, *map(_log_item, tail)]
 
 
 def _outcome(result: Any) -> tuple[str, dict[str, Any]]:
@@ -106,14 +67,13 @@ def _outcome(result: Any) -> tuple[str, dict[str, Any]]:
 class _Results:
     """Outcomes waiting to be written: log records, then the endings (with the message each answers)."""
 
-    logs: list[tuple[str, str, list[dict[str, Any]], int]] = field(default_factory=list)
+    logs: list[log_store.LogItems] = field(default_factory=list)
     endings: list[tuple[int, execution_store.Ending]] = field(default_factory=list)
     since: float | None = None
 
-    def add(self, index: int, end: execution_store.Ending, logs: list[dict[str, Any]] | None = None) -> None:
-        execution = end.execution
-        if logs:
-            self.logs.append((execution["flowId"], execution["id"], logs, execution["expiresAt"]))
+    def add(self, index: int, end: execution_store.Ending, logs: log_store.LogItems | None = None) -> None:
+        if logs is not None and logs.records:
+            self.logs.append(logs)
         self.endings.append((index, end))
         if self.since is None:
             self.since = time.monotonic()
@@ -134,7 +94,7 @@ class _Results:
                 log_store.put_many(logs)
             except Exception:  # the outcome matters more than its logs: still record it
                 logger.exception(
-                    "Could not store the executions' logs", extra={"executionIds": [log[1] for log in logs]}
+                    "Could not store the executions' logs", extra={"executionIds": [log.execution_id for log in logs]}
                 )
         if not endings:
             return set()
@@ -162,7 +122,8 @@ class _Results:
 def _report_lost_end(end: execution_store.Ending, written: bool) -> None:
     if not written and end.claimed_at is not None:
         logger.warning(
-            "Execution was ended by the sweeper before the run finished", extra={"executionId": end.execution["id"]}
+            "Execution was ended elsewhere (cancelled, or timed out by the sweeper) before the run finished",
+            extra={"executionId": end.execution["id"]},
         )
 
 
@@ -256,7 +217,7 @@ def _run_side_by_side(
             _release(claim)
             failed.add(index)
             return True
-        pool.start(claim.execution["userId"], (index, claim), lambda: _run(claim, flow, run_seconds, owner))
+        pool.start(claim.execution["userId"], (index, claim), lambda: _run(claim, flow, run_seconds, owner, LiveRun(claim)))
         return True
 
     waiting = claimed
@@ -365,10 +326,10 @@ def _ended_by_internal_error(claim: execution_store.Claim) -> execution_store.En
 
 
 def _run(
-    claim: execution_store.Claim, flow: dict[str, Any], run_seconds: float, owner: _Owner
-) -> tuple[execution_store.Ending, list[dict[str, Any]]]:
-    """Run one claimed execution for at most `run_seconds`, within its owner's tier: its ending and its log
-    items."""
+    claim: execution_store.Claim, flow: dict[str, Any], run_seconds: float, owner: _Owner, live: LiveRun
+) -> tuple[execution_store.Ending, log_store.LogItems]:
+    """Run one claimed execution for at most `run_seconds`, within its owner's tier, its records stored as it goes
+    (`live`): its ending and its log records not stored yet."""
     from bloxserver import secrets
     from bloxserver.engine import EngineLog, RunServices, run_flow
     from bloxserver.project_memory import EngineMemory
@@ -389,6 +350,8 @@ def _run(
             # The flow's project memory, enabled or not: the port makes no call until a memory listener runs, and
             # refuses then if memory is disabled.
             memory=EngineMemory(UUID(execution["userId"]), UUID(execution["flowId"])),
+            cancelled=live.cancelled,
+            log_progress=live.store_progress,
         ),
     )
     status, fields = _outcome(result)
@@ -396,4 +359,4 @@ def _run(
     if status != result.status:  # the executor's own verdict (the output cap) must close the log too
         metadata = {"executionId": execution["id"], "listener": None}
         logs = [*logs, EngineLog(clock.utc_now(), "error", fields["errorMessage"], metadata)]
-    return _claimed_ending(claim, status, fields, result.tokens_used), log_items(logs)
+    return _claimed_ending(claim, status, fields, result.tokens_used), live.final_items(logs)

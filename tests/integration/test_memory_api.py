@@ -3,6 +3,7 @@ accounting under concurrency, expiry, and the memory's life with its flow."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -298,7 +299,7 @@ def test_given_expired_entries_at_the_cap_then_they_make_room_for_a_new_write(me
     from bloxserver import limits
     from bloxserver.contract import Tier
 
-    monkeypatch.setitem(limits.TIER_LIMITS, Tier.PRO, limits.TierLimits(None, 100_000, 10, 1000))
+    monkeypatch.setitem(limits.TIER_LIMITS, Tier.PRO, dataclasses.replace(limits.TIER_LIMITS[Tier.PRO], project_memory_bytes=1000))
     enable(memory, flow)
     assert put(memory, flow, "a", "x" * 900, ttl=1).status == 200
     assert put(memory, flow, "b", "x" * 900).status == 413
@@ -312,7 +313,7 @@ def test_given_the_cap_then_a_write_past_it_is_413_memory_full_and_writes_nothin
     from bloxserver import limits
     from bloxserver.contract import Tier
 
-    monkeypatch.setitem(limits.TIER_LIMITS, Tier.PRO, limits.TierLimits(None, 100_000, 10, 1000))
+    monkeypatch.setitem(limits.TIER_LIMITS, Tier.PRO, dataclasses.replace(limits.TIER_LIMITS[Tier.PRO], project_memory_bytes=1000))
     enable(memory, flow)
     assert put(memory, flow, "a", "x" * 900).status == 200  # 1 + 902 bytes
     full = put(memory, flow, "b", "x" * 100)
@@ -329,7 +330,7 @@ def test_given_30_concurrent_writers_at_the_cap_then_it_is_never_overshot_and_us
     from bloxserver import limits
     from bloxserver.contract import Tier
 
-    monkeypatch.setitem(limits.TIER_LIMITS, Tier.PRO, limits.TierLimits(None, 100_000, 10, 2000))
+    monkeypatch.setitem(limits.TIER_LIMITS, Tier.PRO, dataclasses.replace(limits.TIER_LIMITS[Tier.PRO], project_memory_bytes=2000))
     enable(memory, flow)
 
     def write(index: int) -> int:
@@ -367,7 +368,7 @@ def test_given_a_downgrade_below_what_is_stored_then_data_stays_readable_and_gro
     from bloxserver.contract import Tier
 
     original = limits.TIER_LIMITS[Tier.PAID]
-    limits.TIER_LIMITS[Tier.PAID] = limits.TierLimits(10, 10_000, 0, 150)
+    limits.TIER_LIMITS[Tier.PAID] = dataclasses.replace(original, project_memory_bytes=150)
     try:
         assert call(memory, "GET", entry_path(flow, "a"), claims=PAID).status == 200
         full = put(memory, flow, "c", 1, claims=PAID)

@@ -292,6 +292,13 @@ class ExecutionStatus(str, Enum):
     TIMEOUT = "timeout"
 
 
+class EndReason(str, Enum):
+    """extra: why an execution ended `error`, where it matters to find them again (`?reason=`)."""
+
+    DEAD_LETTER = "dead_letter"
+    CANCELLED = "cancelled"
+
+
 class Execution(BaseModel):
     """A single execution/run of a flow."""
 
@@ -306,7 +313,30 @@ class Execution(BaseModel):
     error_message: str | None = Field(default=None, alias="errorMessage")
     input_payload: str | None = Field(default=None, alias="inputPayload")
     output_payload: str | None = Field(default=None, alias="outputPayload")
+    # extra (docs/executions.md, "Operating runs"): retryOf is the execution a retry repeats, retriedBy its latest
+    # retry; cancelled is true for an execution ended by a cancel (status error, errorMessage "cancelled"); reason
+    # is why an error was recorded where it matters to find them again ("dead_letter", "cancelled").
+    retry_of: UUID | None = Field(default=None, alias="retryOf")
+    retried_by: UUID | None = Field(default=None, alias="retriedBy")
+    cancelled: bool | None = None
+    reason: EndReason | None = None
 
+
+
+class BulkRetryRequest(BaseModel):
+    """extra: which ended executions of a flow to retry (docs/executions.md, "Operating runs")."""
+
+    status: Literal["error", "timeout"]
+    since: datetime  # started at or after; without a time zone, UTC
+    limit: int = Field(default=100, ge=1, le=100)
+
+
+class BulkRetryResult(BaseModel):
+    """extra: the retries a bulk retry started; `details` says how many were not started and why (the quota)."""
+
+    queued: int
+    execution_ids: list[UUID] = Field(alias="executionIds")
+    details: dict[str, Any] | None = None
 
 
 class ExecutionSummary(BaseModel):

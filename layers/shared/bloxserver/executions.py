@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from bloxserver import clock, keys
-from bloxserver.contract import Tier
+from bloxserver.contract import EndReason, Tier
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import queue
 from bloxserver.dal import triggers as trigger_store
@@ -130,6 +130,10 @@ class StartRequest:
     rate_limit: WebhookRate | None = None
     # The start also requires the trigger's item still exists (else TriggerGone): a schedule may outlive its trigger.
     require_trigger: bool = False
+    # A retry: the id of the ended execution of the flow it repeats (which records it as `retriedBy`, else
+    # dal.executions.RetryRefused); with first_retry_only, only if nothing retried that one yet.
+    retry_of: UUID | None = None
+    first_retry_only: bool = False
 
 
 def checked_idempotency_key(header: str | None) -> str | None:
@@ -186,12 +190,17 @@ def _rate_limited(rate: WebhookRate, retry_after_seconds: float) -> RateLimited:
     )
 
 
+def flow_not_running(status: str) -> InvalidState:
+    return InvalidState(f"Flow is {status}; start it to run executions", {"status": status})
+
+
 def start_execution(request: StartRequest) -> StartOutcome:
     """Record a running execution (counted against the owner's monthly quota) and queue it.
 
     Raises NotFound (no such flow), InvalidState (flow not running), QuotaExceeded, ServiceUnavailable (queue
     unreachable: the execution is ended as error, so it never stays running), dal.executions.TriggerGone (the
-    request's webhook_token or, with require_trigger, its trigger no longer exists; nothing was written)."""
+    request's webhook_token or, with require_trigger, its trigger no longer exists; nothing was written),
+    dal.executions.RetryRefused (the retry's original is gone or, with first_retry_only, was retried already)."""
     tier, verify_tier = request.tier, False
     if (
         tier is None
@@ -217,6 +226,8 @@ def start_execution(request: StartRequest) -> StartOutcome:
         "inputPayload": request.input_payload,
         "expiresAt": retention_expiry(started),
     }
+    if request.retry_of is not None:
+        execution["retryOf"] = str(request.retry_of)
     delivery = None
     if request.delivery_key is not None:
         delivery_pk = keys.delivery_idempotency_pk(
@@ -262,6 +273,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
             profile_condition=profile_condition,
             trigger_check_key=None if bucket is not None else trigger_check_key,
             throttle=bucket,
+            first_retry_only=request.first_retry_only,
         )
 
     profile_condition = stored_tier_condition(tier) if verify_tier else None
@@ -302,10 +314,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
     except execution_store.FlowNotRunning as refused:
         if refused.status is None:
             raise flow_not_found() from refused
-        raise InvalidState(
-            f"Flow is {refused.status}; start it to run executions",
-            {"status": refused.status},
-        ) from refused
+        raise flow_not_running(refused.status) from refused
     except execution_store.MonthlyQuotaFull as full:
         raise _quota_exceeded(tier, started) from full
     execution["runningMarker"] = marker_sk
@@ -338,6 +347,8 @@ def ending(
     claimed_at: str | None = None,
     unclaimed: bool = False,
     llm_tokens: int = 0,
+    marker_unmoved: bool = False,
+    reason: str | None = None,
 ) -> execution_store.Ending:
     """Ending a running execution at `now` (see dal.executions.Ending for the conditions), to write alone
     (end_execution) or with others (dal.executions.finish_many)."""
@@ -353,6 +364,8 @@ def ending(
         claimed_at=claimed_at,
         unclaimed=unclaimed,
         llm_tokens=llm_tokens,
+        marker_unmoved=marker_unmoved,
+        reason=reason,
     )
 
 
@@ -364,24 +377,26 @@ def end_execution(
     now: datetime | None = None,
     claimed_at: str | None = None,
     unclaimed: bool = False,
+    marker_unmoved: bool = False,
+    reason: str | None = None,
 ) -> bool:
-    """End a running execution now (see dal.executions.Ending for the conditions); False if it had ended."""
-    return execution_store.finish_many(
-        [
-            ending(
-                execution,
-                status,
-                result,
-                now=now,
-                claimed_at=claimed_at,
-                unclaimed=unclaimed,
-            )
-        ]
-    )[0]
+    """End a running execution now (see dal.executions.Ending for the conditions); False if it had ended (or no
+    longer meets them)."""
+    end = ending(
+        execution,
+        status,
+        result,
+        now=now,
+        claimed_at=claimed_at,
+        unclaimed=unclaimed,
+        marker_unmoved=marker_unmoved,
+        reason=reason,
+    )
+    return execution_store.finish_many([end])[0]
 
 
 def end_as_read(
-    execution: dict[str, Any], status: str, error_message: str, now: datetime
+    execution: dict[str, Any], status: str, error_message: str, now: datetime, reason: str | None = None
 ) -> bool:
     """End a running execution only in the claim state it was read in: a claim taken since belongs to a run that
     must not be ended. False if it had ended or was claimed meanwhile."""
@@ -393,7 +408,31 @@ def end_as_read(
         now=now,
         claimed_at=claimed_at,
         unclaimed=claimed_at is None,
+        reason=reason,
     )
+
+
+CANCELLED_REASON = EndReason.CANCELLED.value
+# What a cancelled execution records (the contract has no cancelled status).
+CANCELLED_RESULT = {"errorMessage": "cancelled", "cancelled": True}
+
+
+def cancel(execution: dict[str, Any]) -> dict[str, Any] | None:
+    """End a running execution (queued or running) as cancelled, in one transaction conditional on it still running
+    with the running marker it was read with (so the marker deleted is its live one: a run watching it stops at its
+    next step, and a queued one is skipped by the executor). Returns the execution as ended; None when it ended or
+    its marker moved (a claim, a requeue) since it was read: read it again."""
+    end = ending(execution, "error", CANCELLED_RESULT, marker_unmoved=True, reason=CANCELLED_REASON)
+    if not execution_store.finish_many([end])[0]:
+        return None
+    return {
+        **execution,
+        **end.result,
+        "status": end.status,
+        "completedAt": end.completed_at,
+        "durationMs": end.duration_ms,
+        "reason": CANCELLED_REASON,
+    }
 
 
 def requeue(execution: dict[str, Any]) -> bool:

@@ -23,6 +23,11 @@ def time_ordered_uuid(at_ms: int | None = None) -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+def earliest_uuid_at(moment: datetime) -> uuid.UUID:
+    """Below every time_ordered_uuid made at or after `moment` (its millisecond, all other bits zero)."""
+    return uuid.UUID(int=(int(moment.timestamp() * 1000) & (2**48 - 1)) << 80)
+
+
 def uuid_time(identifier: uuid.UUID) -> datetime:
     """When a time_ordered_uuid was made (millisecond precision)."""
     return datetime.fromtimestamp((identifier.int >> 80) / 1000, UTC)

@@ -86,6 +86,16 @@ def executions_by_status_type_pk(flow_id: UUID | str, status: str, trigger_type:
     return f"FLOW#{flow_id}#S#{status}#T#{trigger_type}"
 
 
+def execution_reason_sk(reason: str, trigger_type: str, execution_id: UUID | str) -> str:
+    """A summary of an execution that ended for a recorded reason (dead letter, cancel), beside it in the flow's
+    partition: one prefix per (reason, trigger type), as GSI1 has one partition per (status, trigger type)."""
+    return f"{execution_reason_prefix(reason, trigger_type)}{execution_id}"
+
+
+def execution_reason_prefix(reason: str, trigger_type: str) -> str:
+    return f"REASON#{reason}#T#{trigger_type}#"
+
+
 FLOW_STATS_SK_PREFIX = "STATS#"
 
 

@@ -39,9 +39,10 @@ SUMMARY_FIELDS = "id, #status, triggerType, startedAt, durationMs, expiresAt"
 BATCH_GET_LIMIT = 100
 # Executions per batched claim: 3 actions each, within a transaction's 100 actions.
 MAX_UNITS_PER_TRANSACTION = 33
-# Executions per batched end: 2 actions each, plus at most a day-counter update and two LLM token usage updates
-# (the owner's month and day) each.
+# Executions per batched end: 2 actions each (3 with a reason: its summary item), plus at most a day-counter update
+# and two LLM token usage updates (the owner's month and day) each.
 MAX_ENDINGS_PER_TRANSACTION = 20
+MAX_REASON_ENDS_PER_TRANSACTION = 16
 
 
 class FlowNotRunning(Exception):
@@ -116,6 +117,11 @@ class ProfileChanged(Exception):
         self.profile = profile
 
 
+class RetryRefused(Exception):
+    """The retry's original changed since it was read: gone, or (when only a first retry was asked) already
+    retried."""
+
+
 class DeliveryAlreadyAccepted(Exception):
     """The delivery key was seen within its window: `execution_id` is the execution it started."""
 
@@ -134,6 +140,14 @@ def trigger_counter(trigger_type: str) -> str:
 
 def status_trigger_counter(status: str, trigger_type: str) -> str:
     return f"st_{status}_{trigger_type}"
+
+
+def reason_counter(reason: str) -> str:
+    return f"r_{reason}"
+
+
+def reason_trigger_counter(reason: str, trigger_type: str) -> str:
+    return f"rt_{reason}_{trigger_type}"
 
 
 def marker_shard(execution_id: str) -> int:
@@ -201,13 +215,16 @@ def record_start(
     profile_condition: tuple[str, dict[str, Any]] | None = None,
     trigger_check_key: dict[str, Any] | None = None,
     throttle: Throttle | None = None,
+    first_retry_only: bool = False,
 ) -> None:
     """One transaction: the flow is running, the month's count is below `month_limit` (and counts this one),
     the day's count, the execution, its flow's day counters, its running marker, when `profile_condition`
     (expression on `#tier`, its values) is given the owner's profile meets it (else ProfileChanged, with the
     profile), when `trigger_check_key` is given that item exists (else TriggerGone), when `throttle` is given its
-    bucket lets one more through (else Throttled; TriggerGone when its item is gone), and when
-    `delivery` (pk, expiresAt) is given, the remembered delivery, written only if that key is unseen or expired."""
+    bucket lets one more through (else Throttled; TriggerGone when its item is gone), when the execution has a
+    `retryOf`, that original (an ended execution of the flow, not yet retried if `first_retry_only`) records it as
+    `retriedBy` (else RetryRefused), and when `delivery` (pk, expiresAt) is given, the remembered delivery,
+    written only if that key is unseen or expired."""
     user_id, flow_id, trigger_type = execution["userId"], execution["flowId"], execution["triggerType"]
     user_pk = keys.user_pk(user_id)
     item = {
@@ -288,6 +305,24 @@ def record_start(
     if throttle is not None:
         throttle_at = len(actions)
         actions.append(throttle.action())
+    retry_at = None
+    if execution.get("retryOf"):
+        retry_at = len(actions)
+        condition = "attribute_exists(PK) AND #status <> :running"
+        if first_retry_only:
+            condition += " AND attribute_not_exists(retriedBy)"
+        actions.append(
+            {
+                "Update": {
+                    "TableName": table_name(),
+                    "Key": execution_key(flow_id, execution["retryOf"]),
+                    "UpdateExpression": "SET retriedBy = :retry",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": serialize({":retry": execution["id"], ":running": "running"}),
+                }
+            }
+        )
     if delivery is not None:
         delivery_pk, delivery_expires_at = delivery
         actions.append(
@@ -335,6 +370,8 @@ def record_start(
         if profile_check_at is not None and codes[profile_check_at] == "ConditionalCheckFailed":
             profile = reasons[profile_check_at].get("Item")
             raise ProfileChanged(deserialize(profile) if profile else None) from exc
+        if retry_at is not None and codes[retry_at] == "ConditionalCheckFailed":
+            raise RetryRefused() from exc
         if codes[1] == "ConditionalCheckFailed":
             raise MonthlyQuotaFull() from exc
         raise
@@ -545,7 +582,9 @@ def move_queued_marker(execution: dict[str, Any], marker_sk: str, deadline_iso: 
 @dataclass(frozen=True)
 class Ending:
     """Ending `execution` with `status` and `result` (outputPayload or errorMessage). `claimed_at`: only if that
-    run's claim still holds; `unclaimed`: only if nobody claimed it."""
+    run's claim still holds; `unclaimed`: only if nobody claimed it; `marker_unmoved`: only if its running marker
+    is still the one read (so the marker the end deletes is the live one). `reason` (a contract.EndReason) is recorded
+    on the execution, counted, and indexed for listings."""
 
     execution: dict[str, Any]
     status: str
@@ -555,6 +594,8 @@ class Ending:
     claimed_at: str | None = None
     unclaimed: bool = False
     llm_tokens: int = 0  # the run's LLM tokens, added to its owner's usage of the completion's month and day
+    marker_unmoved: bool = False
+    reason: str | None = None
 
 
 def _end_update(ending: Ending) -> dict[str, Any]:
@@ -569,7 +610,8 @@ def _end_update(ending: Ending) -> dict[str, Any]:
         ":durationMs": ending.duration_ms,
     }
     sets = ["#status = :status", "#gsi1pk = :gsi1pk", "completedAt = :completedAt", "durationMs = :durationMs"]
-    for index, (field, value) in enumerate(ending.result.items()):
+    result = dict(ending.result, reason=ending.reason)
+    for index, (field, value) in enumerate(result.items()):
         if value is not None:
             names[f"#r{index}"] = field
             values[f":r{index}"] = value
@@ -580,6 +622,9 @@ def _end_update(ending: Ending) -> dict[str, Any]:
         conditions.append("claimedAt = :claimedAt")
     if ending.unclaimed:
         conditions.append("attribute_not_exists(claimedAt)")
+    if ending.marker_unmoved:
+        values[":marker"] = execution["runningMarker"]
+        conditions.append("runningMarker = :marker")
     return {
         "Update": {
             "TableName": table_name(),
@@ -594,7 +639,7 @@ def _end_update(ending: Ending) -> dict[str, Any]:
 
 def _end_counters(ending: Ending) -> dict[str, int]:
     status, trigger_type = ending.status, ending.execution["triggerType"]
-    return {
+    counters = {
         status_counter("running"): -1,
         status_counter(status): 1,
         status_trigger_counter("running", trigger_type): -1,
@@ -602,11 +647,33 @@ def _end_counters(ending: Ending) -> dict[str, int]:
         "durationMsSum": ending.duration_ms,
         "finished": 1,
     }
+    if ending.reason is not None:
+        counters[reason_counter(ending.reason)] = 1
+        counters[reason_trigger_counter(ending.reason, trigger_type)] = 1
+    return counters
+
+
+def _reason_summary_put(ending: Ending) -> dict[str, Any]:
+    """The summary an ending with a reason leaves beside its execution: what a listing shows of it, final."""
+    execution = ending.execution
+    item = {
+        "PK": keys.flow_pk(execution["flowId"]),
+        "SK": keys.execution_reason_sk(ending.reason, execution["triggerType"], execution["id"]),
+        "entity": "executionReason",
+        "id": execution["id"],
+        "status": ending.status,
+        "triggerType": execution["triggerType"],
+        "startedAt": execution["startedAt"],
+        "durationMs": ending.duration_ms,
+        "expiresAt": execution["expiresAt"],
+    }
+    return {"Put": {"TableName": table_name(), "Item": serialize(item)}}
 
 
 def _end_actions(endings: list[Ending]) -> list[dict[str, Any]]:
-    """Per ending its execution update (first, carrying the condition) and marker delete; then one update per
-    day-counter item, the counters of the endings sharing it summed (a transaction touches an item once)."""
+    """Per ending its execution update (first, carrying the condition), marker delete and, with a reason, its
+    summary; then one update per day-counter item, the counters of the endings sharing it summed (a transaction
+    touches an item once)."""
     actions: list[dict[str, Any]] = []
     counters: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int]]] = {}
     for ending in endings:
@@ -614,6 +681,8 @@ def _end_actions(endings: list[Ending]) -> list[dict[str, Any]]:
         actions.append(_end_update(ending))
         marker = _marker_key(execution["id"], execution["runningMarker"])
         actions.append({"Delete": {"TableName": table_name(), "Key": marker}})
+        if ending.reason is not None:
+            actions.append(_reason_summary_put(ending))
         day = (execution["flowId"], keys.flow_stats_day_sk(execution["startedAt"]))
         first, sums = counters.setdefault(day, (execution, {}))
         for counter, amount in _end_counters(ending).items():
@@ -645,12 +714,17 @@ def finish_many(endings: list[Ending]) -> list[bool]:
     """End running executions (status, completion, result), move their flows' day counters and drop their running
     markers: one transaction for the whole batch, each ending individually conditional (see
     _transact_each_conditional). False for an execution that had already ended (or is gone)."""
-    return _transact_each_conditional(
-        endings,
-        _end_actions,
-        lambda chunk: {2 * unit: unit for unit in range(len(chunk))},
-        MAX_ENDINGS_PER_TRANSACTION,
-    )
+
+    def conditional_index(chunk: list[Ending]) -> dict[int, int]:
+        index, position = {}, 0
+        for unit, ending in enumerate(chunk):
+            index[position] = unit
+            position += 2 if ending.reason is None else 3
+        return index
+
+    with_reasons = any(ending.reason is not None for ending in endings)
+    per_transaction = MAX_REASON_ENDS_PER_TRANSACTION if with_reasons else MAX_ENDINGS_PER_TRANSACTION
+    return _transact_each_conditional(endings, _end_actions, conditional_index, per_transaction)
 
 
 def _query_newest(kwargs: dict[str, Any], limit: int, now_epoch: int) -> list[dict[str, Any]]:
@@ -703,6 +777,67 @@ def list_summaries(
     ]
     merged = heapq.merge(*listings, key=lambda item: item["id"], reverse=True)
     return list(itertools.islice(merged, limit))
+
+
+def list_reason_summaries(
+    flow_id: str, reason: str, trigger_types: tuple[str, ...], limit: int, now_epoch: int
+) -> list[dict[str, Any]]:
+    """The newest `limit` executions of the flow that ended for `reason`, with a trigger type in `trigger_types`:
+    one query of their summaries per trigger type, each bounded by `limit`, merged newest first."""
+    listings = [
+        _query_newest(
+            {
+                "ProjectionExpression": SUMMARY_FIELDS,
+                "ExpressionAttributeNames": {"#status": "status"},
+                "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": keys.flow_pk(flow_id)},
+                    ":prefix": {"S": keys.execution_reason_prefix(reason, trigger_type)},
+                },
+            },
+            limit,
+            now_epoch,
+        )
+        for trigger_type in trigger_types
+    ]
+    return list(itertools.islice(heapq.merge(*listings, key=lambda item: item["id"], reverse=True), limit))
+
+
+def oldest_ended_since(
+    flow_id: str, status: str, first_id: str, limit: int, now_epoch: int
+) -> list[dict[str, Any]]:
+    """The oldest `limit` unexpired executions of the flow in `status` (an end status) whose id is at least
+    `first_id` (ids are time-ordered: started at or after its time), not cancelled and not retried yet, whole items,
+    oldest first: one GSI1 query per trigger type, merged. Filtered items still count toward DynamoDB's read, so a
+    query reads on until `limit` are found or its partition ends."""
+    listings = [
+        query_items(
+            {
+                "IndexName": "GSI1",
+                "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK >= :first",
+                "FilterExpression": (
+                    "expiresAt > :now AND attribute_not_exists(retriedBy) AND attribute_not_exists(cancelled)"
+                ),
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": keys.executions_by_status_type_pk(flow_id, status, trigger_type)},
+                    ":first": {"S": keys.execution_sk(first_id)},
+                    ":now": {"N": str(now_epoch)},
+                },
+            },
+            limit,
+        )
+        for trigger_type in TRIGGER_TYPES
+    ]
+    return list(itertools.islice(heapq.merge(*listings, key=lambda item: item["id"]), limit))
+
+
+def marker_exists(execution_id: str, marker_sk: str) -> bool:
+    """Whether the running marker is still there: every end of an execution deletes its current marker, so for a
+    claimed run (whose marker only its own executor moves) False means someone else ended it."""
+    response = client().get_item(
+        TableName=table_name(), Key=_marker_key(execution_id, marker_sk), ProjectionExpression="PK"
+    )
+    return "Item" in response
 
 
 def day_counters(flow_id: str, first_day: str, last_day: str) -> list[dict[str, Any]]:

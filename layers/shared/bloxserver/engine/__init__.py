@@ -23,6 +23,7 @@ __all__ = [
     "FlowContext",
     "MemoryStore",
     "Organism",
+    "RunServices",
     "OrganismError",
     "RunServices",
     "TokenQuota",

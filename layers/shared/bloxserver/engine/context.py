@@ -3,13 +3,18 @@ built with (FlowContext), and what a run is given to reach the owner's resources
 calls (WASM modules, LLM token quota, secrets, project memory), implemented outside the engine. The callers (flows,
 executor) read them through the DAL; the engine never does. Loading caches per YAML text and context, so a context
 is small, frozen and hashable.
+
+RunServices are what the caller of one run lends it while it runs (the executor); the engine runs without them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bloxserver.engine.model import EngineLog
 
 
 @dataclass(frozen=True)
@@ -90,3 +95,8 @@ class RunServices:
     # name the owner has no secret for is left out, which ends the run as error. None: no secrets are available.
     secret_values: Callable[[frozenset[str]], Mapping[str, str]] | None = None
     memory: MemoryStore | None = None
+    # Asked at every step of a run (between listener invocations, and every runtime.STEP_SECONDS while a blocking
+    # call waits): True stops the run as cancelled. Called often: the caller keeps it cheap (rate-limits its reads).
+    cancelled: Callable[[], bool] | None = None
+    # Handed the run's log records so far at every step, so the caller can store them as the run goes.
+    log_progress: Callable[[Sequence[EngineLog]], None] | None = None

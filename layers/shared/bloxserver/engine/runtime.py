@@ -24,6 +24,9 @@ from bloxserver.engine.settings import EngineSettings, get_engine_settings
 # What all the results of one run may add up to: a run holds them at once (queued, terminal, logged), and a batch of
 # runs shares the executor's 1 GB; far above what real flows pass on.
 MAX_RUN_MESSAGE_BYTES = 32 * MAX_MESSAGE_BYTES
+# While a blocking call waits, the run takes a step (RunServices: progress handed over, cancellation asked) this often.
+STEP_SECONDS = 0.25
+CANCELLED_MESSAGE = "execution cancelled"
 
 
 class RunStopped(Exception):
@@ -47,6 +50,10 @@ class DeadlineExceeded(RunStopped):
     """A listener's, the flow's or the executor's deadline passed: the run ends as `timeout`."""
 
     status = "timeout"
+
+
+class RunCancelled(RunStopped):
+    """The caller cancelled the run (RunServices.cancelled): it ends as `error` at its next step."""
 
 
 class Invocation:
@@ -114,7 +121,11 @@ class Invocation:
 
         worker = threading.Thread(target=target, name=f"listener-{self.spec.name}", daemon=True)
         worker.start()
-        worker.join(within if own_limit else remaining)
+        gives_up_at = time.monotonic() + (within if own_limit else remaining)
+        while worker.is_alive() and (left := gives_up_at - time.monotonic()) > 0:
+            worker.join(min(left, STEP_SECONDS))
+            if worker.is_alive():
+                self.run.step()
         if worker.is_alive():
             if own_limit:
                 raise ListenerFailed(f"the call took longer than {within:g} s")
@@ -186,6 +197,13 @@ class Run:
         metadata = {"executionId": self.execution_id, "listener": listener, **metadata}
         self.logs.append(EngineLog(datetime.now(timezone.utc), level, message, metadata))
 
+    def step(self) -> None:
+        """A point where the caller sees the run: its records so far are handed over, and a cancellation stops it."""
+        if self.services.log_progress is not None:
+            self.services.log_progress(self.logs)
+        if self.services.cancelled is not None and self.services.cancelled():
+            raise RunCancelled(CANCELLED_MESSAGE, None)
+
     def count_iteration(self, listener: str) -> None:
         limit = self.organism.max_iterations
         if self.iterations == limit:
@@ -193,6 +211,7 @@ class Run:
         self.iterations += 1
 
     def begin(self, listener: Listener, message: Any, parent: Invocation | None) -> Invocation:
+        self.step()
         self.count_iteration(listener.name)
         invocation = Invocation(self, listener, parent)
         invocation.check_deadline()
@@ -225,6 +244,7 @@ class Run:
             )
         if self.organism.log_payloads:
             invocation.log("debug", f"listener '{invocation.spec.name}' result", result=result.value)
+        self.step()
         return result
 
     def deliver(self, message: Any) -> dict[str, list[Any]]:
@@ -307,8 +327,8 @@ def run_flow(
     services: RunServices = RunServices(),
 ) -> EngineResult:
     """Runs one execution of `organism_yaml`, a flow in `context`, until `deadline` (a time.monotonic() value) at the
-    latest, with `services` as its ports to the world beyond its messages. No secret value appears in the result
-    (redaction.py)."""
+    latest, or until `services` says it was cancelled, with `services` as its ports to the world beyond its
+    messages. No secret value appears in the result (redaction.py)."""
     started = time.monotonic()
     try:
         organism = load_organism(organism_yaml, context)
