@@ -2,47 +2,36 @@
 
 from __future__ import annotations
 
-import operator
-import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from bloxserver import clock, jsonvalues
+from bloxserver import clock
 from bloxserver.auth import Principal
 from bloxserver.contract import (
-    CanvasState,
     CreateFlowRequest,
     Flow,
     FlowStatus,
     FlowSummary,
     PaginatedResponse,
-    Tier,
     UpdateFlowRequest,
 )
 from bloxserver.dal import flows as flow_store
 from bloxserver.display_text import check_display_text
+from bloxserver.flow_rules import check_definition, create_flow_item, listed_issues
 from bloxserver.dal import secrets as secret_store
 from bloxserver.dal import users as user_store
-from bloxserver.errors import InvalidFlow, InvalidState, ServiceUnavailable, ValidationFailed, flow_not_found
+from bloxserver.errors import InvalidFlow, InvalidState, ServiceUnavailable, flow_not_found
 from bloxserver.observability import logger
-from bloxserver.limits import effective_tier, limit_reached, limits_by_tier
+from bloxserver.limits import effective_tier
 from bloxserver.ownership import owned_flow
 from bloxserver.pagination import PageRequest, to_page
 
 if TYPE_CHECKING:
     from bloxserver.engine import FlowContext
 
-MAX_ORGANISM_YAML_BYTES = 128 * 1024
-MAX_CANVAS_STATE_BYTES = 192 * 1024  # with the YAML cap, keeps a flow under DynamoDB's 400 KB item limit
-# Validation findings listed in an answer (a YAML of many listeners can have tens of thousands of findings, mostly
-# `cycle_detected`): the most severe first, then one `issues_truncated` entry counting the rest.
-MAX_LISTED_ISSUES = 200
-SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
-
 EDITABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
 STARTABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
-FLOW_LIMIT = operator.attrgetter("flows")
 STOPPABLE_STATUSES = (FlowStatus.RUNNING.value, FlowStatus.STARTING.value, FlowStatus.ERROR.value)
 
 
@@ -52,50 +41,14 @@ def _default_organism_yaml() -> str:
     return DEFAULT_ORGANISM_YAML
 
 
-def _check_definition(organism_yaml: str | None, canvas_state: CanvasState | None) -> None:
-    if organism_yaml is not None and not organism_yaml.strip():
-        raise ValidationFailed("organismYaml cannot be empty", {"body.organismYaml": "empty"})
-    if organism_yaml is not None and len(organism_yaml.encode()) > MAX_ORGANISM_YAML_BYTES:
-        raise ValidationFailed(
-            "organismYaml is too large",
-            {"body.organismYaml": f"at most {MAX_ORGANISM_YAML_BYTES} bytes"},
-        )
-    if canvas_state is not None:
-        # Pydantic lets a float be infinite or NaN, and node data be anything JSON's parser accepts (so deep that
-        # Pydantic's own serialiser gives up): the free-form parts are checked before anything serialises them.
-        free_form = [canvas_state.viewport, *(node.position for node in canvas_state.nodes)]
-        problem = jsonvalues.size_problem([*free_form, *(node.data for node in canvas_state.nodes)], MAX_CANVAS_STATE_BYTES)
-        if problem is None and len(canvas_state.model_dump_json(by_alias=True).encode()) > MAX_CANVAS_STATE_BYTES:
-            problem = f"more than {MAX_CANVAS_STATE_BYTES} bytes"
-        if problem is not None:
-            raise ValidationFailed(f"canvasState has {problem}", {"body.canvasState": problem})
-
-
 def create_flow(principal: Principal, request: CreateFlowRequest) -> Flow:
     check_display_text({"body.name": request.name}, {"body.description": request.description})
     organism_yaml = request.organism_yaml if request.organism_yaml is not None else _default_organism_yaml()
-    _check_definition(organism_yaml, None)
-    now = clock.now_iso()
-    flow = {
-        "id": str(uuid.uuid4()),
-        "userId": str(principal.user_id),
-        "name": request.name,
-        "description": request.description,
-        "organismYaml": organism_yaml,
-        "status": FlowStatus.STOPPED.value,
-        "createdAt": now,
-        "updatedAt": now,
-    }
-    try:
-        flow_store.create_flow(
-            flow,
-            principal.provisioned_profile(now),
-            limits_by_tier(FLOW_LIMIT),
-            principal.tier_claim.value if principal.tier_claim else None,
-            Tier.FREE.value,
-        )
-    except user_store.LimitFull as full:
-        raise limit_reached("Flow", "flows", FLOW_LIMIT, principal.tier_claim, full.stored_tier) from full
+    check_definition(organism_yaml, None)
+    flow = create_flow_item(
+        principal,
+        {"name": request.name, "description": request.description, "organismYaml": organism_yaml},
+    )
     return Flow.model_validate(flow)
 
 
@@ -118,7 +71,7 @@ def get_flow(principal: Principal, flow_id: UUID) -> Flow:
 
 def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest) -> Flow:
     check_display_text({"body.name": request.name}, {"body.description": request.description})
-    _check_definition(request.organism_yaml, request.canvas_state)
+    check_definition(request.organism_yaml, request.canvas_state)
     provided = request.model_dump(exclude_unset=True, by_alias=True, mode="json")
     # name and organismYaml cannot be empty: a null there means "leave as is"; description and canvasState clear.
     changes = {
@@ -206,7 +159,6 @@ def _owner_context(principal: Principal, organism_yaml: str) -> FlowContext:
 def start_flow(principal: Principal, flow_id: UUID) -> Flow:
     from bloxserver import triggers  # lazily: schedules are only touched on start/stop (cold start)
     from bloxserver import wasm_modules
-    from bloxserver.dal import modules as module_store
     from bloxserver.engine import validate
 
     current = _get_item(principal, flow_id)
@@ -239,7 +191,7 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
         {"status": FlowStatus.RUNNING.value, "errorMessage": None, wasm_modules.PINNED_MODULES: pins or None},
         "start",
         expected,
-        module_store.use_actions(principal.user_id, list(pins), flow_id),
+        wasm_modules.use_actions(principal.user_id, pins, flow_id),
     )
     try:
         triggers.set_flow_schedules_state(principal.user_id, flow_id, enabled=True)  # after the status is written
@@ -256,23 +208,6 @@ def validate_flow(principal: Principal, flow_id: UUID) -> list[dict[str, Any]]:
 
     organism_yaml = _get_item(principal, flow_id)["organismYaml"]
     return listed_issues([issue.as_dict() for issue in validate(organism_yaml, _owner_context(principal, organism_yaml))])
-
-
-def listed_issues(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """At most MAX_LISTED_ISSUES findings, errors first (a stable sort keeps their order otherwise), then, if any
-    were left out, an `issues_truncated` entry saying how many."""
-    if len(issues) <= MAX_LISTED_ISSUES:
-        return issues
-    ordered = sorted(issues, key=lambda issue: SEVERITY_ORDER.get(issue["severity"], len(SEVERITY_ORDER)))
-    left_out = len(issues) - MAX_LISTED_ISSUES
-    note = {
-        "code": "issues_truncated",
-        "message": f"{left_out} more issues not listed (the first {MAX_LISTED_ISSUES} are)",
-        "listener": None,
-        "severity": "info",
-        "omitted": left_out,
-    }
-    return [*ordered[:MAX_LISTED_ISSUES], note]
 
 
 def stop_flow(principal: Principal, flow_id: UUID) -> Flow:
@@ -292,14 +227,14 @@ def stop_flow(principal: Principal, flow_id: UUID) -> Flow:
 
 
 def _release_modules(principal: Principal, flow_id: UUID, stopped: dict[str, Any]) -> None:
-    """The stopped flow no longer uses its pinned modules. Best effort: a module's delete checks its users again."""
+    """The stopped flow no longer uses its pinned modules and tools. Best effort: a module's delete (a tool's
+    uninstall) checks its users again."""
     from bloxserver import wasm_modules
-    from bloxserver.dal import modules as module_store
 
-    pinned = list(stopped.get(wasm_modules.PINNED_MODULES) or {})
+    pinned = stopped.get(wasm_modules.PINNED_MODULES) or {}
     if not pinned:
         return
     try:
-        module_store.release(principal.user_id, pinned, flow_id)
+        wasm_modules.release(principal.user_id, pinned, flow_id)
     except Exception:
         logger.exception("Releasing the flow's WASM modules failed", extra={"flowId": str(flow_id)})

@@ -57,9 +57,10 @@ def create_flow(
     limits_by_tier: dict[str, int | None],
     claimed_tier: str | None,
     default_tier: str,
+    together_with: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Insert the flow and count it against the owner's flow limit in one transaction (users.insert_counted);
-    raises users.LimitFull at the limit."""
+    """Insert the flow and count it against the owner's flow limit in one transaction (users.insert_counted, with
+    the actions `together_with`); raises users.LimitFull at the limit."""
     user_id = flow["userId"]
     item = {
         "PK": keys.user_pk(user_id),
@@ -69,7 +70,9 @@ def create_flow(
         "entity": "flow",
         **flow,
     }
-    insert_counted(item, FLOW_COUNTER, owner_profile, limits_by_tier, claimed_tier, default_tier)
+    if item.get("canvasState") is not None:
+        item[CANVAS_STATE_TEXT] = json.dumps(item.pop("canvasState"))
+    insert_counted(item, FLOW_COUNTER, owner_profile, limits_by_tier, claimed_tier, default_tier, together_with)
 
 
 def _flow(item: dict[str, Any] | None) -> dict[str, Any] | None:

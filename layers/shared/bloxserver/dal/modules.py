@@ -158,48 +158,63 @@ def update_module(
 def use_actions(user_id: UUID | str, module_ids: list[str], flow_id: UUID | str) -> list[dict[str, Any]]:
     """Transaction actions recording that running flow `flow_id` uses these modules; each fails if its module is
     gone (a start racing a delete)."""
-    return [
-        {
-            "Update": {
-                "TableName": table_name(),
-                "Key": module_key(user_id, module_id),
-                "UpdateExpression": "ADD #usedBy :flow",
-                "ConditionExpression": "attribute_exists(PK)",
-                "ExpressionAttributeNames": {"#usedBy": USED_BY},
-                "ExpressionAttributeValues": {":flow": {"SS": [str(flow_id)]}},
-            }
+    return [use_action(module_key(user_id, module_id), flow_id) for module_id in sorted(set(module_ids))]
+
+
+def use_action(item_key: dict[str, Any], flow_id: UUID | str) -> dict[str, Any]:
+    """The transaction action adding `flow_id` to the `usedBy` of an item a flow runs (a module, an installed
+    tool); it fails if the item is gone."""
+    return {
+        "Update": {
+            "TableName": table_name(),
+            "Key": item_key,
+            "UpdateExpression": "ADD #usedBy :flow",
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeNames": {"#usedBy": USED_BY},
+            "ExpressionAttributeValues": {":flow": {"SS": [str(flow_id)]}},
         }
-        for module_id in sorted(set(module_ids))
-    ]
+    }
 
 
 def release(user_id: UUID | str, module_ids: list[str], flow_id: UUID | str) -> None:
     """Forget that `flow_id` uses these modules (it stopped); modules deleted meanwhile are skipped."""
     for module_id in sorted(set(module_ids)):
-        try:
-            client().update_item(
-                TableName=table_name(),
-                Key=module_key(user_id, module_id),
-                UpdateExpression="DELETE #usedBy :flow",
-                ConditionExpression="attribute_exists(PK)",
-                ExpressionAttributeNames={"#usedBy": USED_BY},
-                ExpressionAttributeValues={":flow": {"SS": [str(flow_id)]}},
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+        release_item(module_key(user_id, module_id), flow_id)
+
+
+def release_item(item_key: dict[str, Any], flow_id: UUID | str) -> None:
+    """Take `flow_id` out of an item's `usedBy`; nothing when the item is gone."""
+    try:
+        client().update_item(
+            TableName=table_name(),
+            Key=item_key,
+            UpdateExpression="DELETE #usedBy :flow",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeNames={"#usedBy": USED_BY},
+            ExpressionAttributeValues={":flow": {"SS": [str(flow_id)]}},
+        )
+    except ClientError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
 
 
 def delete_module(user_id: UUID | str, module_id: UUID | str) -> bool:
     """Delete the module item and uncount it, only while no flow is recorded as using it; False when there was no
     such module. Raises ModuleConditionFailed (with the current item) when a flow uses it."""
+    return delete_unused(module_key(user_id, module_id), user_id, MODULE_COUNTER)
+
+
+def delete_unused(item_key: dict[str, Any], user_id: UUID | str, counter: str) -> bool:
+    """Delete an item flows run (a module, an installed tool) and take it off the owner's `counter`, only while no
+    flow is recorded as using it; False when there was no such item. Raises ModuleConditionFailed (with the current
+    item) when a flow uses it."""
     try:
         transact_write(
             [
                 {
                     "Delete": {
                         "TableName": table_name(),
-                        "Key": module_key(user_id, module_id),
+                        "Key": item_key,
                         "ConditionExpression": "attribute_exists(PK) AND "
                         "(attribute_not_exists(#usedBy) OR size(#usedBy) = :zero)",
                         "ExpressionAttributeNames": {"#usedBy": USED_BY},
@@ -207,7 +222,7 @@ def delete_module(user_id: UUID | str, module_id: UUID | str) -> bool:
                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                     }
                 },
-                uncount_action(user_id, MODULE_COUNTER),
+                uncount_action(user_id, counter),
             ]
         )
     except ClientError as exc:

@@ -1,0 +1,165 @@
+"""The marketplace's index, kept on every write so that browse and search never read the listings wholesale
+(docs/marketplace.md): browse terms (type × category, type × tag) each with a partition per sort order, search
+words each with a partition of postings, and a counter per term and word.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import Any
+
+from bloxserver.dal import marketplace as store
+
+SORTS = ("downloads", "rating", "newest")
+ANY = "*"
+# Words longer than this are cut to it (a key stays small; such a "word" is a hash or a URL, not a search term).
+MAX_WORD_CHARS = 48
+# A query's first words only: each costs one counter read and a lookup per candidate.
+MAX_QUERY_WORDS = 8
+_WORD = re.compile(r"[^\W_]+")
+
+
+def fold(text: str) -> str:
+    """Case and accents folded: "Écrire" and "ecrire" are the same word."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+def words(text: str) -> list[str]:
+    """The whole words of `text` (runs of letters and digits), folded, in order, without repeats."""
+    return list(dict.fromkeys(word[:MAX_WORD_CHARS] for word in _WORD.findall(fold(text))))
+
+
+def listing_words(listing: dict[str, Any]) -> set[str]:
+    return set(words(" ".join([listing["name"], listing["description"], *listing["tags"]])))
+
+
+def browse_terms(listing: dict[str, Any]) -> set[str]:
+    """The browse partitions a listing belongs to: every type/category combination (either may be any), and every
+    tag with and without its type."""
+    kind, category = listing["type"], listing["category"]
+    terms = {browse_term(t, c) for t in (ANY, kind) for c in (ANY, category)}
+    for tag in listing["tags"]:
+        terms |= {tag_term(ANY, tag), tag_term(kind, tag)}
+    return terms
+
+
+def browse_term(kind: str | None, category: str | None) -> str:
+    return f"type={kind or ANY}&category={category or ANY}"
+
+
+def tag_term(kind: str | None, tag: str) -> str:
+    return f"type={kind or ANY}&tag={tag}"
+
+
+def word_term(word: str) -> str:
+    return f"word={word}"
+
+
+def rating(listing: dict[str, Any]) -> float | None:
+    """The mean of the listing's ratings, to two decimals; None when unrated."""
+    count = int(listing.get("ratingCount") or 0)
+    return round(int(listing.get("ratingSum") or 0) / count, 2) if count else None
+
+
+def sort_value(listing: dict[str, Any], sort: str) -> tuple[str, int]:
+    """(the listing's key in `sort` order, highest first; the version that orders its updates)."""
+    if sort == "downloads":
+        downloads = int(listing.get("downloads") or 0)
+        return f"{downloads:012d}", downloads
+    if sort == "rating":
+        count = int(listing.get("ratingCount") or 0)
+        mean_milli = round(int(listing.get("ratingSum") or 0) * 1000 / count) if count else 0
+        return f"{mean_milli:04d}#{count:010d}", int(listing.get("ratingWrites") or 0)
+    return listing["createdAt"], 0
+
+
+def _facets(listing: dict[str, Any]) -> dict[str, Any]:
+    """What a search narrows word postings by without reading the listing."""
+    return {"type": listing["type"], "category": listing["category"], "tags": listing["tags"],
+            "createdAt": listing["createdAt"]}
+
+
+def reindex(before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+    """Bring the index from listing `before` (None: not indexed) to listing `after` (None: hidden): postings of
+    terms and words it left are deleted, those of terms and words it joined (or whose facets changed) put, and the
+    counters of both moved by one."""
+    old_terms = browse_terms(before) if before else set()
+    new_terms = browse_terms(after) if after else set()
+    old_words = listing_words(before) if before else set()
+    new_words = listing_words(after) if after else set()
+    facets_changed = bool(before and after and _facets(before) != _facets(after))
+    puts: list[dict[str, Any]] = []
+    deletes: list[dict[str, Any]] = []
+    if after:
+        listing_id = after["id"]
+        put_terms = new_terms if facets_changed else new_terms - old_terms
+        for sort in SORTS:
+            value, version = sort_value(after, sort)
+            puts += [store.posting_item(sort, term, listing_id, value, version, after["category"]) for term in put_terms]
+        put_words = new_words if facets_changed else new_words - old_words
+        puts += [store.word_posting_item(word, listing_id, _facets(after)) for word in sorted(put_words)]
+    if before:
+        listing_id = before["id"]
+        deletes += [store.posting_key(sort, term, listing_id) for sort in SORTS for term in sorted(old_terms - new_terms)]
+        deletes += [store.word_posting_key(word, listing_id) for word in sorted(old_words - new_words)]
+    store.put_items(puts)
+    store.delete_index_items(deletes)
+    deltas = {term: 1 for term in new_terms - old_terms} | {term: -1 for term in old_terms - new_terms}
+    deltas |= {word_term(word): 1 for word in new_words - old_words}
+    deltas |= {word_term(word): -1 for word in old_words - new_words}
+    store.add_to_counts(deltas)
+
+
+def resort(listing: dict[str, Any], sort: str) -> None:
+    """Move a live listing to its place in every `sort` partition it is in (after a download or a rating)."""
+    value, version = sort_value(listing, sort)
+    store.set_sort_value(sort, browse_terms(listing), listing["id"], value, version)
+
+
+def _order(listings: Iterable[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+    """Highest first, as a browse partition's GSI1SK (its sort value, then its id) orders them descending."""
+    return sorted(listings, key=lambda listing: (sort_value(listing, sort)[0], listing["id"]), reverse=True)
+
+
+def browse(kind: str | None, category: str | None, tag: str | None, sort: str, read_limit: int) -> tuple[list[str], int]:
+    """(ids of the first `read_limit` matching listings in `sort` order, how many match)."""
+    if tag is not None and category is not None:
+        # No partition per (category, tag): the tag's partition narrowed to the category, counted as it is read.
+        matching = store.browse_ids(sort, tag_term(kind, tag), None, category)
+        return matching[:read_limit], len(matching)
+    term = tag_term(kind, tag) if tag is not None else browse_term(kind, category)
+    total = store.counts([term])[term]
+    return (store.browse_ids(sort, term, read_limit) if total else []), total
+
+
+def search(
+    query_words: list[str], kind: str | None, category: str | None, tag: str | None, sort: str
+) -> tuple[list[str], int, dict[str, dict[str, Any]]]:
+    """(ids of every listing holding all `query_words` and matching the filters, in `sort` order; how many; the
+    summaries read to order them, by id). Reads the postings of the rarest query word only, then one posting of
+    each other word per candidate."""
+    counted = store.counts(word_term(word) for word in query_words)
+    if not all(counted.values()):
+        return [], 0, {}
+    rarest = min(query_words, key=lambda word: counted[word_term(word)])
+    candidates = [
+        posting for posting in store.word_postings(rarest)
+        if (kind is None or posting["type"] == kind)
+        and (category is None or posting["category"] == category)
+        and (tag is None or tag in posting["tags"])
+    ]
+    ids = [posting["SK"] for posting in candidates]
+    others = [word for word in query_words if word != rarest]
+    if others and ids:
+        held = store.word_postings_held(others, ids)
+        ids = [listing_id for listing_id in ids if all((word, listing_id) in held for word in others)]
+    if sort == "newest":
+        created = {posting["SK"]: posting["createdAt"] for posting in candidates}
+        ordered = sorted(ids, key=lambda listing_id: (created[listing_id], listing_id), reverse=True)
+        return ordered, len(ordered), {}
+    summaries = store.get_summaries(ids)
+    live = [summary for summary in summaries.values() if not summary.get("deleted")]
+    return [listing["id"] for listing in _order(live, sort)], len(live), summaries
