@@ -66,19 +66,20 @@ def _check_category(category: str | None) -> None:
         raise ValidationFailed("Request validation failed", {"body.category": f"one of {', '.join(CATEGORIES)}"})
 
 
-def normalized_tags(tags: list[str], location: str = "body.tags") -> list[str]:
-    """Lower-cased, trimmed, without repeats (first occurrence kept); 422 naming a tag that is not 1–32
-    characters of letters, digits, spaces and - _ . + #."""
-    normalized = []
-    for position, tag in enumerate(tags):
-        tag = tag.strip().lower()
-        if not 1 <= len(tag) <= MAX_TAG_CHARS or not _TAG.match(tag):
-            raise ValidationFailed(
-                "Request validation failed",
-                {f"{location}.{position}": f"1–{MAX_TAG_CHARS} letters, digits, spaces and - _ . + # (got {tag!r})"},
-            )
-        normalized.append(tag)
-    return list(dict.fromkeys(normalized))
+def normalized_tag(tag: str, location: str) -> str:
+    """Lower-cased and trimmed; 422 at `location` unless 1–32 characters of letters, digits, spaces and - _ . + #."""
+    tag = tag.strip().lower()
+    if not 1 <= len(tag) <= MAX_TAG_CHARS or not _TAG.match(tag):
+        raise ValidationFailed(
+            "Request validation failed",
+            {location: f"1–{MAX_TAG_CHARS} letters, digits, spaces and - _ . + # (got {tag!r})"},
+        )
+    return tag
+
+
+def normalized_tags(tags: list[str]) -> list[str]:
+    """Each tag normalized (422 naming `body.tags.<position>`), without repeats (the first occurrence kept)."""
+    return list(dict.fromkeys(normalized_tag(tag, f"body.tags.{position}") for position, tag in enumerate(tags)))
 
 
 def _check_texts(name: str | None, description: str | None) -> None:
@@ -259,7 +260,7 @@ def browse(
 ) -> PaginatedResponse[MarketplaceListingSummary]:
     if category is not None and category not in CATEGORIES:
         raise ValidationFailed("Request validation failed", {"query.category": f"one of {', '.join(CATEGORIES)}"})
-    tag = normalized_tags([tag], "query.tag")[0] if tag is not None else None
+    tag = normalized_tag(tag, "query.tag") if tag is not None else None
     kind_value = kind.value if kind else None
     query_words = index.words(q or "")[: index.MAX_QUERY_WORDS]
     summaries: dict[str, dict[str, Any]] = {}
