@@ -183,19 +183,24 @@ def _tool_content(principal: Principal, content: ToolContent, listing_id: str) -
     }
 
 
+# The pinned module's facts that a tool's content keeps for installs, never shown.
+PINNED_FACTS = ("exports", "imports")
+
+
 def _stored_content(content: dict[str, Any]) -> dict[str, Any]:
-    """The content item: the content as JSON text (a canvas may nest deeper than DynamoDB's maps), the pinned
-    module's facts beside it for tools."""
-    pinned = {field: content[field] for field in ("sha256", "exports", "imports") if field in content}
-    return {"contentJson": json.dumps(content, ensure_ascii=False), **pinned}
+    """The content item: the public content as JSON text (a canvas may nest deeper than DynamoDB's maps), and for a
+    tool the pinned module's facts beside it."""
+    public = {field: value for field, value in content.items() if field not in PINNED_FACTS}
+    pinned = {field: content[field] for field in PINNED_FACTS if field in content}
+    return {"contentJson": json.dumps(public, ensure_ascii=False), **pinned}
 
 
 def _content(stored: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(stored["contentJson"])
+    return {**json.loads(stored["contentJson"]), **{field: stored[field] for field in PINNED_FACTS if field in stored}}
 
 
 def _listing(summary: dict[str, Any], content: dict[str, Any]) -> MarketplaceListing:
-    public_content = {field: value for field, value in content.items() if field not in ("exports", "imports")}
+    public_content = {field: value for field, value in content.items() if field not in PINNED_FACTS}
     return MarketplaceListing.model_validate({**summary, "rating": index.rating(summary), "content": public_content})
 
 
