@@ -82,10 +82,12 @@ def _facets(listing: dict[str, Any]) -> dict[str, Any]:
             "createdAt": listing["createdAt"]}
 
 
-def reindex(before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
-    """Bring the index from listing `before` (None: not indexed) to listing `after` (None: hidden): postings of
-    terms and words it left are deleted, those of terms and words it joined (or whose facets changed) put, and the
-    counters of both moved by one."""
+def index_changes(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
+    """What brings the index from listing `before` (None: not indexed) to listing `after` (None: hidden): (postings to
+    put: of the terms and words it joined, or all when its facets changed; keys of postings to delete: of those it
+    left; counter deltas by term)."""
     old_terms = browse_terms(before) if before else set()
     new_terms = browse_terms(after) if after else set()
     old_words = listing_words(before) if before else set()
@@ -105,11 +107,18 @@ def reindex(before: dict[str, Any] | None, after: dict[str, Any] | None) -> None
         listing_id = before["id"]
         deletes += [store.posting_key(sort, term, listing_id) for sort in SORTS for term in sorted(old_terms - new_terms)]
         deletes += [store.word_posting_key(word, listing_id) for word in sorted(old_words - new_words)]
-    store.put_items(puts)
-    store.delete_index_items(deletes)
     deltas = {term: 1 for term in new_terms - old_terms} | {term: -1 for term in old_terms - new_terms}
     deltas |= {word_term(word): 1 for word in new_words - old_words}
     deltas |= {word_term(word): -1 for word in old_words - new_words}
+    return puts, deletes, deltas
+
+
+def reindex(before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+    """Bring the index from listing `before` to listing `after` (index_changes): postings put and deleted, then
+    each changed counter moved (one write per term)."""
+    puts, deletes, deltas = index_changes(before, after)
+    store.put_items(puts)
+    store.delete_index_items(deletes)
     store.add_to_counts(deltas)
 
 

@@ -11,8 +11,8 @@ from uuid import UUID
 from botocore.exceptions import ClientError
 
 from bloxserver import keys
-from bloxserver.dal.modules import BATCH_SIZE, delete_unused, release_item, use_action
-from bloxserver.dal.table import cancellation_codes, client, deserialize, get_item, key, query_items, table_name
+from bloxserver.dal.modules import delete_unused, release_item, use_action
+from bloxserver.dal.table import batch_get, cancellation_codes, get_item, key, query_items
 from bloxserver.dal.users import TOOL_COUNTER, insert_counted
 
 USED_BY = "usedBy"
@@ -59,22 +59,8 @@ def get_tool(user_id: UUID | str, listing_id: UUID | str) -> dict[str, Any] | No
 
 def get_tools(user_id: UUID | str, listing_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The user's installed tools among `listing_ids`, by listing id, consistently read."""
-    found: dict[str, dict[str, Any]] = {}
-    unique = sorted(set(listing_ids))
-    for start in range(0, len(unique), BATCH_SIZE):
-        pending: dict[str, Any] = {
-            table_name(): {
-                "Keys": [tool_key(user_id, listing_id) for listing_id in unique[start : start + BATCH_SIZE]],
-                "ConsistentRead": True,
-            }
-        }
-        while pending:
-            response = client().batch_get_item(RequestItems=pending)
-            for raw in response.get("Responses", {}).get(table_name(), []):
-                item = _tool(deserialize(raw))
-                found[item["listingId"]] = item
-            pending = response.get("UnprocessedKeys") or {}
-    return found
+    found = batch_get([tool_key(user_id, listing_id) for listing_id in sorted(set(listing_ids))], consistent=True)
+    return {item["listingId"]: _tool(item) for item in found}
 
 
 def list_tools(user_id: UUID | str, limit: int) -> list[dict[str, Any]]:

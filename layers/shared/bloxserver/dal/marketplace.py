@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from bloxserver import keys
 from bloxserver.dal.table import (
+    batch_get,
     cancellation_codes,
     client,
     delete_items,
@@ -29,8 +30,7 @@ from bloxserver.dal.table import (
     transact_write,
 )
 
-# BatchGetItem's and BatchWriteItem's limits per request.
-BATCH_GET_SIZE = 100
+# BatchWriteItem's limit per request.
 BATCH_WRITE_SIZE = 25
 SUMMARY_FIELDS = ("id", "authorName", "#type", "#name", "description", "category", "downloads", "ratingSum",
                   "ratingCount")
@@ -78,14 +78,8 @@ def _without_keys(item: dict[str, Any]) -> dict[str, Any]:
 
 def get_listing(listing_id: UUID | str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(summary item, content item) of a listing, deleted ones included, consistently read; None when absent."""
-    response = client().batch_get_item(
-        RequestItems={table_name(): {"Keys": [listing_key(listing_id), content_key(listing_id)], "ConsistentRead": True}}
-    )
-    items = {item["SK"]: _without_keys(item) for item in map(deserialize, response["Responses"][table_name()])}
-    for raw_key in (response.get("UnprocessedKeys") or {}).get(table_name(), {}).get("Keys", []):
-        item = get_item(raw_key)
-        if item:
-            items[item["SK"]] = _without_keys(item)
+    items = {item["SK"]: _without_keys(item) for item in batch_get([listing_key(listing_id), content_key(listing_id)],
+                                                                   consistent=True)}
     if keys.LISTING_SK not in items:
         return None
     return items[keys.LISTING_SK], items.get(keys.LISTING_CONTENT_SK, {})
@@ -98,23 +92,12 @@ def get_listing_summary(listing_id: UUID | str) -> dict[str, Any] | None:
 
 def get_summaries(listing_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Summary items of these listings (deleted ones included), by id, eventually consistent: a page's listings."""
-    found: dict[str, dict[str, Any]] = {}
-    unique = list(dict.fromkeys(listing_ids))
-    for start in range(0, len(unique), BATCH_GET_SIZE):
-        pending: dict[str, Any] = {
-            table_name(): {
-                "Keys": [listing_key(listing_id) for listing_id in unique[start : start + BATCH_GET_SIZE]],
-                "ProjectionExpression": ", ".join((*SUMMARY_FIELDS, "deleted", "createdAt")),
-                "ExpressionAttributeNames": {"#type": "type", "#name": "name"},
-            }
-        }
-        while pending:
-            response = client().batch_get_item(RequestItems=pending)
-            for raw in response.get("Responses", {}).get(table_name(), []):
-                item = deserialize(raw)
-                found[item["id"]] = item
-            pending = response.get("UnprocessedKeys") or {}
-    return found
+    found = batch_get(
+        [listing_key(listing_id) for listing_id in dict.fromkeys(listing_ids)],
+        projection=", ".join((*SUMMARY_FIELDS, "deleted", "createdAt", "ratingWrites")),
+        names={"#type": "type", "#name": "name"},
+    )
+    return {item["id"]: item for item in found}
 
 
 def update_listing(
@@ -324,20 +307,12 @@ def add_to_counts(deltas: dict[str, int]) -> None:
 
 
 def counts(terms: Iterable[str]) -> dict[str, int]:
-    """The counters of these terms (0 for a term no listing ever matched), one BatchGetItem per 100."""
+    """The counters of these terms (0 for a term no listing ever matched)."""
     unique = list(dict.fromkeys(terms))
-    found = {term: 0 for term in unique}
     by_pk = {keys.term_count_pk(term): term for term in unique}
-    for start in range(0, len(unique), BATCH_GET_SIZE):
-        pending: dict[str, Any] = {
-            table_name(): {"Keys": [key(keys.term_count_pk(term), keys.COUNT_SK) for term in unique[start : start + BATCH_GET_SIZE]]}
-        }
-        while pending:
-            response = client().batch_get_item(RequestItems=pending)
-            for raw in response.get("Responses", {}).get(table_name(), []):
-                item = deserialize(raw)
-                found[by_pk[item["PK"]]] = max(int(item.get("n", 0)), 0)
-            pending = response.get("UnprocessedKeys") or {}
+    found = {term: 0 for term in unique}
+    for item in batch_get([key(pk, keys.COUNT_SK) for pk in by_pk]):
+        found[by_pk[item["PK"]]] = max(int(item.get("n", 0)), 0)
     return found
 
 
@@ -386,19 +361,7 @@ def word_postings(word: str) -> list[dict[str, Any]]:
 
 def word_postings_held(words: list[str], listing_ids: list[str]) -> set[tuple[str, str]]:
     """Which of the (word, listing) postings exist, for every word and listing given (keys only read)."""
-    wanted = [(word, listing_id) for word in words for listing_id in listing_ids]
-    held: set[tuple[str, str]] = set()
-    for start in range(0, len(wanted), BATCH_GET_SIZE):
-        pending: dict[str, Any] = {
-            table_name(): {
-                "Keys": [word_posting_key(word, listing_id) for word, listing_id in wanted[start : start + BATCH_GET_SIZE]],
-                "ProjectionExpression": "PK, SK",
-            }
-        }
-        while pending:
-            response = client().batch_get_item(RequestItems=pending)
-            for raw in response.get("Responses", {}).get(table_name(), []):
-                item = deserialize(raw)
-                held.add((item["PK"].removeprefix(keys.word_pk("")), item["SK"]))
-            pending = response.get("UnprocessedKeys") or {}
-    return held
+    found = batch_get(
+        [word_posting_key(word, listing_id) for word in words for listing_id in listing_ids], projection="PK, SK"
+    )
+    return {(item["PK"].removeprefix(keys.word_pk("")), item["SK"]) for item in found}

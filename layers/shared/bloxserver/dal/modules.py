@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from bloxserver import keys
 from bloxserver.dal.table import (
+    batch_get,
     client,
     deserialize,
     error_code,
@@ -27,8 +28,6 @@ from bloxserver.dal.users import MODULE_COUNTER, insert_counted, uncount_action
 
 SUMMARY_FIELDS = ("id", "#name", "description", "createdAt", "#status")
 USED_BY = "usedBy"
-# BatchGetItem's limit per request.
-BATCH_SIZE = 100
 
 
 class ModuleConditionFailed(Exception):
@@ -77,22 +76,8 @@ def get_module(user_id: UUID | str, module_id: UUID | str) -> dict[str, Any] | N
 
 def get_modules(user_id: UUID | str, module_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The owner's modules among `module_ids`, by id (absent ones are left out), consistently read."""
-    found: dict[str, dict[str, Any]] = {}
-    unique = sorted(set(module_ids))
-    for start in range(0, len(unique), BATCH_SIZE):
-        pending: dict[str, Any] = {
-            table_name(): {
-                "Keys": [module_key(user_id, module_id) for module_id in unique[start : start + BATCH_SIZE]],
-                "ConsistentRead": True,
-            }
-        }
-        while pending:
-            response = client().batch_get_item(RequestItems=pending)
-            for raw in response.get("Responses", {}).get(table_name(), []):
-                item = _module(deserialize(raw))
-                found[item["id"]] = item
-            pending = response.get("UnprocessedKeys") or {}
-    return found
+    found = batch_get([module_key(user_id, module_id) for module_id in sorted(set(module_ids))], consistent=True)
+    return {item["id"]: _module(item) for item in found}
 
 
 def list_module_summaries(user_id: UUID | str, limit: int) -> list[dict[str, Any]]:
