@@ -344,7 +344,10 @@ def _with_download(principal: Principal, listing_id: str, write: Any, download_i
             write(store.download_actions(listing_id, principal.user_id, now))
             return True
         except ClientError as exc:
-            if not store.download_counted_already(exc, download_index):
+            refused = store.download_refused(exc, download_index)
+            if refused == "gone":
+                raise listing_not_found() from exc
+            if refused != "counted":
                 raise
     write([])
     return False

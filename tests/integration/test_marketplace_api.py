@@ -333,6 +333,20 @@ def test_given_the_flow_limit_when_using_a_template_then_403_and_no_download(mar
     assert call(marketplace, "GET", f"/api/v1/marketplace/{other['id']}").json["downloads"] == 0
 
 
+def test_given_a_template_deleted_while_being_used_then_404_and_no_flow_is_made(marketplace, flows, monkeypatch):
+    import marketplace_logic
+
+    listing = publish(marketplace)
+    as_read = marketplace_logic._live(listing["id"])
+    assert call(marketplace, "DELETE", f"/api/v1/marketplace/{listing['id']}", claims=AUTHOR).status == 204
+    monkeypatch.setattr(marketplace_logic, "_live", lambda _: as_read)  # the use read it before the delete
+
+    reply = call(marketplace, "POST", f"/api/v1/marketplace/{listing['id']}/use", claims=BOB)
+
+    assert reply.status == 404 and reply.json["code"] == "not_found"
+    assert call(flows, "GET", "/api/v1/flows", claims=BOB).json["total"] == 0
+
+
 def test_given_a_tool_listing_then_use_is_409_and_a_template_install_is_409(marketplace, catalogue):
     used = call(marketplace, "POST", f"/api/v1/marketplace/{catalogue['tool']['id']}/use", claims=PAID)
     installed = call(marketplace, "POST", f"/api/v1/marketplace/{catalogue['alpha']['id']}/install", claims=PAID)

@@ -191,22 +191,15 @@ def downloaded(listing_id: UUID | str, user_id: UUID | str) -> bool:
     return get_item(key(keys.listing_pk(listing_id), keys.listing_download_sk(user_id))) is not None
 
 
-def download_counted_already(exc: ClientError, first_download_action: int) -> bool:
-    """Whether a cancelled transaction failed on the download item at that index (counted by a concurrent use)."""
-    codes = cancellation_codes(exc)
-    return len(codes) > first_download_action and codes[first_download_action] == "ConditionalCheckFailed"
-
-
-def count_download(listing_id: UUID | str, user_id: UUID | str, at: str) -> bool:
-    """Count `user_id` as a download on its own (an install's or a use's write went first); False when they were
-    counted already or the listing is gone."""
-    try:
-        transact_write(download_actions(listing_id, user_id, at))
-    except ClientError as exc:
-        if error_code(exc) == "TransactionCanceledException" and "ConditionalCheckFailed" in cancellation_codes(exc):
-            return False
-        raise
-    return True
+def download_refused(exc: ClientError, first_download_action: int) -> str | None:
+    """Why a cancelled transaction holding download_actions at that index failed on them: "counted" (the user was
+    counted already, by a concurrent use of theirs), "gone" (the listing was deleted meanwhile), else None."""
+    codes = cancellation_codes(exc)[first_download_action : first_download_action + 2]
+    if codes[:1] == ["ConditionalCheckFailed"]:
+        return "counted"
+    if codes[1:] == ["ConditionalCheckFailed"]:
+        return "gone"
+    return None
 
 
 # Ratings: one item per user; the summary keeps their sum and count (the mean is sum / count).
