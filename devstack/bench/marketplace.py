@@ -42,7 +42,7 @@ REQUESTS = {
     "browse, page 1, newest": {"sort": "newest"},
     "browse, category": {"category": "data"},
     "browse, tag + type": {"tag": "email", "type": "flow"},
-    "browse, tag + category (narrowed as read)": {"tag": "email", "category": "data"},
+    "browse, tag + category + type": {"tag": "email", "category": "data", "type": "flow"},
     "browse, page 5": {"page": "5"},
     "search, a rare word (20 results)": {"q": RARE_WORD},
     "search, a rare word, newest": {"q": RARE_WORD, "sort": "newest"},

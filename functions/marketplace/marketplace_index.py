@@ -1,6 +1,6 @@
 """The marketplace's index, kept on every write so that browse and search never read the listings wholesale
-(docs/marketplace.md): browse terms (type × category, type × tag) each with a partition per sort order, search
-words each with a partition of postings, and a counter per term and word.
+(docs/marketplace.md): browse terms (type × category × tag, each possibly open) each with a partition per sort order,
+search words each with a partition of postings, and a counter per term and word.
 """
 
 from __future__ import annotations
@@ -37,21 +37,19 @@ def listing_words(listing: dict[str, Any]) -> set[str]:
 
 
 def browse_terms(listing: dict[str, Any]) -> set[str]:
-    """The browse partitions a listing belongs to: every type/category combination (either may be any), and every
-    tag with and without its type."""
-    kind, category = listing["type"], listing["category"]
-    terms = {browse_term(t, c) for t in (ANY, kind) for c in (ANY, category)}
-    for tag in listing["tags"]:
-        terms |= {tag_term(ANY, tag), tag_term(kind, tag)}
-    return terms
+    """The browse partitions a listing belongs to: every combination of its type, its category and one of its tags,
+    each of them possibly left open (4 × (1 + tags)), so that any browse filter reads one partition."""
+    return {
+        browse_term(kind, category, tag)
+        for kind in (None, listing["type"])
+        for category in (None, listing["category"])
+        for tag in (None, *listing["tags"])
+    }
 
 
-def browse_term(kind: str | None, category: str | None) -> str:
-    return f"type={kind or ANY}&category={category or ANY}"
-
-
-def tag_term(kind: str | None, tag: str) -> str:
-    return f"type={kind or ANY}&tag={tag}"
+def browse_term(kind: str | None, category: str | None, tag: str | None) -> str:
+    term = f"type={kind or ANY}&category={category or ANY}"
+    return f"{term}&tag={tag}" if tag is not None else term
 
 
 def word_term(word: str) -> str:
@@ -86,8 +84,8 @@ def index_changes(
     before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
     """What brings the index from listing `before` (None: not indexed) to listing `after` (None: hidden): (postings to
-    put: of the terms and words it joined, or all when its facets changed; keys of postings to delete: of those it
-    left; counter deltas by term)."""
+    put: of the terms and words it joined, and every word posting when the facets they carry changed; keys of
+    postings to delete: of those it left; counter deltas by term)."""
     old_terms = browse_terms(before) if before else set()
     new_terms = browse_terms(after) if after else set()
     old_words = listing_words(before) if before else set()
@@ -97,10 +95,9 @@ def index_changes(
     deletes: list[dict[str, Any]] = []
     if after:
         listing_id = after["id"]
-        put_terms = new_terms if facets_changed else new_terms - old_terms
         for sort in SORTS:
             value, version = sort_value(after, sort)
-            puts += [store.posting_item(sort, term, listing_id, value, version, after["category"]) for term in put_terms]
+            puts += [store.posting_item(sort, term, listing_id, value, version) for term in new_terms - old_terms]
         put_words = new_words if facets_changed else new_words - old_words
         puts += [store.word_posting_item(word, listing_id, _facets(after)) for word in sorted(put_words)]
     if before:
@@ -134,12 +131,9 @@ def _order(listings: Iterable[dict[str, Any]], sort: str) -> list[dict[str, Any]
 
 
 def browse(kind: str | None, category: str | None, tag: str | None, sort: str, read_limit: int) -> tuple[list[str], int]:
-    """(ids of the first `read_limit` matching listings in `sort` order, how many match)."""
-    if tag is not None and category is not None:
-        # No partition per (category, tag): the tag's partition narrowed to the category, counted as it is read.
-        matching = store.browse_ids(sort, tag_term(kind, tag), None, category)
-        return matching[:read_limit], len(matching)
-    term = tag_term(kind, tag) if tag is not None else browse_term(kind, category)
+    """(ids of the first `read_limit` matching listings in `sort` order, how many match): one partition's counter
+    and the head of its sort order."""
+    term = browse_term(kind, category, tag)
     total = store.counts([term])[term]
     return (store.browse_ids(sort, term, read_limit) if total else []), total
 

@@ -254,12 +254,12 @@ def rate(listing_id: UUID | str, user_id: UUID | str, stars: int, previous: int 
 # The index partitions.
 
 
-def posting_item(sort: str, term: str, listing_id: str, sort_value: str, version: int, category: str) -> dict[str, Any]:
+def posting_item(sort: str, term: str, listing_id: str, sort_value: str, version: int) -> dict[str, Any]:
     """A listing in one browse partition: `version` orders the sort key's updates (a later value never loses to an
-    earlier one), `category` lets a tag partition be narrowed to one category."""
+    earlier one)."""
     pk = keys.browse_pk(sort, term)
     return {"PK": pk, "SK": listing_id, "GSI1PK": pk, "GSI1SK": keys.browse_sk(sort_value, listing_id),
-            "entity": "browsePosting", "v": version, "category": category}
+            "entity": "browsePosting", "v": version}
 
 
 def posting_key(sort: str, term: str, listing_id: str) -> dict[str, Any]:
@@ -326,9 +326,8 @@ def set_sort_value(sort: str, terms: Iterable[str], listing_id: str, sort_value:
                 raise
 
 
-def browse_ids(sort: str, term: str, limit: int, category: str | None = None) -> list[str]:
-    """Listing ids of one browse partition in `sort` order (highest first), up to `limit` (None: all), narrowed to
-    one category when given."""
+def browse_ids(sort: str, term: str, limit: int) -> list[str]:
+    """Listing ids of one browse partition in `sort` order (highest first), up to `limit`."""
     request: dict[str, Any] = {
         "IndexName": "GSI1",
         "KeyConditionExpression": "GSI1PK = :pk",
@@ -336,9 +335,6 @@ def browse_ids(sort: str, term: str, limit: int, category: str | None = None) ->
         "ProjectionExpression": "SK",
         "ScanIndexForward": False,
     }
-    if category is not None:
-        request["FilterExpression"] = "category = :category"
-        request["ExpressionAttributeValues"][":category"] = {"S": category}
     return [item["SK"] for item in query_items(request, limit)]
 
 
