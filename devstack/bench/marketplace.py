@@ -182,7 +182,7 @@ def report(measured: tuple[dict[str, dict[int, Counter]], Counter]) -> str:
         cells = [f"{by_size[size]['requests']} / {by_size[size]['items read']}" for size in SIZES]
         lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     lines.append(
-        f"\nOne publish (a template, 2 tags, a 30-word description, 36 distinct words): {publish['requests']} "
+        f"\nOne publish (a template, a 3-word name, 2 tags, a 30-word description): {publish['requests']} "
         f"DynamoDB requests, {publish['items written']} items written, {publish['items read']} items read."
     )
     return "\n".join(lines)
