@@ -22,20 +22,6 @@ CANVAS = {"nodes": [{"id": "upper", "type": "listener", "position": {"x": 1.5, "
           "edges": [], "viewport": {"x": 0, "y": 0, "zoom": 1}}
 
 
-@pytest.fixture
-def marketplace(aws):
-    import marketplace_handler
-
-    return marketplace_handler.handler
-
-
-@pytest.fixture
-def modules(aws):
-    import modules_handler
-
-    return modules_handler.handler
-
-
 def template_body(name: str = "Shouter", **fields) -> dict:
     return {
         "type": "flow",
