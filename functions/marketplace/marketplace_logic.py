@@ -149,9 +149,7 @@ def _tool_facts(listing_id: str, content: dict[str, Any]) -> Any:
     )
 
 
-def _tool_content(principal: Principal, content: ToolContent, listing_id: str) -> dict[str, Any]:
-    """A tool listing's stored content: the publisher's ready module, its version pinned and copied under the
-    listing. 403 limit_reached when the publisher's tier has no WASM modules."""
+def _check_tool_texts(content: ToolContent) -> None:
     if len(content.wit_interface) > MAX_WIT_INTERFACE_CHARS:
         raise ValidationFailed(
             "Request validation failed", {"body.content.witInterface": f"at most {MAX_WIT_INTERFACE_CHARS} characters"}
@@ -160,6 +158,12 @@ def _tool_content(principal: Principal, content: ToolContent, listing_id: str) -
         raise ValidationFailed(
             "Request validation failed", {"body.content.exampleUsage": f"at most {MAX_EXAMPLE_USAGE_CHARS} characters"}
         )
+
+
+def _tool_content(principal: Principal, content: ToolContent, listing_id: str) -> dict[str, Any]:
+    """A tool listing's stored content: the publisher's ready module, its version pinned and copied under the
+    listing. 403 limit_reached when the publisher's tier has no WASM modules."""
+    _check_tool_texts(content)
     tier = _tier(principal)
     if limits_for(tier).wasm_modules == 0:
         raise LimitReached(
@@ -310,6 +314,7 @@ def update_listing(
         elif str(request.content.wasm_module_id) != content["wasmModuleId"]:
             new_content = _tool_content(principal, request.content, before["id"])  # re-pinned: new installs get it
         else:
+            _check_tool_texts(request.content)
             new_content = {**content, "witInterface": request.content.wit_interface,
                            "exampleUsage": request.content.example_usage}
     if not changes and new_content is None:

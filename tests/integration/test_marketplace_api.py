@@ -468,6 +468,18 @@ def test_given_someone_elses_or_a_pending_module_then_publishing_it_is_refused(m
     assert not_ready.status == 409 and not_ready.json["details"] == {"status": "pending"}
 
 
+def test_given_tool_texts_over_their_caps_then_publish_and_patch_are_422(marketplace, catalogue, modules):
+    tool = catalogue["tool"]
+    content = {**tool_body(tool["content"]["wasmModuleId"])["content"], "exampleUsage": "x" * 20_000}
+
+    published = call(marketplace, "POST", "/api/v1/marketplace", claims=AUTHOR,
+                     body={**tool_body(tool["content"]["wasmModuleId"]), "content": content})
+    patched = call(marketplace, "PATCH", f"/api/v1/marketplace/{tool['id']}", claims=AUTHOR, body={"content": content})
+
+    assert published.status == 422 and "body.content.exampleUsage" in published.json["details"]
+    assert patched.status == 422 and "body.content.exampleUsage" in patched.json["details"]
+
+
 # Ratings and downloads.
 
 
