@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devstack import bucket_events, embedded_aws, issuer, queue_worker, resources, scheduler, template
+from devstack import bucket_events, embedded_aws, issuer, queue_worker, resources, scheduler, stream_events, template
 from devstack.authorizer import JwtAuthorizer
 from devstack.gateway import Cors, Gateway, GatewayServer, LocalFunction
 from devstack.routing import RouteTable
@@ -54,6 +54,7 @@ class LocalStack:
         queue_worker.start_workers(self, self.resource_refs)  # the SQS event sources and ScheduleV2 rates
         scheduler.start_worker(self, self.resource_refs["ScheduleGroup"])  # the schedules triggers create
         bucket_events.start_workers(self, self.resource_refs)  # the S3 object-created notifications
+        stream_events.start_workers(self)  # the DynamoDB stream event sources (failure alerts)
 
     def _wire(self) -> None:
         # The functions' boto3 clients are created after this point, so they all talk to the embedded moto.
