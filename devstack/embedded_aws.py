@@ -15,7 +15,10 @@ from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import DynamoDBBackend, Table, dynamo_type
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.responses import DynamoHandler
+from moto.moto_api import recorder
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from devstack import persistence
 
 # Environment that makes every boto3 client in this process talk to the embedded moto with fake credentials.
 FAKE_CREDENTIALS = {
@@ -45,7 +48,10 @@ def serialize_dynamodb() -> None:
     @functools.wraps(unserialized)
     def call_action(self: DynamoHandler) -> Any:
         with _dynamodb_lock:
-            return unserialized(self)
+            response = unserialized(self)
+            if recorder._user_enabled:  # a persistent local stack: recorded in the order applied
+                persistence.record_dynamodb_request(self.normalized_request, self.raw_body)
+            return response
 
     call_action.serialized_by_devstack = True  # type: ignore[attr-defined]
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
