@@ -20,18 +20,21 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import os
 import shutil
 import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import boto3
 from moto.moto_api import recorder
 
 RECORDING_FILE = "moto-recording.jsonl"
 KEY_MATERIAL_FILE = "kms-key-material.json"
 # Any fixed number: the same seed before the same resource creation gives the same ids.
 RANDOM_SEED = 18
+BATCH_WRITE_LIMIT = 25
 
 # Requests of these services are never recorded (see the module's docstring).
 UNRECORDED_SERVICES = frozenset({"sqs", "kms", "dynamodb", "dynamodbstreams"})  # dynamodb: recorded under its lock
@@ -129,6 +132,35 @@ class LocalData:
         recorder.replay_recording(target_host=endpoint_url)
         recorder.start_recording()
         return replayed
+
+    def compact(self, endpoint_url: str, table_names: list[str]) -> None:
+        """Make the recording as short as the data, once nothing else writes (a clean stop): its DynamoDB writes (each
+        run's many updates of the same items) become one BatchWriteItem per 25 items the tables hold now, recorded
+        by the recorder as they are written again; its other lines (S3 objects, schedules: few) stay as they were.
+        A stack killed before this replays its whole recording at the next start, and compacts at its stop."""
+        other_services = [
+            line for line in self.recording.read_text().splitlines(keepends=True)
+            if _service(json.loads(line)["headers"]) != "dynamodb"
+        ]
+        compacted = self.recording.with_name(f"{RECORDING_FILE}.compacting")
+        compacted.write_text("")
+        recorder._location = str(compacted)
+        recorder.start_recording()
+        try:
+            dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url)
+            for table in table_names:
+                for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+                    items = page.get("Items", [])
+                    for start in range(0, len(items), BATCH_WRITE_LIMIT):
+                        pending = {table: [{"PutRequest": {"Item": item}} for item in items[start : start + BATCH_WRITE_LIMIT]]}
+                        while pending:
+                            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        finally:
+            recorder.stop_recording()
+        with compacted.open("a") as file:
+            file.writelines(other_services)
+        os.replace(compacted, self.recording)  # at once: a crash leaves the old recording or the new one
+        recorder._location = str(self.recording)
 
     @staticmethod
     def stop_recording() -> None:

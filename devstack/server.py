@@ -123,7 +123,12 @@ class LocalStack:
             worker.join(WORKER_STOP_TIMEOUT_SECONDS)
         self._http.shutdown()
         self._http_thread.join()
-        self._shut_down()
+        try:
+            if self.data is not None:  # nothing writes any more
+                tables = [self.resource_refs[logical_id] for logical_id in resources_of_type("AWS::DynamoDB::Table")]
+                self.data.compact(self.aws.endpoint_url, tables)
+        finally:
+            self._shut_down()
 
     def _shut_down(self) -> None:
         if self.data is not None:
