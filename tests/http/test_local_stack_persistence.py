@@ -124,3 +124,28 @@ def test_given_no_data_folder_then_the_stack_keeps_nothing(tmp_path):
         assert send(stack, "POST", "/api/v1/flows", token, {"name": "Gone", "organismYaml": SHOUT_YAML})[0] == 201
     with start_local_stack(port=0, key_path=tmp_path / "key.pem") as stack:
         assert send(stack, "GET", "/api/v1/flows", stack.token(**PRO))[1]["total"] == 0
+
+
+def test_given_a_stack_stopped_without_compacting_its_recording_then_the_whole_recording_is_replayed_and_then_compacted(
+    tmp_path, monkeypatch
+):
+    folder = tmp_path / "devdata"
+    # given runs recorded by a stack that never got to compact (killed: its stop did not run)
+    monkeypatch.setattr(LocalData, "compact", lambda *_: None)
+    with start_local_stack(port=0, key_path=tmp_path / "key.pem", data_folder=folder) as stack:
+        token = stack.token(**PRO)
+        flow = send(stack, "POST", "/api/v1/flows", token, {"name": "Busy", "organismYaml": SHOUT_YAML})[1]
+        for name in ("first", "second", "third"):
+            assert send(stack, "PATCH", f"/api/v1/flows/{flow['id']}", token, {"description": name})[0] == 200
+    monkeypatch.undo()
+    recorded = LocalData(folder).recording.read_text().count("\n")
+
+    # when it starts again and stops cleanly
+    with start_local_stack(port=0, key_path=tmp_path / "key.pem", data_folder=folder) as stack:
+        assert stack.replayed == recorded
+        assert send(stack, "GET", f"/api/v1/flows/{flow['id']}", stack.token(**PRO))[1]["description"] == "third"
+
+    # then the recording holds the data, not its history, and still gives the same flow back
+    assert LocalData(folder).recording.read_text().count("\n") < recorded
+    with start_local_stack(port=0, key_path=tmp_path / "key.pem", data_folder=folder) as stack:
+        assert send(stack, "GET", f"/api/v1/flows/{flow['id']}", stack.token(**PRO))[1]["description"] == "third"
