@@ -138,6 +138,22 @@ def size_replaced_attributes_once() -> None:
     limited.__setitem__ = __setitem__  # type: ignore[method-assign]
 
 
+def drop_stream_records_before(table_name: str, sequence_number: int, account_id: str, region: str) -> int:
+    """Forget a table's stream records before `sequence_number` (every reader is past them); returns how many.
+    moto keeps a stream's records for ever (AWS, 24 hours), with both images of every write: a local stack that runs
+    for days would hold every version of every item. Under the DynamoDB lock, so no write adds a record meanwhile."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    with _dynamodb_lock:
+        shard = dynamodb_backends[account_id][region].get_table(table_name).stream_shard
+        count = min(sequence_number - shard.starting_sequence_number, len(shard.items))
+        if count <= 0:
+            return 0
+        del shard.items[:count]
+        shard.starting_sequence_number += count  # moto numbers records from it: later numbers stay as they were
+        return count
+
+
 def make_moto_dynamodb_faithful() -> None:
     """The corrections every emulator of this project applies to moto's DynamoDB (see each)."""
     serialize_dynamodb()

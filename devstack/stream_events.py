@@ -4,7 +4,8 @@ moto records a table's stream (GetRecords works) but invokes no function on it. 
 stream from where it stood when the worker started (the template's StartingPosition is LATEST), keeps the records
 that pass the event's FilterCriteria (Lambda's filter rules, for the operators the template uses), and invokes
 the function with them in batches of BatchSize, as Lambda's event source mapping does. An invocation that fails is
-logged and not retried (Lambda would retry it MaximumRetryAttempts times).
+logged and not retried (Lambda would retry it MaximumRetryAttempts times). Records every reader of a table has read
+are then dropped from moto's memory (moto keeps them for ever).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 import boto3
 
+from devstack.embedded_aws import drop_stream_records_before
 from devstack.gateway import LocalFunction
-from devstack.resources import LOCAL_REGION, PHYSICAL_NAMES
+from devstack.resources import LOCAL_ACCOUNT_ID, LOCAL_REGION, PHYSICAL_NAMES
 from devstack.template import FunctionSpec, functions, resources_of_type
 
 POLL_SECONDS = 0.25
@@ -88,6 +90,7 @@ class StreamReader:
         dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=LOCAL_REGION)
         self.stream_arn = dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
         self._iterators: dict[str, str] = {}
+        self.next_sequence_number = 0  # after the last record read (0: none read yet)
         self._discover("LATEST")
 
     def _discover(self, position: str) -> None:
@@ -106,6 +109,8 @@ class StreamReader:
             response = self._streams.get_records(ShardIterator=iterator)
             records.extend({**record, "eventSourceARN": self.stream_arn} for record in response.get("Records", []))
             self._iterators[shard_id] = response.get("NextShardIterator") or iterator
+        if records:
+            self.next_sequence_number = int(records[-1]["dynamodb"]["SequenceNumber"]) + 1
         return records
 
 
@@ -120,13 +125,18 @@ def deliver(mapping: StreamMapping, records: list[dict[str, Any]], function: Loc
     return len(kept)
 
 
-def poll_stream(mapping: StreamMapping, function: LocalFunction, endpoint_url: str | None):
-    reader = StreamReader(PHYSICAL_NAMES[mapping.table], endpoint_url)  # now: the mapping starts at LATEST
+def poll_stream(
+    mapping: StreamMapping, function: LocalFunction, reader: StreamReader, readers_of_table: list[StreamReader]
+):
+    table = PHYSICAL_NAMES[mapping.table]
 
     def run(stop: threading.Event) -> None:
         while not stop.wait(POLL_SECONDS):
             try:
                 deliver(mapping, reader.read(), function)
+                # The embedded AWS runs in this process: what every reader of the table has read is forgotten.
+                oldest = min(other.next_sequence_number for other in readers_of_table)
+                drop_stream_records_before(table, oldest, LOCAL_ACCOUNT_ID, LOCAL_REGION)
             except Exception:  # the embedded AWS stopping under us, or a transient error: keep polling
                 stop.wait(POLL_SECONDS)
 
@@ -134,12 +144,18 @@ def poll_stream(mapping: StreamMapping, function: LocalFunction, endpoint_url: s
 
 
 def start_workers(stack: Any, specs: dict[str, FunctionSpec] | None = None) -> None:
-    """Register, on a local stack, one stream reader per DynamoDB stream event source."""
+    """Register, on a local stack, one stream reader per DynamoDB stream event source (from now: LATEST)."""
     specs = specs or functions()
+    readers: dict[str, list[StreamReader]] = {}
+    mappings = []
     for mapping in stream_mappings():
         if mapping.starting_position != "LATEST":
             raise ValueError(f"{mapping.function}: only StartingPosition LATEST is emulated locally")
+        reader = StreamReader(PHYSICAL_NAMES[mapping.table], stack.aws.endpoint_url)
+        readers.setdefault(mapping.table, []).append(reader)
+        mappings.append((mapping, reader))
+    for mapping, reader in mappings:
         stack.add_worker(
-            poll_stream(mapping, LocalFunction(specs[mapping.function]), stack.aws.endpoint_url),
+            poll_stream(mapping, LocalFunction(specs[mapping.function]), reader, readers[mapping.table]),
             name=f"stream-{mapping.function}",
         )
