@@ -10,27 +10,18 @@ import time
 
 from svix.webhooks import Webhook
 
-from bloxserver.engine import get_engine_settings
 from devstack.server import start_local_stack
-from tests.http.test_local_stack_persistence import PRO, SIGNING_SECRET, send
+from tests.http.test_executions_end_to_end import send
+from tests.http.test_local_stack_persistence import PRO, SIGNING_SECRET
+from tests.support import REFUSED_CALL_YAML
 from tests.unit.engine.engine_fakes import LocalServer, Reply
 
 WAIT_SECONDS = 30  # an upper bound for a slow machine, not a timing requirement
-REFUSED_CALL_YAML = """\
-organism: {name: failing}
-listeners:
-  - name: call
-    description: A request the guard refuses, so every run ends error
-    handler: http
-    config: {url: "http://169.254.169.254/latest/meta-data/"}
-"""
 
 
 def test_given_a_flow_with_alerts_on_the_local_stack_when_a_webhook_run_fails_then_one_signed_alert_arrives(
-    tmp_path, monkeypatch
+    tmp_path, loopback_allowed
 ):
-    monkeypatch.setenv("BLOX_ALLOWED_PRIVATE_CIDRS", "127.0.0.1/32")  # the receiver below, as a developer would
-    get_engine_settings.cache_clear()
     receiver = LocalServer(lambda _: Reply(204))
     with receiver, start_local_stack(port=0, key_path=tmp_path / "key.pem") as stack:
         token = stack.token(**PRO)
@@ -48,7 +39,6 @@ def test_given_a_flow_with_alerts_on_the_local_stack_when_a_webhook_run_fails_th
             time.sleep(0.2)
         time.sleep(1)  # nothing more comes
 
-    get_engine_settings.cache_clear()
     (request,) = receiver.requests
     Webhook(SIGNING_SECRET).verify(request.body, {k.lower(): v for k, v in request.headers.items()})  # raises if not
     alert = request.json()

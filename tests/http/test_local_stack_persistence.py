@@ -6,11 +6,8 @@ A module of its own: a stack resets the process's embedded AWS, so it must not r
 
 from __future__ import annotations
 
-import http.client
-import json
 import time
 from datetime import timedelta
-from typing import Any
 
 import boto3
 
@@ -20,25 +17,12 @@ from devstack.persistence import LocalData
 from devstack.scheduler import LocalScheduler
 from devstack.server import LocalStack, start_local_stack
 from devstack.template import functions
+from tests.http.test_executions_end_to_end import send
 from tests.support import SHOUT_YAML
 
 WAIT_SECONDS = 30  # an upper bound for a slow machine, not a timing requirement
 SIGNING_SECRET = "whsec_c2lnbmluZy1zZWNyZXQtZm9yLWFsZXJ0cy10ZXN0cw=="
 PRO = {"sub": "user_keeper", "email": "keeper@example.com", "tier": "pro"}
-
-
-def send(stack: LocalStack, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
-    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    payload = None
-    if body is not None:
-        payload = json.dumps(body).encode()
-        headers["content-type"] = "application/json"
-    connection.request(method, path, body=payload, headers=headers)
-    response = connection.getresponse()
-    raw = response.read()
-    connection.close()
-    return response.status, json.loads(raw) if raw else None
 
 
 def executions_when_ended(stack: LocalStack, token: str, flow_id: str, count: int) -> list[dict]:

@@ -18,18 +18,10 @@ from bloxserver.engine import get_engine_settings
 from devstack.events import LambdaContext, run_handler
 from devstack.resources import PHYSICAL_NAMES
 from devstack.stream_events import StreamReader, deliver, stream_mappings
-from tests.support import ALICE, BOB, call
+from tests.support import ALICE, BOB, REFUSED_CALL_YAML, call
 from tests.unit.engine.engine_fakes import LocalServer, Reply
 
 SIGNING_SECRET = "whsec_" + "c2lnbmluZy1zZWNyZXQtZm9yLWFsZXJ0cy10ZXN0cw=="
-REFUSED_CALL_YAML = """\
-organism: {name: failing}
-listeners:
-  - name: call
-    description: A request the guard refuses, so every run ends error
-    handler: http
-    config: {url: "http://169.254.169.254/latest/meta-data/"}
-"""
 
 
 class Receiver:
@@ -55,16 +47,7 @@ class Receiver:
 
 
 @pytest.fixture
-def local_receivers(monkeypatch):
-    """Requests may reach 127.0.0.1 (the receivers), nothing else that is not public."""
-    monkeypatch.setenv("BLOX_ALLOWED_PRIVATE_CIDRS", "127.0.0.1/32")
-    get_engine_settings.cache_clear()
-    yield
-    get_engine_settings.cache_clear()
-
-
-@pytest.fixture
-def receiver(local_receivers):
+def receiver(loopback_allowed):
     receiver = Receiver()
     with receiver.server:
         yield receiver
@@ -324,7 +307,7 @@ def test_given_many_failures_within_a_minute_then_one_alert_is_sent_and_the_next
 
 
 def test_given_a_failing_receiver_then_the_alert_is_retried_with_back_off_until_it_is_taken(
-    system, secrets_api, local_receivers, stream, no_back_off
+    system, secrets_api, loopback_allowed, stream, no_back_off
 ):
     import alerts_logic
 
@@ -342,7 +325,7 @@ def test_given_a_failing_receiver_then_the_alert_is_retried_with_back_off_until_
 
 
 def test_given_a_receiver_that_always_fails_then_the_delivery_failure_is_in_the_executions_logs(
-    system, secrets_api, local_receivers, stream, no_back_off
+    system, secrets_api, loopback_allowed, stream, no_back_off
 ):
     import alerts_logic
 
