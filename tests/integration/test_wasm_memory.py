@@ -115,3 +115,42 @@ def test_given_disabled_memory_when_the_module_calls_kv_then_the_run_ends_as_an_
     assert "(handle_count)" in execution["errorMessage"] and "disabled" in execution["errorMessage"]
     assert "'count'" in execution["errorMessage"]
     assert memory_of(flow_id)["usedBytes"] == len("count") + 1  # kept while disabled
+
+
+def test_given_30_concurrent_runs_of_the_counter_module_then_the_count_ends_at_exactly_30(flows, aws):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from uuid import UUID
+
+    import memory_handler
+    from bloxserver.auth import user_id_for
+    from bloxserver.engine import FlowContext, RunServices, WasmModuleFacts, run_flow
+    from bloxserver.engine import wasm as runtime
+    from bloxserver.project_memory import EngineMemory
+
+    shape, artifact = runtime.validate(wasm.KV)
+    compiled = runtime.deserialize(artifact)
+    context = FlowContext(wasm_modules=(WasmModuleFacts("kv", "ready", "sha", shape.interfaces, shape.host_imports),))
+    # The runs contend for one key on a shared machine: a generous time limit keeps the test about counting.
+    organism = kv_flow("kv", "count").replace("capabilities: [kv]", "capabilities: [kv], timeout_seconds: 30")
+    flow_id = call(flows, "POST", "/api/v1/flows", body={"name": "Counter", "organismYaml": organism}, claims=PRO).json["id"]
+    enable(memory_handler.handler, flow_id)
+
+    class CompiledModule:
+        def load(self, module_id: str, sha256: str):
+            return compiled
+
+    def one_run(index: int) -> str:
+        # Each run with its own port, as each executor container builds one for its run.
+        services = RunServices(wasm_modules=CompiledModule(), memory=EngineMemory(user_id_for("user_alice"), UUID(flow_id)))
+        result = run_flow(
+            organism, "{}", execution_id=f"exec-{index}", deadline=time.monotonic() + 60, context=context, services=services
+        )
+        assert result.status == "success", result.error
+        return result.output
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        outputs = list(pool.map(one_run, range(30)))
+
+    assert sorted(json.loads(output) for output in outputs) == list(range(1, 31))
+    assert memory_of(flow_id)["usedBytes"] == len("count") + len("30")
