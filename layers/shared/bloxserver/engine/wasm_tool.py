@@ -7,7 +7,6 @@ wasm.py, which is imported only then (wasmtime stays out of the API functions' c
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from bloxserver import jsonvalues, memory_rules
@@ -121,7 +120,7 @@ class WasmTool:
             module = source.load(self.module_id, self.sha256)
         except LookupError as exc:
             raise ListenerFailed(f"WASM module {self.module_id} could not be loaded: {exc}") from exc
-        payload = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+        payload = jsonvalues.compact(message).encode()
         remaining = invocation.remaining()
         try:
             output = wasm.call(
