@@ -33,6 +33,7 @@ from bloxserver.engine import wasm as runtime
 from bloxserver.engine.loader import load_organism
 from bloxserver.engine.runtime import Invocation, Run
 from bloxserver.engine.settings import get_engine_settings
+from devstack.bench import ratio_table
 
 # One buffer at 1024 for the one input of a call (the reused instance gets many calls, each in the same place).
 ALLOCATOR = """
@@ -185,18 +186,9 @@ def measure_first_calls(runs: int) -> dict[str, list[float]]:
 
 
 def report(warm: dict[str, list[float]], first: dict[str, list[float]]) -> str:
-    floor = statistics.median(warm[BARE_FRESH])
-    lines = [
-        "| warm call, echo module, 1 KB message | median CPU µs per call | ratio to baseline |",
-        "|---|---:|---:|",
-    ]
-    for name, values in warm.items():
-        median = statistics.median(values)
-        lines.append(f"| {name} | {median:.1f} | {median / floor:.2f}× |")
+    lines = ratio_table("| warm call, echo module, 1 KB message | median CPU µs per call", warm, BARE_FRESH, 1)
     lines += ["", "| first call in a fresh process | median ms | ratio to compiling |", "|---|---:|---:|"]
     for label, values in first.items():
         compiled = statistics.median(first[label.replace("from artifact", "from bytes")])
         lines.append(f"| {label} | {statistics.median(values):.2f} | {statistics.median(values) / compiled:.2f}× |")
     return "\n".join(lines)
-
-
