@@ -122,6 +122,14 @@ BAD_OUTPUT_WAT = f"""(module {ALLOCATOR}
     {PACK.format(pointer="(i32.const 65530)", length="(i32.const 100)")}))"""
 
 
+# Well formed, but `alloc` returns nothing where its type promises an i32: wasmtime refuses to compile it.
+UNCOMPILABLE_WAT = """(module
+  (memory (export "memory") 1)
+  (func (export "alloc") (param i32) (result i32))
+  (func (export "free") (param i32))
+  (func (export "handle_echo") (param i32 i32) (result i64) (i64.const 0)))"""
+
+
 def wasm(wat: str) -> bytes:
     return bytes(wasmtime.wat2wasm(wat))
 
@@ -136,6 +144,7 @@ LOGGING = wasm(LOGGING_WAT)
 KV = wasm(KV_WAT)
 BAD_OUTPUT = wasm(BAD_OUTPUT_WAT)
 TRUNCATED = ECHO[: len(ECHO) // 2]
+UNCOMPILABLE = wasm(UNCOMPILABLE_WAT)
 
 # Counts its calls in a global: every call answers 1 when each call gets a fresh instance.
 COUNTER_WAT = f"""(module {ALLOCATOR}

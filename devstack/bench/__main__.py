@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 from devstack import embedded_aws, resources, template
+from devstack.bench import ratio_table
 
 HERE = Path(__file__).resolve().parent
 BASELINE = "baseline (FastAPI + Mangum + boto3, one GetItem)"
@@ -84,15 +84,7 @@ def measure(runs: int) -> dict[str, list[float]]:
 
 
 def report(samples: dict[str, list[float]]) -> str:
-    floor = statistics.median(samples[BASELINE])
-    lines = [
-        "| function | median CPU ms, import + first request | ratio to baseline |",
-        "|---|---:|---:|",
-    ]
-    for name, values in samples.items():
-        median = statistics.median(values)
-        lines.append(f"| {name} | {median:.0f} | {median / floor:.2f}× |")
-    return "\n".join(lines)
+    return "\n".join(ratio_table("| function | median CPU ms, import + first request", samples, BASELINE, 0))
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """WASM modules: a warm call through the engine's `wasm:` handler against a bare wasmtime call of the same export,
 and a module's first call in a fresh process from its stored artifact against compiling its bytes there.
 
-Warm calls (one process, interleaved rounds, median per call): the engine's handler (`WasmTool.run`: JSON in and
+Warm calls (one process, CPU time of the calling thread, the targets called in turn, median of the rounds' means):
+the engine's handler (`WasmTool.run`: JSON in and
 out, a fresh store and instance, limits, the host functions its grant links) on the echo module with a 1 KB message;
 the baseline is the same export called with bare wasmtime, as the engine must call it (a fresh store and instance per
 call, the same compiled module and engine, the same bytes in and out); a bare call on one reused instance is shown
@@ -9,8 +10,8 @@ for reference (the engine never reuses one: no state may pass between executions
 
 First calls (a fresh Python process per sample, wasmtime already imported, timed from the module's bytes or
 artifact in memory to the first call's output): `Module.deserialize` of the stored artifact, as the executor does,
-against `Module(engine, bytes)`, for the echo module and a larger generated module (tens of KB of code, as compilers emit for
-real tools).
+against `Module(engine, bytes)`, for the echo module and a larger generated module (tens of KB of code, as
+compilers emit for real tools).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bloxserver.engine import wasm as runtime
 from bloxserver.engine.loader import load_organism
 from bloxserver.engine.runtime import Invocation, Run
 from bloxserver.engine.settings import get_engine_settings
+from devstack.bench import ratio_table
 
 # One buffer at 1024 for the one input of a call (the reused instance gets many calls, each in the same place).
 ALLOCATOR = """
@@ -163,20 +165,18 @@ print(json.dumps({"ms": (time.perf_counter() - started) * 1000}))
 
 def measure_first_calls(runs: int) -> dict[str, list[float]]:
     """Milliseconds from the bytes (or artifact) in memory to the first call's output, in a fresh process each."""
-    samples: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as folder:
-        files: dict[str, Path] = {}
+        files: dict[str, tuple[Path, str]] = {}  # by label: the file, and how the child loads it
         for name, wat in (("echo", ECHO_WAT), ("large", LARGE_WAT)):
             data = bytes(wasmtime.wat2wasm(wat))
             _, artifact = runtime.validate(data)
             for way, content in (("bytes", data), ("artifact", artifact)):
-                files[f"{name} ({len(data) // 1024 or 1} KB) from {way}"] = Path(folder, f"{name}.{way}")
-                files[f"{name} ({len(data) // 1024 or 1} KB) from {way}"].write_bytes(content)
-        for label in files:
-            samples[label] = []
+                path = Path(folder, f"{name}.{way}")
+                path.write_bytes(content)
+                files[f"{name} ({max(1, len(data) // 1024)} KB) from {way}"] = (path, way)
+        samples: dict[str, list[float]] = {label: [] for label in files}
         for run in range(runs + 1):  # run 0 warms the file cache; it is not counted
-            for label, path in files.items():
-                way = "artifact" if label.endswith("artifact") else "bytes"
+            for label, (path, way) in files.items():
                 output = subprocess.run(
                     [sys.executable, "-c", _FIRST_CALL_CHILD, str(path), way], capture_output=True, text=True, check=True
                 ).stdout
@@ -186,18 +186,9 @@ def measure_first_calls(runs: int) -> dict[str, list[float]]:
 
 
 def report(warm: dict[str, list[float]], first: dict[str, list[float]]) -> str:
-    floor = statistics.median(warm[BARE_FRESH])
-    lines = [
-        "| warm call, echo module, 1 KB message | median CPU µs per call | ratio to baseline |",
-        "|---|---:|---:|",
-    ]
-    for name, values in warm.items():
-        median = statistics.median(values)
-        lines.append(f"| {name} | {median:.1f} | {median / floor:.2f}× |")
+    lines = ratio_table("| warm call, echo module, 1 KB message | median CPU µs per call", warm, BARE_FRESH, 1)
     lines += ["", "| first call in a fresh process | median ms | ratio to compiling |", "|---|---:|---:|"]
     for label, values in first.items():
         compiled = statistics.median(first[label.replace("from artifact", "from bytes")])
         lines.append(f"| {label} | {statistics.median(values):.2f} | {statistics.median(values) / compiled:.2f}× |")
     return "\n".join(lines)
-
-

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -183,8 +182,6 @@ def _tick_forever() -> None:
 
 def _start_ticker() -> None:
     global _ticker
-    if _ticker is not None:  # started: no lock on every call
-        return
     with _ticker_lock:
         if _ticker is None:
             _ticker = threading.Thread(target=_tick_forever, name="wasm-epoch", daemon=True)
@@ -308,24 +305,6 @@ def _linker(granted: frozenset[str]) -> wasmtime.Linker:
     return linker
 
 
-# Prepared instances (the module's imports resolved against a grant's linker once), per compiled module and grant:
-# a call only instantiates, in its fresh store. Dropped with their module, which the executor's module cache holds.
-_prepared: weakref.WeakKeyDictionary[wasmtime.Module, dict[frozenset[str], wasmtime.InstancePre]] = (
-    weakref.WeakKeyDictionary()
-)
-_prepared_lock = threading.Lock()
-
-
-def _prepared_instance(module: wasmtime.Module, granted: frozenset[str]) -> wasmtime.InstancePre:
-    """WasmtimeError when the module imports a host function the grant does not link (flow validation refuses it)."""
-    with _prepared_lock:
-        by_grant = _prepared.setdefault(module, {})
-        prepared = by_grant.get(granted)
-        if prepared is None:
-            prepared = by_grant[granted] = _linker(granted).instantiate_pre(module)
-        return prepared
-
-
 def _region(memory: wasmtime.Memory, store: wasmtime.Store, pointer: int, length: int, what: str) -> None:
     size = memory.data_len(store)
     if pointer < 0 or length < 0 or pointer + length > size:
@@ -354,7 +333,7 @@ def call(
     _calls.state = _CallState(host)
     memory: wasmtime.Memory | None = None
     try:
-        instance = _prepared_instance(module, granted).instantiate(store)
+        instance = _linker(granted).instantiate(store, module)
         exports = instance.exports(store)
         memory = exports["memory"]
         handle = exports.get(f"{HANDLE_PREFIX}{interface}")
