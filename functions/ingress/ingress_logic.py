@@ -79,7 +79,9 @@ def receive_webhook(
     """Accept one delivery; returns the execution id (the first one's, for a replayed Idempotency-Key). `request`
     (method, query) completes the input of a trigger with `include_request`."""
     delivery_key = checked_idempotency_key(idempotency_key)
-    target = _known_targets.get(token) or _remember_target(token)
+    target = _known_targets.get(token)
+    if target is None or target.get("enabled") is False:  # read a disabled trigger afresh: it may be enabled again
+        target = _remember_target(token)
     _accept(target, body, headers)
     try:
         text = body.decode() if body.strip() else None  # no body enters the flow as null, as in a manual run
