@@ -68,12 +68,12 @@ def create_flow(
     limits_by_tier: dict[str, int | None],
     claimed_tier: str | None,
     default_tier: str,
-    first_version: dict[str, Any],
+    first_version: dict[str, Any] | None = None,
     together_with: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Insert the flow with its first stored version (version_put's fields) and count it against the owner's flow
-    limit in one transaction (users.insert_counted), with `together_with` (its triggers); raises users.LimitFull at
-    the limit."""
+    """Insert the flow with its first stored version (version_put's fields; None: a flow without versions, as
+    stored before they existed) and count it against the owner's flow limit in one transaction
+    (users.insert_counted), with `together_with` (its triggers); raises users.LimitFull at the limit."""
     user_id = flow["userId"]
     item = {
         "PK": keys.user_pk(user_id),
@@ -83,7 +83,8 @@ def create_flow(
         "entity": "flow",
         **_with_canvas_text(flow),
     }
-    actions = [version_put(user_id, flow["id"], first_version), *(together_with or [])]
+    actions = [version_put(user_id, flow["id"], first_version)] if first_version else []
+    actions += together_with or []
     insert_counted(item, FLOW_COUNTER, owner_profile, limits_by_tier, claimed_tier, default_tier, actions)
 
 
