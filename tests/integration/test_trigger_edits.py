@@ -33,6 +33,13 @@ def deliver(system, token, body='{"name": "ada"}', headers=None, query=None):
     return call(system.ingress, "POST", f"/webhooks/{token}", body=body, headers=headers, query=query)
 
 
+def input_of_delivery(system, flow_id, token, **request):
+    """The input the flow got from one delivery of `request` (deliver's arguments) to `token`."""
+    reply = deliver(system, token, **request)
+    assert reply.status == 202, reply.body
+    return json.loads(system.execution(flow_id, reply.json["executionId"])["inputPayload"])
+
+
 def executions_of(system, flow_id):
     return call(system.executions, "GET", f"/api/v1/flows/{flow_id}/executions", claims=ALICE).json["items"]
 
@@ -152,15 +159,8 @@ def test_given_another_users_trigger_when_edited_then_404_and_it_is_unchanged(sy
 def test_given_include_request_then_the_input_is_the_request_without_credentials(system):
     flow_id = system.running_flow()
     hook = create_trigger(system, flow_id, "webhook", {"include_request": True})
-    reply = deliver(
-        system,
-        hook["webhookToken"],
-        body='{"name": "ada"}',
-        headers={"Content-Type": "application/json", "Authorization": "Bearer x", "Cookie": "a=b", "X-Event": "push"},
-        query={"source": "github"},
-    )
-    assert reply.status == 202
-    payload = json.loads(system.execution(flow_id, reply.json["executionId"])["inputPayload"])
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer x", "Cookie": "a=b", "X-Event": "push"}
+    payload = input_of_delivery(system, flow_id, hook["webhookToken"], headers=headers, query={"source": "github"})
     assert payload["body"] == {"name": "ada"} and payload["method"] == "POST" and payload["query"] == {"source": "github"}
     assert payload["headers"]["x-event"] == "push" and payload["headers"]["content-type"] == "application/json"
     assert not {"authorization", "cookie"} & set(payload["headers"])
@@ -169,13 +169,8 @@ def test_given_include_request_then_the_input_is_the_request_without_credentials
 def test_given_include_request_and_a_form_body_then_the_body_arrives_as_an_object(system):
     flow_id = system.running_flow()
     hook = create_trigger(system, flow_id, "webhook", {"include_request": True})
-    reply = deliver(
-        system,
-        hook["webhookToken"],
-        body="name=ada&tag=a&tag=b&empty=",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    payload = json.loads(system.execution(flow_id, reply.json["executionId"])["inputPayload"])
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    payload = input_of_delivery(system, flow_id, hook["webhookToken"], body="name=ada&tag=a&tag=b&empty=", headers=form)
     assert payload["body"] == {"name": "ada", "tag": ["a", "b"], "empty": ""}
 
 
@@ -193,9 +188,7 @@ def test_given_a_header_verified_webhook_with_include_request_then_the_shared_he
     flow_id = system.running_flow()
     verify = {"scheme": "header", "header": "X-Token", "value": "shared-value"}
     hook = create_trigger(system, flow_id, "webhook", {"include_request": True, "verify": verify})
-    reply = deliver(system, hook["webhookToken"], headers={"X-Token": "shared-value"})
-    assert reply.status == 202
-    payload = json.loads(system.execution(flow_id, reply.json["executionId"])["inputPayload"])
+    payload = input_of_delivery(system, flow_id, hook["webhookToken"], headers={"X-Token": "shared-value"})
     assert "x-token" not in payload["headers"]
 
 

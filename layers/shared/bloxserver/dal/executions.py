@@ -560,8 +560,9 @@ def _marker_move_actions(
     ]
 
 
-def _write_move(actions: list[dict[str, Any]]) -> bool:
-    """A marker move (_marker_move_actions) written alone; False when its condition fails."""
+def _write_unless_first_fails(actions: list[dict[str, Any]]) -> bool:
+    """One transaction (a marker move, a deletion) whose first action is conditional; False when that condition
+    fails."""
     try:
         transact_write(actions)
     except ClientError as exc:
@@ -576,7 +577,7 @@ def release_claim(execution: dict[str, Any], claim_: Claim) -> bool:
     queued running marker (`execution["runningMarker"]`) back, so a redelivery can claim and run it. Only while
     the claim holds and it is still running; False otherwise."""
     queued_marker = execution["runningMarker"]
-    return _write_move(
+    return _write_unless_first_fails(
         _marker_move_actions(
             execution,
             claim_.marker_sk,
@@ -592,7 +593,7 @@ def release_claim(execution: dict[str, Any], claim_: Claim) -> bool:
 def move_queued_marker(execution: dict[str, Any], marker_sk: str, deadline_iso: str) -> bool:
     """Move an unclaimed execution's marker (`execution["runningMarker"]`) to `marker_sk` (`deadline_iso`); False if
     it was claimed, ended or its marker moved since it was read."""
-    return _write_move(
+    return _write_unless_first_fails(
         _marker_move_actions(
             execution,
             execution["runningMarker"],
@@ -983,10 +984,4 @@ def delete_ended(execution: dict[str, Any]) -> bool:
     if execution.get("reason"):
         summary_sk = keys.execution_reason_sk(execution["reason"], execution["triggerType"], execution_id)
         actions.append({"Delete": {"TableName": table_name(), "Key": key(keys.flow_pk(flow_id), summary_sk)}})
-    try:
-        transact_write(actions)
-    except ClientError as exc:
-        if first_action_failed(exc):
-            return False
-        raise
-    return True
+    return _write_unless_first_fails(actions)

@@ -15,7 +15,7 @@ from bloxserver import keys
 from bloxserver.dal.table import (
     client,
     delete_counted,
-    delete_items,
+    delete_prefixed,
     deserialize,
     error_code,
     first_action_failed,
@@ -23,8 +23,10 @@ from bloxserver.dal.table import (
     key,
     query_items,
     serialize,
+    set_and_remove,
     table_name,
     transact_write,
+    update_expression,
 )
 from bloxserver.dal.users import FLOW_COUNTER, insert_counted, profile_key
 
@@ -135,18 +137,7 @@ def list_version_summaries(user_id: UUID, flow_id: UUID, limit: int) -> list[dic
 
 def delete_versions(user_id: UUID, flow_id: UUID) -> None:
     """Every stored version of the flow (with the flow's deletion)."""
-    stored = query_items(
-        {
-            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": keys.user_pk(user_id)},
-                ":prefix": {"S": keys.flow_versions_prefix(flow_id)},
-            },
-            "ProjectionExpression": "PK, SK",
-            "ConsistentRead": True,
-        }
-    )
-    delete_items([key(item["PK"], item["SK"]) for item in stored])
+    delete_prefixed(keys.user_pk(user_id), keys.flow_versions_prefix(flow_id))
 
 
 def _flow(item: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -210,21 +201,10 @@ def update_flow(
     `together_with`: other transaction actions that must succeed with the update (a start recording the modules
     it pins); when one of them fails, TogetherFailed.
     """
-    names: dict[str, str] = {"#updatedAt": "updatedAt", "#gsi1sk": "GSI1SK"}
-    values: dict[str, Any] = {
-        ":updatedAt": updated_at,
-        ":gsi1sk": keys.flows_by_update_sk(updated_at, flow_id),
-    }
-    sets = ["#updatedAt = :updatedAt", "#gsi1sk = :gsi1sk"]
-    removes = []
-    changes = _with_canvas_text(changes)
-    for index, (field, value) in enumerate(changes.items()):
-        names[f"#f{index}"] = field
-        if value is None:
-            removes.append(f"#f{index}")
-        else:
-            values[f":f{index}"] = value
-            sets.append(f"#f{index} = :f{index}")
+    sets, removes, names, values = set_and_remove(_with_canvas_text(changes), "f")
+    names.update({"#updatedAt": "updatedAt", "#gsi1sk": "GSI1SK"})
+    values.update({":updatedAt": updated_at, ":gsi1sk": keys.flows_by_update_sk(updated_at, flow_id)})
+    sets += ["#updatedAt = :updatedAt", "#gsi1sk = :gsi1sk"]
     conditions = ["attribute_exists(PK)"]
     if required_statuses:
         names["#status"] = "status"
@@ -241,7 +221,7 @@ def update_flow(
         values[":expectedVersion"] = expected_version
         unversioned = " OR attribute_not_exists(#version)" if expected_version == 1 else ""
         conditions.append(f"(#version = :expectedVersion{unversioned})")
-    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    expression = update_expression(sets, removes)
     if together_with:
         update = {
             "TableName": table_name(),

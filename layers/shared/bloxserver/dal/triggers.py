@@ -26,8 +26,10 @@ from bloxserver.dal.table import (
     key,
     query_items,
     serialize,
+    set_and_remove,
     table_name,
     transact_write,
+    update_expression,
 )
 
 
@@ -224,47 +226,30 @@ def delete_trigger(trigger: dict[str, Any]) -> None:
     _transact_unless_changed(actions)
 
 
-def _set_or_remove(fields: dict[str, Any], prefix: str) -> tuple[list[str], list[str], dict[str, str], dict[str, Any]]:
-    """SET parts, REMOVE parts, names and values of an update writing `fields` (None removes the attribute)."""
-    sets, removes, names, values = [], [], {}, {}
-    for index, (field, value) in enumerate(fields.items()):
-        names[f"#{prefix}{index}"] = field
-        if value is None:
-            removes.append(f"#{prefix}{index}")
-        else:
-            values[f":{prefix}{index}"] = value
-            sets.append(f"#{prefix}{index} = :{prefix}{index}")
-    return sets, removes, names, values
-
-
-def _expression(sets: list[str], removes: list[str]) -> str:
-    return " ".join(part for part in ("SET " + ", ".join(sets) if sets else "", "REMOVE " + ", ".join(removes) if removes else "") if part)
-
-
 def update_trigger(trigger: dict[str, Any], changed: dict[str, Any]) -> None:
     """Write `changed` fields (name, config, enabled) of the trigger as read, and for a webhook its token item's
     copies of the delivery rules with one more `revision`, in one transaction. Raises TriggerChanged when the
     trigger was deleted or its token replaced since it was read."""
     condition, values, names = _unchanged_condition(trigger)
-    sets, removes, field_names, field_values = _set_or_remove(changed, "f")
+    sets, removes, field_names, field_values = set_and_remove(changed, "f")
     update: dict[str, Any] = {
         "TableName": table_name(),
         "Key": trigger_key(trigger["userId"], trigger["flowId"], trigger["id"]),
-        "UpdateExpression": _expression(sets, removes),
+        "UpdateExpression": update_expression(sets, removes),
         "ConditionExpression": condition,
         "ExpressionAttributeNames": {**names, **field_names},
         "ExpressionAttributeValues": {**values, **serialize(field_values)},
     }
     actions: list[dict[str, Any]] = [{"Update": update}]
     if trigger.get("webhookToken"):
-        rule_sets, rule_removes, rule_names, rule_values = _set_or_remove(_delivery_rules({**trigger, **changed}), "r")
+        rule_sets, rule_removes, rule_names, rule_values = set_and_remove(_delivery_rules({**trigger, **changed}), "r")
         rule_sets.append("#revision = if_not_exists(#revision, :zero) + :one")
         actions.append(
             {
                 "Update": {
                     "TableName": table_name(),
                     "Key": webhook_key(trigger["webhookToken"]),
-                    "UpdateExpression": _expression(rule_sets, rule_removes),
+                    "UpdateExpression": update_expression(rule_sets, rule_removes),
                     "ConditionExpression": "attribute_exists(PK)",
                     "ExpressionAttributeNames": {**rule_names, "#revision": "revision"},
                     "ExpressionAttributeValues": serialize({**rule_values, ":zero": 0, ":one": 1}),
