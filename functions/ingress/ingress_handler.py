@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from bloxserver.api import create_app, lambda_handler
 
 import ingress_logic
+import webhook_input
 
 MAX_WEBHOOK_BODY_BYTES = 256 * 1024
 
@@ -20,7 +21,10 @@ app = create_app("BloxServer ingress")
 async def receive_webhook(
     token: str, request: Request, idempotency_key: str | None = Header(None, alias="Idempotency-Key")
 ) -> JSONResponse:
-    execution_id = ingress_logic.receive_webhook(token, await request.body(), dict(request.headers), idempotency_key)
+    delivery = webhook_input.DeliveryRequest(request.method, request.query_params.multi_items())
+    execution_id = ingress_logic.receive_webhook(
+        token, await request.body(), dict(request.headers), idempotency_key, delivery
+    )
     return JSONResponse({"status": "accepted", "executionId": execution_id}, status_code=202)
 
 

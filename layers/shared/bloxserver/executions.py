@@ -14,9 +14,9 @@ from uuid import UUID
 from bloxserver import clock, keys
 from bloxserver.contract import EndReason, Tier
 from bloxserver.dal import executions as execution_store
+from bloxserver.dal import flows as flow_store
 from bloxserver.dal import queue
 from bloxserver.dal import triggers as trigger_store
-from bloxserver.dal import users as user_store
 from bloxserver.errors import (
     BadRequest,
     InvalidState,
@@ -134,6 +134,8 @@ class StartRequest:
     # dal.executions.RetryRefused); with first_retry_only, only if nothing retried that one yet.
     retry_of: UUID | None = None
     first_retry_only: bool = False
+    # The webhook token item's revision as read (dal.executions.Throttle.revision).
+    webhook_revision: int = 0
 
 
 def checked_idempotency_key(header: str | None) -> str | None:
@@ -169,6 +171,48 @@ def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
     )
 
 
+# The version each running flow runs, as this container last saw it: the start records it as the execution's
+# flowVersion, and its transaction requires that the flow still runs that version (a stop, an edit and a start in
+# between cancel it and return the flow: the start is written again with the new version).
+_known_flow_versions: ContainerMemory[int] = ContainerMemory()
+
+
+def flow_version(flow: dict[str, Any]) -> int:
+    """A flow stored before versions existed holds version 1."""
+    return int(flow.get("version", 1))
+
+
+def runs_recorded_version(execution: dict[str, Any], flow: dict[str, Any]) -> bool:
+    """Whether `flow` still runs the version `execution` was recorded with (one recorded before versions existed
+    runs whatever runs)."""
+    recorded = execution.get("flowVersion")
+    return recorded is None or recorded == flow_version(flow)
+
+
+def _owner_tier_and_flow_version(request: StartRequest) -> tuple[Tier, bool, int]:
+    """The tier to count the start against (and whether the transaction must check it is still the stored one) and
+    the guessed flow version, reading what this container does not know yet in one round trip at most."""
+    tier, verify_tier = request.tier, False
+    if tier is None:  # the owner's stored tier: known from an earlier start (verified in the transaction) or read
+        tier = known_stored_tiers.get(str(request.user_id))
+        verify_tier = tier is not None
+    version = _known_flow_versions.get(str(request.flow_id))
+    if tier is not None and version is not None:
+        return tier, verify_tier, version
+    if tier is None:
+        flow, profile = flow_store.get_flow_and_owner(request.user_id, request.flow_id, with_owner=True)
+        tier = remember_stored_tier(request.user_id, profile)
+    else:
+        flow, _ = flow_store.get_flow_and_owner(request.user_id, request.flow_id, with_owner=False)
+    if version is None:
+        # No flow, or not running: the transaction refuses the start (or answers a replayed delivery) whatever the
+        # guess, so only a running flow's version is remembered.
+        version = flow_version(flow) if flow else 0
+        if flow and flow.get("status") == "running":
+            _known_flow_versions.remember(str(request.flow_id), version)
+    return tier, verify_tier, version
+
+
 # Each bucket's time as this container last left it, so the start's bucket update guesses its case right: only a
 # guess, checked by the update's condition (a wrong one costs one more round trip).
 _known_buckets: ContainerMemory[int] = ContainerMemory()
@@ -201,16 +245,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
     unreachable: the execution is ended as error, so it never stays running), dal.executions.TriggerGone (the
     request's webhook_token or, with require_trigger, its trigger no longer exists; nothing was written),
     dal.executions.RetryRefused (the retry's original is gone or, with first_retry_only, was retried already)."""
-    tier, verify_tier = request.tier, False
-    if (
-        tier is None
-    ):  # the owner's stored tier: known from an earlier start (verified in the transaction) or read
-        tier = known_stored_tiers.get(str(request.user_id))
-        verify_tier = tier is not None
-        if tier is None:
-            tier = remember_stored_tier(
-                request.user_id, user_store.get_user(request.user_id)
-            )
+    tier, verify_tier, version = _owner_tier_and_flow_version(request)
     started = clock.utc_now()
     execution_id = str(time_ordered_uuid(int(started.timestamp() * 1000)))
     started_at = clock.iso(started)
@@ -225,6 +260,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
         "startedAt": started_at,
         "inputPayload": request.input_payload,
         "expiresAt": retention_expiry(started),
+        "flowVersion": version,
     }
     if request.retry_of is not None:
         execution["retryOf"] = str(request.retry_of)
@@ -256,6 +292,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
             interval_us,
             rate.burst,
             idle=tat < now_us,
+            revision=request.webhook_revision,
         )
 
     def record(
@@ -283,6 +320,9 @@ def start_execution(request: StartRequest) -> StartOutcome:
             bucket = throttle(tier, tat)
             try:
                 record(tier, profile_condition, bucket)
+            except execution_store.FlowVersionChanged as changed:  # nothing was written: record the version it runs
+                execution["flowVersion"] = _known_flow_versions.remember(str(request.flow_id), changed.version)
+                continue
             except (
                 execution_store.ProfileChanged
             ) as changed:  # the tier changed: nothing was written, use the new one
@@ -312,6 +352,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
     except execution_store.DeliveryAlreadyAccepted as replay:
         return StartOutcome({"id": replay.execution_id}, created=False)
     except execution_store.FlowNotRunning as refused:
+        _known_flow_versions.forget(str(request.flow_id))
         if refused.status is None:
             raise flow_not_found() from refused
         raise flow_not_running(refused.status) from refused
