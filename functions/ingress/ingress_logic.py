@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from bloxserver import secrets, signatures
+from bloxserver import secrets, signatures, waits
 from bloxserver.contract import TriggerType
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import triggers as trigger_store
 from bloxserver.errors import BadRequest, NotFound, WebhookSignatureInvalid
-from bloxserver.executions import StartRequest, checked_idempotency_key, start_execution
+from bloxserver.executions import StartOutcome, StartRequest, checked_idempotency_key, start_execution
 from bloxserver.limits import DEFAULT_WEBHOOK_RATE, WebhookRate
 from bloxserver.memory import ContainerMemory
 from bloxserver.observability import logger
@@ -60,8 +60,11 @@ def _verify(target: dict[str, Any], body: bytes, headers: dict[str, str]) -> Non
         raise WebhookSignatureInvalid(f"Invalid webhook signature: {problem}")
 
 
-def receive_webhook(token: str, body: bytes, headers: dict[str, str], idempotency_key: str | None) -> str:
-    """Accept one delivery; returns the execution id (the first one's, for a replayed Idempotency-Key)."""
+def receive_webhook(
+    token: str, body: bytes, headers: dict[str, str], idempotency_key: str | None, wait_seconds: int | None = None
+) -> tuple[str, dict[str, Any] | None]:
+    """Accept one delivery: the execution id (the first one's, for a replayed Idempotency-Key) and, when the caller
+    waits (`wait_seconds`), the execution as it ended within that time (else None)."""
     delivery_key = checked_idempotency_key(idempotency_key)
     target = _known_targets.get(token) or _remember_target(token)
     _verify(target, body, headers)
@@ -70,18 +73,23 @@ def receive_webhook(token: str, body: bytes, headers: dict[str, str], idempotenc
     except UnicodeDecodeError as exc:
         raise BadRequest("Webhook body must be UTF-8 text", {"body": "not UTF-8"}) from exc
     try:
-        return _start(token, target, payload, delivery_key)
+        outcome = _start(token, target, payload, delivery_key)
     except execution_store.TriggerGone:  # remembered, but gone since: look it up afresh (404 if truly gone)
         _known_targets.forget(token)
         target = _remember_target(token)
         _verify(target, body, headers)
-        return _start(token, target, payload, delivery_key)
+        outcome = _start(token, target, payload, delivery_key)
+    execution_id = outcome.execution["id"]
+    if wait_seconds is None:
+        return execution_id, None
+    execution = {"flowId": target["flowId"], **outcome.execution}
+    return execution_id, waits.wait_for_end(execution, wait_seconds, read_first=not outcome.created)
 
 
-def _start(token: str, target: dict[str, Any], payload: str, delivery_key: str | None) -> str:
+def _start(token: str, target: dict[str, Any], payload: str, delivery_key: str | None) -> StartOutcome:
     trigger_id = UUID(target["triggerId"])
     configured = target.get("rateLimit")
-    outcome = start_execution(
+    return start_execution(
         StartRequest(
             user_id=UUID(target["userId"]),
             flow_id=UUID(target["flowId"]),
@@ -96,7 +104,7 @@ def _start(token: str, target: dict[str, Any], payload: str, delivery_key: str |
             rate_limit=WebhookRate(configured["per_second"], configured["burst"]) if configured else DEFAULT_WEBHOOK_RATE,
         )
     )
-    return outcome.execution["id"]
+    return outcome
 
 
 def check_webhook(token: str) -> dict[str, Any]:

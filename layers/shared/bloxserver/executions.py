@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from bloxserver import clock, keys
+from bloxserver import clock, fast_path, keys
 from bloxserver.contract import EndReason, Tier
+from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import queue
 from bloxserver.dal import triggers as trigger_store
@@ -36,6 +37,7 @@ from bloxserver.limits import (
 )
 from bloxserver.memory import ContainerMemory
 from bloxserver.observability import logger
+from bloxserver.run_logs import log_items
 
 RETENTION_DAYS = 30  # executions, their counters and logs are kept for the start day plus 30 full days
 DELIVERY_MEMORY_SECONDS = (
@@ -156,6 +158,7 @@ def checked_idempotency_key(header: str | None) -> str | None:
 class StartOutcome:
     execution: dict[str, Any]
     created: bool  # False: a replayed delivery; `execution` holds only its id
+    ran_at_the_door: bool = False  # the fast path: `execution` is recorded as ended, nothing was queued
 
 
 def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
@@ -200,17 +203,27 @@ def start_execution(request: StartRequest) -> StartOutcome:
     Raises NotFound (no such flow), InvalidState (flow not running), QuotaExceeded, ServiceUnavailable (queue
     unreachable: the execution is ended as error, so it never stays running), dal.executions.TriggerGone (the
     request's webhook_token or, with require_trigger, its trigger no longer exists; nothing was written),
-    dal.executions.RetryRefused (the retry's original is gone or, with first_retry_only, was retried already)."""
+    dal.executions.RetryRefused (the retry's original is gone or, with first_retry_only, was retried already).
+
+    A quick flow (fast_path.is_quick) is run first, within the fast path's budget, and the transaction records its
+    execution as ended: nothing is queued. Its flow is read once per container (with the owner's profile when that
+    is read too) and the transaction requires the version run."""
     tier, verify_tier = request.tier, False
+    at_the_door = fast_path.budget_seconds() > 0
+    flow = fast_path.known_flow(request.user_id, request.flow_id) if at_the_door else None
     if (
         tier is None
     ):  # the owner's stored tier: known from an earlier start (verified in the transaction) or read
         tier = known_stored_tiers.get(str(request.user_id))
         verify_tier = tier is not None
         if tier is None:
-            tier = remember_stored_tier(
-                request.user_id, user_store.get_user(request.user_id)
-            )
+            if at_the_door and flow is None:
+                flow, profile = fast_path.read_flow_and_profile(request.user_id, request.flow_id)
+            else:
+                profile = user_store.get_user(request.user_id)
+            tier = remember_stored_tier(request.user_id, profile)
+    if at_the_door and flow is None:
+        flow = fast_path.read_flow(request.user_id, request.flow_id)
     started = clock.utc_now()
     execution_id = str(time_ordered_uuid(int(started.timestamp() * 1000)))
     started_at = clock.iso(started)
@@ -258,11 +271,27 @@ def start_execution(request: StartRequest) -> StartOutcome:
             idle=tat < now_us,
         )
 
+    runs: dict[tuple[str, Tier], execution_store.FinishedAtStart | None] = {}
+
+    def run_at_the_door(flow: dict[str, Any] | None, tier: Tier) -> execution_store.FinishedAtStart | None:
+        """The execution run now, if its flow is quick and the budget lets it end; once per flow version and tier."""
+        if flow is None or not fast_path.is_quick(flow):
+            return None
+        run_key = (flow["updatedAt"], tier)
+        if run_key not in runs:
+            outcome = fast_path.run_at_the_door(flow, execution, tier.value)
+            runs[run_key] = outcome and execution_store.FinishedAtStart(
+                ending(execution, outcome.status, outcome.fields),
+                log_store.LogItems(execution["flowId"], execution_id, log_items(outcome.logs), execution["expiresAt"]),
+            )
+        return runs[run_key]
+
     def record(
         tier: Tier,
         profile_condition: tuple[str, dict[str, Any]] | None,
         bucket: execution_store.Throttle | None,
-    ) -> None:
+    ) -> execution_store.FinishedAtStart | None:
+        finished = run_at_the_door(flow, tier)
         execution_store.record_start(
             execution,
             marker_sk=marker_sk,
@@ -274,7 +303,10 @@ def start_execution(request: StartRequest) -> StartOutcome:
             trigger_check_key=None if bucket is not None else trigger_check_key,
             throttle=bucket,
             first_retry_only=request.first_retry_only,
+            flow_version=flow["updatedAt"] if flow is not None else None,
+            finished=finished,
         )
+        return finished
 
     profile_condition = stored_tier_condition(tier) if verify_tier else None
     tat = _known_buckets.get(request.webhook_token or "") or 0
@@ -282,7 +314,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
         for _ in range(MAX_START_ROUNDS):
             bucket = throttle(tier, tat)
             try:
-                record(tier, profile_condition, bucket)
+                finished = record(tier, profile_condition, bucket)
             except (
                 execution_store.ProfileChanged
             ) as changed:  # the tier changed: nothing was written, use the new one
@@ -290,6 +322,9 @@ def start_execution(request: StartRequest) -> StartOutcome:
                     remember_stored_tier(request.user_id, changed.profile),
                     None,
                 )
+                continue
+            except execution_store.FlowChanged as changed:  # nothing was written: judge (and run) the flow as it is
+                flow = fast_path.remember_flow(request.user_id, request.flow_id, changed.flow)
                 continue
             except (
                 execution_store.Throttled
@@ -312,11 +347,19 @@ def start_execution(request: StartRequest) -> StartOutcome:
     except execution_store.DeliveryAlreadyAccepted as replay:
         return StartOutcome({"id": replay.execution_id}, created=False)
     except execution_store.FlowNotRunning as refused:
+        if at_the_door:  # as it is: the next start requires this version, so a stopped flow costs no read
+            fast_path.remember_flow(request.user_id, request.flow_id, refused.flow)
         if refused.status is None:
             raise flow_not_found() from refused
         raise flow_not_running(refused.status) from refused
     except execution_store.MonthlyQuotaFull as full:
         raise _quota_exceeded(tier, started) from full
+    if finished is not None:
+        return StartOutcome(
+            {**execution, **finished.ended_fields()},
+            created=True,
+            ran_at_the_door=True,
+        )
     execution["runningMarker"] = marker_sk
     try:
         queue.send_execution(queue_message(execution))

@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bloxserver import keys
+from bloxserver.dal import execution_logs
 from bloxserver.dal.users import USAGE_TOKENS
 from bloxserver.dal.table import (
     cancellation_codes,
@@ -46,15 +47,26 @@ MAX_REASON_ENDS_PER_TRANSACTION = 16
 
 
 class FlowNotRunning(Exception):
-    """The start's flow check failed: `status` is the flow's status, None when the flow does not exist."""
+    """The start's flow check failed: `status` is the flow's status, None when the flow does not exist (`flow`: the
+    flow item as it is)."""
 
-    def __init__(self, status: str | None) -> None:
+    def __init__(self, status: str | None, flow: dict[str, Any] | None = None) -> None:
         super().__init__(status)
         self.status = status
+        self.flow = flow
 
 
 class MonthlyQuotaFull(Exception):
     pass
+
+
+class FlowChanged(Exception):
+    """The start of an execution run at the door found its flow running but changed since the run read it (stopped
+    and started again, edited): `flow` is the flow item as it is now."""
+
+    def __init__(self, flow: dict[str, Any]) -> None:
+        super().__init__(flow.get("updatedAt"))
+        self.flow = flow
 
 
 class TriggerGone(Exception):
@@ -216,6 +228,8 @@ def record_start(
     trigger_check_key: dict[str, Any] | None = None,
     throttle: Throttle | None = None,
     first_retry_only: bool = False,
+    flow_version: str | None = None,
+    finished: FinishedAtStart | None = None,
 ) -> None:
     """One transaction: the flow is running, the month's count is below `month_limit` (and counts this one),
     the day's count, the execution, its flow's day counters, its running marker, when `profile_condition`
@@ -224,7 +238,12 @@ def record_start(
     bucket lets one more through (else Throttled; TriggerGone when its item is gone), when the execution has a
     `retryOf`, that original (an ended execution of the flow, not yet retried if `first_retry_only`) records it as
     `retriedBy` (else RetryRefused), and when `delivery` (pk, expiresAt) is given, the remembered delivery,
-    written only if that key is unseen or expired."""
+    written only if that key is unseen or expired.
+
+    With `finished` (a run at the door, before anything was written) the execution is recorded as it ended, with its
+    log, its day counters moved as a start and an end would move them, and no running marker. With `flow_version`
+    the flow must also be that version (its `updatedAt`: the one the caller ran or judged; else FlowChanged, with
+    the flow as it is)."""
     user_id, flow_id, trigger_type = execution["userId"], execution["flowId"], execution["triggerType"]
     user_pk = keys.user_pk(user_id)
     item = {
@@ -236,14 +255,29 @@ def record_start(
         "runningMarker": marker_sk,
         **execution,
     }
+    counters = {
+        "total": 1,
+        status_counter("running"): 1,
+        trigger_counter(trigger_type): 1,
+        status_trigger_counter("running", trigger_type): 1,
+    }
+    flow_condition, flow_values = "#status = :running", {":running": {"S": "running"}}
+    if finished is not None:
+        item.update(finished.recorded_fields())
+        del item["runningMarker"]
+        for counter, amount in _end_counters(finished.end).items():
+            counters[counter] = counters.get(counter, 0) + amount
+    if flow_version is not None:
+        flow_condition += " AND updatedAt = :version"
+        flow_values[":version"] = {"S": flow_version}
     actions: list[dict[str, Any]] = [
         {
             "ConditionCheck": {
                 "TableName": table_name(),
                 "Key": key(user_pk, keys.flow_sk(flow_id)),
-                "ConditionExpression": "#status = :running",
+                "ConditionExpression": flow_condition,
                 "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {":running": {"S": "running"}},
+                "ExpressionAttributeValues": flow_values,
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         },
@@ -273,18 +307,15 @@ def record_start(
                 "ConditionExpression": "attribute_not_exists(PK)",
             }
         },
-        _stats_update(
-            execution,
-            {
-                "total": 1,
-                status_counter("running"): 1,
-                trigger_counter(trigger_type): 1,
-                status_trigger_counter("running", trigger_type): 1,
-            },
-            {"lastExecutedAt": execution["startedAt"]},
-        ),
-        _marker_put(execution, marker_sk, deadline_iso),
+        _stats_update(execution, counters, {"lastExecutedAt": execution["startedAt"]}),
     ]
+    if finished is None:
+        actions.append(_marker_put(execution, marker_sk, deadline_iso))
+    else:
+        actions.extend(
+            {"Put": {"TableName": table_name(), "Item": log_item}}
+            for log_item in execution_logs.stored_items(finished.logs)
+        )
     profile_check_at = None
     if profile_condition is not None:
         profile_check_at = len(actions)
@@ -363,8 +394,10 @@ def record_start(
         if delivery is not None and codes[-1] == "ConditionalCheckFailed":
             raise DeliveryAlreadyAccepted(deserialize(reasons[-1]["Item"])["executionId"]) from exc
         if codes[0] == "ConditionalCheckFailed":
-            flow = reasons[0].get("Item")
-            raise FlowNotRunning(deserialize(flow).get("status") if flow else None) from exc
+            flow = deserialize(reasons[0]["Item"]) if reasons[0].get("Item") else None
+            if flow_version is not None and flow is not None and flow.get("status") == "running":
+                raise FlowChanged(flow) from exc
+            raise FlowNotRunning(flow.get("status") if flow else None, flow) from exc
         if bucket is not None:
             raise Throttled(int(deserialize(bucket).get("throttleTat", 0))) from exc
         if profile_check_at is not None and codes[profile_check_at] == "ConditionalCheckFailed":
@@ -596,6 +629,32 @@ class Ending:
     llm_tokens: int = 0  # the run's LLM tokens, added to its owner's usage of the completion's month and day
     marker_unmoved: bool = False
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FinishedAtStart:
+    """An execution that ran to its end before its start was recorded (the fast path, docs/executions.md): how it
+    ended (`end`, unconditional: nothing else knows of it yet) and its log."""
+
+    end: Ending
+    logs: execution_logs.LogItems
+
+    def ended_fields(self) -> dict[str, Any]:
+        """The execution's fields that its end sets (status, completion, duration, result)."""
+        end = self.end
+        fields = {"status": end.status, "completedAt": end.completed_at, "durationMs": end.duration_ms}
+        fields.update((name, value) for name, value in end.result.items() if value is not None)
+        return fields
+
+    def recorded_fields(self) -> dict[str, Any]:
+        """What the execution item holds beyond its start's fields: what the queue path's claim and end set (the
+        door claimed it when it started)."""
+        execution = self.end.execution
+        return {
+            **self.ended_fields(),
+            "GSI1PK": keys.executions_by_status_type_pk(execution["flowId"], self.end.status, execution["triggerType"]),
+            "claimedAt": execution["startedAt"],
+        }
 
 
 def _end_update(ending: Ending) -> dict[str, Any]:

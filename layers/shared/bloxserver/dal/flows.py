@@ -185,3 +185,18 @@ def update_flow(
 def delete_flow(user_id: UUID, flow_id: UUID) -> bool:
     """Delete the flow item and uncount it; False when there was no such flow."""
     return delete_counted(flow_key(user_id, flow_id), profile_key(user_id), FLOW_COUNTER)
+
+
+def get_flow_and_profile(user_id: UUID, flow_id: UUID) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The flow and its owner's profile in one round trip (BatchGetItem, strongly consistent); None when absent."""
+    found: dict[str, dict[str, Any]] = {}
+    request: dict[str, Any] = {
+        table_name(): {"Keys": [flow_key(user_id, flow_id), profile_key(user_id)], "ConsistentRead": True}
+    }
+    while request:
+        response = client().batch_get_item(RequestItems=request)
+        for raw in response.get("Responses", {}).get(table_name(), []):
+            item = deserialize(raw)
+            found[item["SK"]] = item
+        request = response.get("UnprocessedKeys") or {}
+    return _flow(found.get(keys.flow_sk(flow_id))), found.get(keys.PROFILE)
