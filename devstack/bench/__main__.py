@@ -95,21 +95,44 @@ def report(samples: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} on {os.cpu_count()} cores"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--executions", type=int, default=100)
     parser.add_argument("--memory-operations", type=int, default=20, help="repetitions of each memory operation")
     parser.add_argument("--only", choices=["cold-start", "pipeline", "memory"], help="run one of the benchmarks")
+    parser.add_argument(
+        "--peer-bench",
+        type=Path,
+        help="the peer benchmark's folder (n8n installed there, its README says how): measure n8n's CPU per "
+        "execution and webhook latency in the same run, beside ours (with the pipeline)",
+    )
+    parser.add_argument("--peer-requests", type=int, default=1000, help="requests per concurrency, n8n's and ours")
     args = parser.parse_args()
     if args.only in (None, "cold-start"):
         print(f"Cold start, median of {args.runs} fresh processes per target, {sys.version.split()[0]}:\n")
         print(report(measure(args.runs)), flush=True)
     if args.only in (None, "pipeline"):
-        from devstack.bench import pipeline
+        from devstack.bench import peer, pipeline
 
-        print(f"\nExecutions, {args.executions} per flow, webhook → queue → executor (CPU in our handlers only):\n")
-        print(pipeline.report(pipeline.measure(args.executions)), flush=True)
+        concurrencies = [8, 1]
+        if args.peer_bench:
+            print(f"\nn8n, {args.peer_requests} requests per concurrency ({_load()})", flush=True)
+            n8n = peer.n8n(args.peer_bench, args.peer_requests, concurrencies)
+        print(f"\nExecutions, {args.executions} per flow, webhook → fast path, or → queue → executor (CPU in our "
+              f"handlers only; {_load()}):\n")
+        results = pipeline.measure(args.executions)
+        print(pipeline.report(results), flush=True)
+        if args.peer_bench:
+            print(f"\nOur webhook latency, {args.peer_requests} requests per concurrency ({_load()})", flush=True)
+            ours = peer.our_latency(args.peer_bench, args.peer_requests, concurrencies)
+            fast = pipeline.cpu_ms_per_execution(results[pipeline.FAST_PATH])
+            print(f"\nSide by side with n8n ({_load()}):\n\n{peer.report(n8n, ours, fast)}", flush=True)
     if args.only in (None, "memory"):
         from devstack.bench import memory
 

@@ -36,6 +36,7 @@ from bloxserver.settings import get_settings
 
 BATCH = 10
 BASELINE = "baseline: pass-through flow, queue path"
+FAST_PATH = "reference flow, fast path"
 FAST_PATH_BUDGET_MS = "50"  # template.yaml's
 PASSTHROUGH_YAML = """\
 organism: {name: passthrough}
@@ -177,7 +178,7 @@ def measure(executions: int) -> dict[str, Measurement]:
         queue_url = refs["ExecutionQueue"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         cases = {
-            "reference flow, fast path": (*_webhook_for(handlers, REFERENCE_FLOW_YAML, "bench_fast"), REFERENCE_FLOW_INPUT, True),
+            FAST_PATH: (*_webhook_for(handlers, REFERENCE_FLOW_YAML, "bench_fast"), REFERENCE_FLOW_INPUT, True),
             "reference flow, queue path": (*_webhook_for(handlers, REFERENCE_FLOW_YAML, "bench_queued"), REFERENCE_FLOW_INPUT, False),
             BASELINE: (*_webhook_for(handlers, PASSTHROUGH_YAML, "bench_baseline"), REFERENCE_FLOW_INPUT, False),
         }
