@@ -104,7 +104,6 @@ def _start(token: str, target: dict[str, Any], payload: str, delivery_key: str |
             rate_limit=WebhookRate(configured["per_second"], configured["burst"]) if configured else DEFAULT_WEBHOOK_RATE,
         )
     )
-    return outcome
 
 
 def check_webhook(token: str) -> dict[str, Any]:

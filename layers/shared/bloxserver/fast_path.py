@@ -69,7 +69,7 @@ def is_quick(flow: dict[str, Any]) -> bool:
 
 def _judge(flow: dict[str, Any]) -> bool:
     from bloxserver.engine import OrganismError, load_organism
-    from bloxserver.engine.registry import is_wasm_handler
+    from bloxserver.engine.wasm_tool import WasmTool
     from bloxserver.wasm_modules import run_context
 
     try:
@@ -84,7 +84,7 @@ def _judge(flow: dict[str, Any]) -> bool:
             return False
         if spec.handler_name in QUICK_HANDLERS:
             continue
-        if is_wasm_handler(spec.handler_name) and not getattr(listener.handler, "capabilities", True):
+        if isinstance(listener.handler, WasmTool) and not listener.handler.capabilities:
             continue
         return False
     return True
