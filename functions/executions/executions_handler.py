@@ -3,6 +3,7 @@ and logs."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from fastapi import Depends, Header, Query, Request, Response
@@ -16,6 +17,7 @@ from bloxserver.contract import (
     BulkRetryResult,
     EndReason,
     Execution,
+    ExecutionCursorPage,
     ExecutionStatus,
     ExecutionSummary,
     FlowStats,
@@ -24,7 +26,7 @@ from bloxserver.contract import (
     PaginatedResponse,
     TriggerType,
 )
-from bloxserver.pagination import PageRequest, page_query
+from bloxserver.pagination import MAX_PAGE_SIZE, PageRequest, page_query
 
 import executions_logic
 
@@ -32,6 +34,22 @@ MAX_RUN_INPUT_BYTES = 256 * 1024  # the same cap as a webhook delivery's body
 MAX_LOG_WAIT_SECONDS = 20  # long polling of the logs route, within the function's Timeout (template.yaml)
 
 app = create_app("BloxServer executions")
+
+
+@app.get("/api/v1/executions", response_model=ExecutionCursorPage)
+async def list_owner_executions(
+    flow_id: UUID | None = Query(None),
+    status: ExecutionStatus | None = Query(None),
+    trigger_type: TriggerType | None = Query(None),
+    since: datetime | None = Query(None),
+    until: datetime | None = Query(None),
+    cursor: str | None = Query(None, max_length=64),
+    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    principal: Principal = Depends(current_principal),
+) -> ExecutionCursorPage:
+    return executions_logic.list_owner_executions(
+        principal, flow_id, status, trigger_type, since, until, cursor, limit
+    )
 
 
 @app.get("/api/v1/flows/{flow_id}/executions", response_model=PaginatedResponse[ExecutionSummary])
@@ -103,6 +121,14 @@ async def get_execution(
     flow_id: UUID, execution_id: UUID, principal: Principal = Depends(current_principal)
 ) -> Execution:
     return executions_logic.get_execution(principal, flow_id, execution_id)
+
+
+@app.delete("/api/v1/flows/{flow_id}/executions/{execution_id}", status_code=204)
+async def delete_execution(
+    flow_id: UUID, execution_id: UUID, principal: Principal = Depends(current_principal)
+) -> Response:
+    executions_logic.delete_execution(principal, flow_id, execution_id)
+    return Response(status_code=204)
 
 
 @app.get("/api/v1/flows/{flow_id}/stats", response_model=FlowStats)

@@ -3,10 +3,12 @@ operating runs: retry, bulk retry, cancel, following logs live."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,11 +19,13 @@ from bloxserver.contract import (
     BulkRetryResult,
     EndReason,
     Execution,
+    ExecutionCursorPage,
     ExecutionStatus,
     ExecutionSummary,
     FlowStats,
     LogEntry,
     LogLevel,
+    OwnerExecutionSummary,
     PaginatedResponse,
     TriggerType,
 )
@@ -36,7 +40,7 @@ from bloxserver.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from bloxserver.ids import earliest_uuid_at
+from bloxserver.ids import earliest_uuid_at, latest_uuid_at
 from bloxserver.ownership import owned_flow
 from bloxserver.executions import (
     StartRequest,
@@ -57,6 +61,11 @@ CANCEL_ATTEMPTS = 5
 LOG_POLL_SECONDS = 0.5
 ENDED_CHECK_SECONDS = 5.0
 CURSOR = re.compile(r"(\d{1,5})(?:\.(\d{1,6}))?")  # item.record; a bare item number starts at its first record
+
+
+# GET /api/v1/executions: with a status or trigger type filter, one page's query reads at most this many executions
+# (small projected items of GSI2, well within a query's 1 MB) and returns the matches among them.
+FILTERED_READ_ITEMS = 1000
 
 
 def _require_flow(principal: Principal, flow_id: UUID) -> None:
@@ -402,3 +411,83 @@ def flow_logs(
 def _ended_or_gone(flow_id: UUID, execution_id: UUID) -> bool:
     item = execution_store.get_execution(str(flow_id), str(execution_id))
     return item is None or item["status"] != ExecutionStatus.RUNNING.value
+
+
+def _cursor_below(cursor: str | None) -> UUID | None:
+    """The execution id an opaque cursor (from an earlier page's nextCursor) continues below."""
+    if cursor is None:
+        return None
+    try:
+        return UUID(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValidationFailed(
+            "cursor must be the nextCursor of an earlier page", {"query.cursor": "not a cursor"}
+        ) from exc
+
+
+def _cursor_after(execution_id: str) -> str:
+    return base64.urlsafe_b64encode(execution_id.encode()).decode().rstrip("=")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def list_owner_executions(
+    principal: Principal,
+    flow_id: UUID | None,
+    status: ExecutionStatus | None,
+    trigger_type: TriggerType | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> ExecutionCursorPage:
+    """The caller's retained executions across flows (or of one flow), newest first, started in [since, until]:
+    one bounded query per page whatever its depth (a page may hold fewer than `limit` when filters match few of
+    the executions read; `nextCursor` is null only at the end)."""
+    if since is not None and until is not None and _utc(since) > _utc(until):
+        raise ValidationFailed("until must not be before since", {"query.until": "before since"})
+    below = _cursor_below(cursor)
+    if flow_id is not None:
+        _require_flow(principal, flow_id)
+    now = clock.utc_now()
+    retained_from = datetime.fromisoformat(retained_days(now)[0]).replace(tzinfo=UTC)
+    lowest = earliest_uuid_at(max(_utc(since), retained_from) if since else retained_from)
+    highest = latest_uuid_at(_utc(until) if until else now + timedelta(days=1))
+    if below is not None:
+        highest = min(highest, UUID(int=below.int - 1), key=lambda value: value.int)
+    if highest.int < lowest.int:
+        return ExecutionCursorPage(items=[], next_cursor=None)
+    filters = {}
+    if status is not None:
+        filters["status"] = status.value
+    if trigger_type is not None:
+        filters["triggerType"] = trigger_type.value
+    listing = execution_store.owner_executions_page(
+        str(principal.user_id),
+        str(flow_id) if flow_id else None,
+        str(lowest),
+        str(highest),
+        filters,
+        limit,
+        FILTERED_READ_ITEMS if filters else limit,
+        int(now.timestamp()),
+    )
+    return ExecutionCursorPage(
+        items=[OwnerExecutionSummary.model_validate(item) for item in listing.items],
+        next_cursor=_cursor_after(listing.next_below) if listing.next_below else None,
+    )
+
+
+def delete_execution(principal: Principal, flow_id: UUID, execution_id: UUID) -> None:
+    """Delete an ended execution and its logs (its counts stay: stats, totals and usage count what ran). A queued
+    or running one is 409: cancel it first."""
+    item = _owned_execution(principal, flow_id, execution_id)
+    if item["status"] == ExecutionStatus.RUNNING.value:
+        raise InvalidState(
+            "The execution has not ended; cancel it or wait for its end before deleting it", {"status": item["status"]}
+        )
+    # Logs first: if the execution's deletion fails, the request can be sent again and finds it.
+    log_store.delete_execution_records(str(flow_id), str(execution_id))
+    execution_store.delete_ended(item)

@@ -25,7 +25,7 @@ from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal.users import USAGE_TOKENS
-from bloxserver.executions import CLAIM_GRACE_SECONDS, ending
+from bloxserver.executions import CLAIM_GRACE_SECONDS, ending, runs_recorded_version
 from bloxserver.limits import RunLimits, run_limits_for, stored_tier
 from bloxserver.observability import logger
 from bloxserver.run_logs import MAX_LOG_RECORDS, log_items  # noqa: F401 - how an execution's log is stored, named here too
@@ -136,7 +136,9 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
             continue
         seen.add(execution_id)
         flow = flows.get((message["userId"], message["flowId"]))
-        if flow is None or flow["status"] != "running":
+        # A flow stopped, edited and started again since the execution was recorded runs another version: the
+        # execution's (recorded for the flow as it ran then) never runs.
+        if flow is None or flow["status"] != "running" or not runs_recorded_version(execution, flow):
             results.add(index, ending(execution, "error", STOPPED_BEFORE_START, unclaimed=True))
         else:
             runnable.append((index, execution, flow))

@@ -11,6 +11,7 @@ from bloxserver import waits
 from bloxserver.api import create_app, lambda_handler
 
 import ingress_logic
+import webhook_input
 
 MAX_WEBHOOK_BODY_BYTES = 256 * 1024
 
@@ -26,8 +27,9 @@ async def receive_webhook(
     wait: str | None = Query(None),
 ) -> JSONResponse:
     wait_seconds = waits.requested_wait(prefer, wait)
+    delivery = webhook_input.DeliveryRequest(request.method, request.query_params.multi_items())
     execution_id, ended = ingress_logic.receive_webhook(
-        token, await request.body(), dict(request.headers), idempotency_key, wait_seconds
+        token, await request.body(), dict(request.headers), idempotency_key, delivery, wait_seconds
     )
     if ended is not None:
         return JSONResponse(waits.result_body(ended), headers=waits.preference_applied(wait_seconds))

@@ -10,49 +10,20 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from uuid import UUID
 
-from bloxserver.dal import flows as flow_store
 from bloxserver.memory import ContainerMemory
 from bloxserver.settings import get_settings
 
 # Handlers that only compute on the message: no call out, no state, no waiting.
 QUICK_HANDLERS = frozenset({"transform", "conditional", "output"})
 
-# Flows this container has read, by owner and id: only a guess, the start's transaction requires the version it
-# holds (`updatedAt`, which every edit, start and stop changes), so a stale entry costs one cancelled transaction,
-# which returns the flow as it is.
-_known_flows: ContainerMemory[dict[str, Any]] = ContainerMemory(1_000)
-# Verdicts by flow id and version: whether its listeners are all quick.
+# Verdicts by flow id and the flow item read (`updatedAt`): whether its listeners are all quick.
 _verdicts: ContainerMemory[bool] = ContainerMemory()
 
 
 def budget_seconds() -> float:
     """Wall time a run at the door may take; 0: the fast path is off."""
     return get_settings().fast_path_budget_ms / 1000
-
-
-def known_flow(user_id: UUID, flow_id: UUID) -> dict[str, Any] | None:
-    return _known_flows.get(f"{user_id}/{flow_id}")
-
-
-def remember_flow(user_id: UUID, flow_id: UUID, flow: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Keep `flow` (as read, or as a cancelled start returned it) for the next starts; forget it when gone."""
-    if flow is None:
-        _known_flows.forget(f"{user_id}/{flow_id}")
-        return None
-    return _known_flows.remember(f"{user_id}/{flow_id}", flow)
-
-
-def read_flow(user_id: UUID, flow_id: UUID) -> dict[str, Any] | None:
-    """The flow, remembered for the next starts."""
-    return remember_flow(user_id, flow_id, flow_store.get_flow(user_id, flow_id))
-
-
-def read_flow_and_profile(user_id: UUID, flow_id: UUID) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The flow (remembered for the next starts) and its owner's profile, in one read."""
-    flow, profile = flow_store.get_flow_and_profile(user_id, flow_id)
-    return remember_flow(user_id, flow_id, flow), profile
 
 
 def is_quick(flow: dict[str, Any]) -> bool:

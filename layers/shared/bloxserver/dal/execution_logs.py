@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bloxserver import keys
-from bloxserver.dal.table import client, deserialize, serialize, table_name
+from bloxserver.dal.table import client, delete_prefixed, deserialize, serialize, table_name
 
 BATCH_WRITE_LIMIT = 25
 PAGES_PER_READ = 10  # a filtered read stops after this many 1 MB pages: bounded cost whatever the match rate
@@ -175,3 +175,8 @@ def records_after(
             break
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
     return found, position
+
+
+def delete_execution_records(flow_id: str, execution_id: str) -> None:
+    """Every stored log item of one execution."""
+    delete_prefixed(keys.flow_logs_pk(flow_id), keys.execution_logs_prefix(execution_id))
