@@ -54,6 +54,7 @@ def payload(execution: dict[str, Any], suppressed_count: int) -> dict[str, Any]:
         "errorMessage": execution.get("errorMessage"),
         "startedAt": execution["startedAt"],
         "durationMs": int(execution["durationMs"]) if execution.get("durationMs") is not None else None,
+        "flowVersion": int(execution["flowVersion"]) if execution.get("flowVersion") is not None else None,
         "suppressedCount": suppressed_count,
     }
 

@@ -217,6 +217,7 @@ def test_given_a_flow_with_alerts_when_a_run_ends_error_then_exactly_one_signed_
         "errorMessage": execution["errorMessage"],
         "startedAt": alert["startedAt"],
         "durationMs": execution["durationMs"],
+        "flowVersion": execution["flowVersion"],
         "suppressedCount": 0,
     }
     assert instant(alert["startedAt"]) == instant(execution["startedAt"])
@@ -246,6 +247,24 @@ def test_given_alerts_on_timeout_only_when_a_run_ends_error_then_nothing_is_sent
     system.drain()
     assert stream.deliver() == 1  # the error passes the stream's filter; the flow does not ask for errors
     assert receiver.alerts == []
+
+
+def test_given_the_fast_path_when_a_webhook_run_is_recorded_already_failed_then_one_alert_is_sent(
+    system, secrets_api, receiver, stream, fast_path
+):
+    # given a quick flow (run at the door) whose run fails: the shout needs a name the delivery lacks
+    flow_id = system.running_flow(name="Quick")
+    assert set_alerts(system, flow_id, alerts_to(receiver)).status == 200
+    token = system.webhook(flow_id)["webhookToken"]
+    # when a delivery is answered with the run's end: the execution is inserted already ended, never running
+    reply = call(system.ingress, "POST", f"/webhooks/{token}", body={})
+    assert reply.status == 202, reply.body
+    assert system.execution(flow_id, reply.json["executionId"])["status"] == "error"
+    assert system.drain() == 0  # nothing was queued
+    # then the stream's INSERT filter passes it and one alert goes out
+    assert stream.deliver() == 1
+    (alert,) = receiver.verified()
+    assert (alert["executionId"], alert["status"]) == (reply.json["executionId"], "error")
 
 
 def test_given_a_queued_run_the_sweeper_ends_as_timeout_then_one_alert_says_timeout(
