@@ -21,7 +21,6 @@ import base64
 import functools
 import json
 import os
-import shutil
 import threading
 import urllib.request
 from pathlib import Path
@@ -95,9 +94,10 @@ class LocalData:
         self.key_material = folder / KEY_MATERIAL_FILE
 
     def reset(self) -> None:
-        """Forget everything kept: the next start is empty."""
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
+        """Forget everything kept: the next start is empty. Only the files this class writes are removed, whatever
+        else the folder holds (DEV_DATA_DIR may name any folder)."""
+        for kept in (self.recording, self.key_material, self.recording.with_name(f"{RECORDING_FILE}.compacting")):
+            kept.unlink(missing_ok=True)
 
     def seed(self, endpoint_url: str) -> None:
         """Seed moto's random numbers (its public /moto-api/seed), before the template's resources are made."""

@@ -133,3 +133,16 @@ def test_given_a_stack_stopped_without_compacting_its_recording_then_the_whole_r
     assert LocalData(folder).recording.read_text().count("\n") < recorded
     with start_local_stack(port=0, key_path=tmp_path / "key.pem", data_folder=folder) as stack:
         assert send(stack, "GET", f"/api/v1/flows/{flow['id']}", stack.token(**PRO))[1]["description"] == "third"
+
+
+def test_a_reset_removes_only_the_files_it_keeps(tmp_path):
+    folder = tmp_path / "devdata"
+    data = LocalData(folder)
+    folder.mkdir()
+    data.recording.write_text("{}\n")
+    data.key_material.write_text("{}")
+    (folder / "notes.txt").write_text("mine")
+
+    data.reset()
+
+    assert sorted(path.name for path in folder.iterdir()) == ["notes.txt"]
