@@ -31,6 +31,7 @@ from moto.moto_api import recorder
 
 RECORDING_FILE = "moto-recording.jsonl"
 KEY_MATERIAL_FILE = "kms-key-material.json"
+COMPACTED_MARKER_FILE = "moto-recording.compacted"  # the recording's size when last compacted
 # Any fixed number: the same seed before the same resource creation gives the same ids.
 RANDOM_SEED = 18
 BATCH_WRITE_LIMIT = 25
@@ -92,11 +93,14 @@ class LocalData:
         self.folder = folder
         self.recording = folder / RECORDING_FILE
         self.key_material = folder / KEY_MATERIAL_FILE
+        self.compacted_marker = folder / COMPACTED_MARKER_FILE
+        self._size_at_start = 0  # of the recording, once replayed
 
     def reset(self) -> None:
         """Forget everything kept: the next start is empty. Only the files this class writes are removed, whatever
         else the folder holds (DEV_DATA_DIR may name any folder)."""
-        for kept in (self.recording, self.key_material, self.recording.with_name(f"{RECORDING_FILE}.compacting")):
+        compacting = self.recording.with_name(f"{RECORDING_FILE}.compacting")
+        for kept in (self.recording, self.key_material, self.compacted_marker, compacting):
             kept.unlink(missing_ok=True)
 
     def seed(self, endpoint_url: str) -> None:
@@ -130,6 +134,7 @@ class LocalData:
         with self.recording.open() as lines:
             replayed = sum(1 for _ in lines)
         recorder.replay_recording(target_host=endpoint_url)
+        self._size_at_start = self.recording.stat().st_size
         recorder.start_recording()
         return replayed
 
@@ -137,7 +142,11 @@ class LocalData:
         """Make the recording as short as the data, once nothing else writes (a clean stop): its DynamoDB writes (each
         run's many updates of the same items) become one BatchWriteItem per 25 items the tables hold now, recorded
         by the recorder as they are written again; its other lines (S3 objects, schedules: few) stay as they were.
-        A stack killed before this replays its whole recording at the next start, and compacts at its stop."""
+        A stack killed before this replays its whole recording at the next start, and compacts at its stop. Nothing
+        to do when nothing was recorded since the start (a compacted recording stays as it is)."""
+        size = self.recording.stat().st_size
+        if size == self._size_at_start and self._compacted_size() == size:
+            return
         other_services = [
             line for line in self.recording.read_text().splitlines(keepends=True)
             if _service(json.loads(line)["headers"]) != "dynamodb"
@@ -161,6 +170,11 @@ class LocalData:
             file.writelines(other_services)
         os.replace(compacted, self.recording)  # at once: a crash leaves the old recording or the new one
         recorder._location = str(self.recording)
+        self.compacted_marker.write_text(str(self.recording.stat().st_size))
+
+    def _compacted_size(self) -> int | None:
+        """The size of the recording as the last compaction left it (None: never compacted)."""
+        return int(self.compacted_marker.read_text()) if self.compacted_marker.exists() else None
 
     @staticmethod
     def stop_recording() -> None:
