@@ -1,4 +1,5 @@
-"""Flow rules: ownership, the tier's flow limit, what may be edited when, and the start/stop lifecycle."""
+"""Flow rules: ownership, the tier's flow limit, what may be edited when, versions of the definition, and the
+start/stop lifecycle."""
 
 from __future__ import annotations
 
@@ -6,22 +7,30 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from bloxserver import clock
+from bloxserver import alerts, clock
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     CreateFlowRequest,
     Flow,
     FlowStatus,
     FlowSummary,
+    FlowVersion,
+    FlowVersionSummary,
     PaginatedResponse,
     UpdateFlowRequest,
 )
 from bloxserver.dal import flows as flow_store
 from bloxserver.display_text import check_display_text
-from bloxserver.flow_rules import check_definition, create_flow_item, listed_issues
+from bloxserver.flow_rules import canvas_json, check_definition, insert_flow, listed_issues, version_record
 from bloxserver.dal import secrets as secret_store
 from bloxserver.dal import users as user_store
-from bloxserver.errors import InvalidFlow, InvalidState, ServiceUnavailable, flow_not_found
+from bloxserver.errors import (
+    InvalidFlow,
+    InvalidState,
+    NotFound,
+    ServiceUnavailable,
+    flow_not_found,
+)
 from bloxserver.observability import logger
 from bloxserver.limits import effective_tier
 from bloxserver.ownership import owned_flow
@@ -33,6 +42,11 @@ if TYPE_CHECKING:
 EDITABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
 STARTABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
 STOPPABLE_STATUSES = (FlowStatus.RUNNING.value, FlowStatus.STARTING.value, FlowStatus.ERROR.value)
+# Stored versions of a flow's definition: the newest this many (writing version n deletes version n − 50).
+RETAINED_VERSIONS = 50
+# A definition write whose version was taken by a concurrent one reads the flow again this many times.
+DEFINITION_WRITE_ATTEMPTS = 3
+DEFINITION_FIELDS = ("organismYaml", "canvasState")
 
 
 def _default_organism_yaml() -> str:
@@ -44,11 +58,8 @@ def _default_organism_yaml() -> str:
 def create_flow(principal: Principal, request: CreateFlowRequest) -> Flow:
     check_display_text({"body.name": request.name}, {"body.description": request.description})
     organism_yaml = request.organism_yaml if request.organism_yaml is not None else _default_organism_yaml()
-    check_definition(organism_yaml, None)
-    flow = create_flow_item(
-        principal,
-        {"name": request.name, "description": request.description, "organismYaml": organism_yaml},
-    )
+    check_definition(organism_yaml, request.canvas_state)
+    flow, _ = insert_flow(principal, request.name, request.description, organism_yaml, canvas_json(request.canvas_state))
     return Flow.model_validate(flow)
 
 
@@ -73,17 +84,22 @@ def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest)
     check_display_text({"body.name": request.name}, {"body.description": request.description})
     check_definition(request.organism_yaml, request.canvas_state)
     provided = request.model_dump(exclude_unset=True, by_alias=True, mode="json")
-    # name and organismYaml cannot be empty: a null there means "leave as is"; description and canvasState clear.
+    # name and organismYaml cannot be empty: a null there means "leave as is"; description, canvasState and alerts
+    # clear.
     changes = {
         field: value
         for field, value in provided.items()
-        if value is not None or field in ("description", "canvasState")
+        if value is not None or field in ("description", "canvasState", "alerts")
     }
+    if request.alerts is not None:
+        changes["alerts"] = alerts.checked_alerts(principal.user_id, request.alerts)
     if not changes:
         return get_flow(principal, flow_id)
     touches_definition = "organismYaml" in changes or "canvasState" in changes
     if "organismYaml" in changes:  # a start refused the old YAML (status error): that verdict no longer applies
         changes.update(status=FlowStatus.STOPPED.value, errorMessage=None)
+    if touches_definition:
+        return Flow.model_validate(_write_definition(principal, flow_id, changes, always_new_version=False))
     try:
         item = flow_store.update_flow(
             principal.user_id,
@@ -100,6 +116,94 @@ def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest)
             {"status": failed.current["status"]},
         ) from failed
     return Flow.model_validate(item)
+
+
+def _not_editable(status: str) -> InvalidState:
+    return InvalidState(
+        f"Cannot change organismYaml or canvasState of a {status} flow; stop it first", {"status": status}
+    )
+
+
+def _write_definition(
+    principal: Principal, flow_id: UUID, changes: dict[str, Any], always_new_version: bool
+) -> dict[str, Any]:
+    """Apply `changes` (they hold organismYaml and/or canvasState) to an editable flow. A definition that differs
+    from the flow's (or any, with `always_new_version`) becomes the next version: the flow's update (conditional on
+    the version read), the new version's item and the deletion of the one leaving the retained window are one
+    transaction. Returns the flow item as written."""
+    for _ in range(DEFINITION_WRITE_ATTEMPTS):
+        current = _get_item(principal, flow_id)
+        if current["status"] not in EDITABLE_STATUSES:
+            raise _not_editable(current["status"])
+        organism_yaml = changes.get("organismYaml", current["organismYaml"])
+        canvas = changes["canvasState"] if "canvasState" in changes else current.get("canvasState")
+        version = int(current.get("version", 1))
+        unchanged = organism_yaml == current["organismYaml"] and canvas == current.get("canvasState")
+        together: list[dict[str, Any]] = []
+        written = dict(changes)
+        now = clock.now_iso()
+        if always_new_version or not unchanged:
+            new = version + 1
+            written["version"] = new
+            together.append(flow_store.version_put(principal.user_id, flow_id, version_record(new, organism_yaml, canvas, now)))
+            if new > RETAINED_VERSIONS:
+                together.append(flow_store.version_delete(principal.user_id, flow_id, new - RETAINED_VERSIONS))
+            if "version" not in current:  # stored before versions existed: its definition becomes version 1 now
+                first = version_record(1, current["organismYaml"], current.get("canvasState"), current["updatedAt"])
+                together.append(flow_store.version_put(principal.user_id, flow_id, first))
+        try:
+            return flow_store.update_flow(
+                principal.user_id,
+                flow_id,
+                written,
+                now,
+                required_statuses=EDITABLE_STATUSES,
+                expected_version=version,
+                together_with=together or None,
+            )
+        except flow_store.FlowConditionFailed as failed:
+            if failed.current is None:
+                raise flow_not_found() from failed
+            if failed.current["status"] not in EDITABLE_STATUSES:
+                raise _not_editable(failed.current["status"]) from failed
+        except flow_store.TogetherFailed:
+            pass  # a concurrent write took the version number: read the flow again
+    raise ServiceUnavailable("The flow kept changing while being saved; try again")
+
+
+def list_versions(principal: Principal, flow_id: UUID, page: PageRequest) -> PaginatedResponse[FlowVersionSummary]:
+    """The flow's stored versions, newest first: the last RETAINED_VERSIONS (fewer for a flow stored before versions
+    existed and not changed since, which has none)."""
+    current = _get_item(principal, flow_id)
+    total = min(int(current["version"]), RETAINED_VERSIONS) if "version" in current else 0
+    if total == 0:
+        return to_page([], 0, page)
+    newest_first = flow_store.list_version_summaries(principal.user_id, flow_id, page.read_limit)
+    return to_page([FlowVersionSummary.model_validate(item) for item in newest_first], total, page)
+
+
+def _stored_version(principal: Principal, flow_id: UUID, number: int) -> dict[str, Any]:
+    _get_item(principal, flow_id)
+    stored = flow_store.get_version(principal.user_id, flow_id, number)
+    if stored is None:
+        raise NotFound(f"Flow version {number} not found (the last {RETAINED_VERSIONS} versions are kept)")
+    return stored
+
+
+def get_version(principal: Principal, flow_id: UUID, number: int) -> FlowVersion:
+    return FlowVersion.model_validate(_stored_version(principal, flow_id, number))
+
+
+def restore_version(principal: Principal, flow_id: UUID, number: int) -> Flow:
+    """A new version holding version `number`'s definition, while the flow is editable (409 otherwise)."""
+    stored = _stored_version(principal, flow_id, number)
+    changes = {
+        "organismYaml": stored["organismYaml"],
+        "canvasState": stored.get("canvasState"),
+        "status": FlowStatus.STOPPED.value,
+        "errorMessage": None,
+    }
+    return Flow.model_validate(_write_definition(principal, flow_id, changes, always_new_version=True))
 
 
 def delete_flow(principal: Principal, flow_id: UUID) -> None:

@@ -35,7 +35,7 @@ from bloxserver.dal import modules as module_store
 from bloxserver.dal import users as user_store
 from bloxserver.display_text import check_display_text
 from bloxserver.errors import Forbidden, InvalidFlow, InvalidState, LimitReached, NotFound, ValidationFailed
-from bloxserver.flow_rules import check_definition, create_flow_item, listed_issues
+from bloxserver.flow_rules import check_definition, insert_flow, listed_issues
 from bloxserver.limits import effective_tier, limits_for
 from bloxserver.observability import logger
 from bloxserver.pagination import PageRequest, to_page
@@ -340,16 +340,17 @@ def delete_listing(principal: Principal, listing_id: UUID) -> None:
     index.reindex(before, None)
 
 
-def _with_download(principal: Principal, listing_id: str, write: Any, download_index: int) -> bool:
-    """Run `write(together_with)` with the caller's download counted in the same transaction, unless they were
-    counted already (then, or when a concurrent use of theirs counts it first, without): whether it was counted."""
+def _with_download(principal: Principal, listing_id: str, write: Any) -> bool:
+    """Run `write(together_with)` with the caller's download counted in the same transaction (its last actions),
+    unless they were counted already (then, or when a concurrent use of theirs counts it first, without): whether
+    it was counted."""
     now = clock.now_iso()
     if not store.downloaded(listing_id, principal.user_id):
         try:
             write(store.download_actions(listing_id, principal.user_id, now))
             return True
         except ClientError as exc:
-            refused = store.download_refused(exc, download_index)
+            refused = store.download_refused(exc)
             if refused == "gone":
                 raise listing_not_found() from exc
             if refused != "counted":
@@ -373,19 +374,16 @@ def use_template(principal: Principal, listing_id: UUID) -> Flow:
     summary, content = _live(listing_id)
     if summary["type"] != MarketplaceListingType.FLOW.value:
         raise InvalidState("A tool listing is installed, not used: POST .../install", {"type": summary["type"]})
-    fields = {
-        "name": summary["name"],
-        "description": f"From the marketplace template {summary['id']}",
-        "organismYaml": content["organismYaml"],
-        "canvasState": content["canvasState"],
-    }
     created: dict[str, Any] = {}
 
     def write(together_with: list[dict[str, Any]]) -> None:
-        created.update(create_flow_item(principal, fields, together_with))
+        flow, _ = insert_flow(
+            principal, summary["name"], f"From the marketplace template {summary['id']}", content["organismYaml"],
+            content["canvasState"], together_with=together_with,
+        )
+        created.update(flow)
 
-    # The flow's transaction holds the profile's count (0) and the flow (1): its download actions come next.
-    if _with_download(principal, summary["id"], write, 2):
+    if _with_download(principal, summary["id"], write):
         _resort_downloads(summary["id"])
     return Flow.model_validate(created)
 
@@ -432,8 +430,7 @@ def install_tool(principal: Principal, listing_id: UUID) -> tuple[InstalledTool,
         )
 
     try:
-        # The install's transaction holds the profile's count (0) and the tool (1): its download actions come next.
-        counted = _with_download(principal, summary["id"], write, 2)
+        counted = _with_download(principal, summary["id"], write)
     except ClientError as exc:
         if not tool_store.is_install_conflict(exc):
             raise

@@ -163,8 +163,9 @@ def mark_deleted(listing_id: UUID | str, author_id: str, deleted_at: str) -> dic
 
 
 def download_actions(listing_id: UUID | str, user_id: UUID | str, at: str) -> list[dict[str, Any]]:
-    """Transaction actions counting `user_id` as a download of a live listing: their download item (the
-    transaction fails on it when they were counted already) and `downloads + 1`."""
+    """Transaction actions counting `user_id` as a download of a live listing, written last in their transaction:
+    their download item (it fails when they were counted already) and `downloads + 1` (it fails when the listing
+    is gone)."""
     return [
         {
             "Put": {
@@ -191,10 +192,10 @@ def downloaded(listing_id: UUID | str, user_id: UUID | str) -> bool:
     return get_item(key(keys.listing_pk(listing_id), keys.listing_download_sk(user_id))) is not None
 
 
-def download_refused(exc: ClientError, first_download_action: int) -> str | None:
-    """Why a cancelled transaction holding download_actions at that index failed on them: "counted" (the user was
-    counted already, by a concurrent use of theirs), "gone" (the listing was deleted meanwhile), else None."""
-    codes = cancellation_codes(exc)[first_download_action : first_download_action + 2]
+def download_refused(exc: ClientError) -> str | None:
+    """Why a cancelled transaction ending with download_actions failed on them: "counted" (the user was counted
+    already, by a concurrent use of theirs), "gone" (the listing was deleted meanwhile), else None."""
+    codes = cancellation_codes(exc)[-2:]
     if codes[:1] == ["ConditionalCheckFailed"]:
         return "counted"
     if codes[1:] == ["ConditionalCheckFailed"]:

@@ -216,7 +216,8 @@ def insert_counted(
     together_with: list[dict[str, Any]] | None = None,
 ) -> None:
     """Put `item` (absent before) and add one to the owner's `counter` under their tier's limit, in one transaction
-    (with the actions `together_with`, after these two: a failure of theirs is raised as the ClientError).
+    (with `together_with`, more actions written with it: a new flow's first version, its triggers, a marketplace
+    download; a failure of theirs is raised as the ClientError).
 
     The owner's profile is provisioned by the same write if this is their first request (with the claimed tier,
     else the default). Raises LimitFull when the limit is reached.
