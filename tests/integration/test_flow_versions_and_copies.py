@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -168,6 +169,17 @@ def test_given_a_free_user_at_the_flow_limit_when_duplicating_then_403_and_no_co
     reply = call(flows, "POST", f"/api/v1/flows/{flow['id']}/duplicate", claims=ALICE)
     assert reply.status == 403 and reply.json["code"] == "limit_reached"
     assert call(flows, "GET", "/api/v1/flows", claims=ALICE).json["total"] == 1
+
+
+def test_given_a_paid_user_one_flow_below_the_limit_when_duplicating_in_parallel_then_exactly_one_copy(flows):
+    paid = claims_for("user_payne", tier="paid")
+    source = create(flows, claims=paid)
+    for number in range(8):
+        create(flows, claims=paid, name=f"other {number}")
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(lambda _: call(flows, "POST", f"/api/v1/flows/{source['id']}/duplicate", claims=paid).status, range(10)))
+    assert sorted(statuses) == [201] + [403] * 9
+    assert call(flows, "GET", "/api/v1/flows", claims=paid).json["total"] == 10
 
 
 def test_given_a_long_name_when_duplicated_then_the_copy_name_fits(flows):
