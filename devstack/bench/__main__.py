@@ -1,6 +1,6 @@
 """`make bench`: cold start of every API function against the FastAPI + Mangum + boto3 floor, then the flow
 engine's CPU and AWS round trips per execution (devstack/bench/pipeline.py), then AWS calls per project memory
-operation (devstack/bench/memory.py).
+operation (devstack/bench/memory.py), then WASM calls (devstack/bench/wasm.py).
 
 Each sample is a fresh Python process that imports one handler module and serves its first request against the
 embedded AWS (moto server mode, tables from template.yaml). Targets are interleaved run by run so machine noise
@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 from devstack import embedded_aws, resources, template
+from devstack.bench import ratio_table
 
 HERE = Path(__file__).resolve().parent
 BASELINE = "baseline (FastAPI + Mangum + boto3, one GetItem)"
@@ -84,15 +84,7 @@ def measure(runs: int) -> dict[str, list[float]]:
 
 
 def report(samples: dict[str, list[float]]) -> str:
-    floor = statistics.median(samples[BASELINE])
-    lines = [
-        "| function | median CPU ms, import + first request | ratio to baseline |",
-        "|---|---:|---:|",
-    ]
-    for name, values in samples.items():
-        median = statistics.median(values)
-        lines.append(f"| {name} | {median:.0f} | {median / floor:.2f}× |")
-    return "\n".join(lines)
+    return "\n".join(ratio_table("| function | median CPU ms, import + first request", samples, BASELINE, 0))
 
 
 def main() -> None:
@@ -100,7 +92,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--executions", type=int, default=100)
     parser.add_argument("--memory-operations", type=int, default=20, help="repetitions of each memory operation")
-    parser.add_argument("--only", choices=["cold-start", "pipeline", "memory"], help="run one of the benchmarks")
+    parser.add_argument("--wasm-calls", type=int, default=300, help="warm WASM calls per round and target")
+    parser.add_argument("--only", choices=["cold-start", "pipeline", "memory", "wasm"], help="run one of the benchmarks")
     args = parser.parse_args()
     if args.only in (None, "cold-start"):
         print(f"Cold start, median of {args.runs} fresh processes per target, {sys.version.split()[0]}:\n")
@@ -114,7 +107,12 @@ def main() -> None:
         from devstack.bench import memory
 
         print(f"\nProject memory, {args.memory_operations} of each operation, against the AWS emulator:\n")
-        print(memory.report(memory.measure(args.memory_operations)))
+        print(memory.report(memory.measure(args.memory_operations)), flush=True)
+    if args.only in (None, "wasm"):
+        from devstack.bench import wasm
+
+        print(f"\nWASM calls: warm, {args.wasm_calls} per round and target; first calls, {args.runs} fresh processes each:\n")
+        print(wasm.report(wasm.measure_warm(args.wasm_calls), wasm.measure_first_calls(args.runs)))
 
 
 if __name__ == "__main__":
