@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from bloxserver.settings import get_settings
+from devstack.aws_calls import count_aws_calls
 from tests.support import ALICE, BOB, SHOUT_YAML, call, claims_for, triggers_path
 
 PRO = claims_for("user_pat", tier="pro")
@@ -67,6 +68,14 @@ def test_given_edits_of_the_definition_then_each_makes_a_version_listed_newest_f
     assert [item["version"] for item in listing["items"]] == [3, 2, 1]
     assert [item["sha256"] for item in listing["items"]] == [sha(OTHER_YAML), sha(OTHER_YAML), sha(SHOUT_YAML)]
     assert set(listing["items"][0]) == {"version", "createdAt", "sha256"}
+
+
+def test_given_an_edit_of_the_yaml_then_it_costs_one_read_and_one_transaction(flows):
+    flow = create(flows)
+    with count_aws_calls() as calls:
+        edited = patch(flows, flow["id"], {"organismYaml": OTHER_YAML, "description": "new"})
+    assert calls == {"dynamodb.GetItem": 1, "dynamodb.TransactWriteItems": 1}
+    assert edited.json == call(flows, "GET", f"/api/v1/flows/{flow['id']}", claims=ALICE).json
 
 
 def test_given_a_rename_or_the_same_yaml_then_no_version_is_made(flows):
