@@ -85,6 +85,19 @@ def test_given_a_rename_or_the_same_yaml_then_no_version_is_made(flows):
     assert versions(flows, flow["id"]).json["total"] == 1
 
 
+def test_given_three_edits_at_once_then_each_gets_its_own_version_and_none_is_lost(flows):
+    flow = create(flows)
+    contents = [SHOUT_YAML + f"# edit {number}\n" for number in range(3)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        replies = list(pool.map(lambda text: patch(flows, flow["id"], {"organismYaml": text}), contents))
+    assert sorted(reply.json["version"] for reply in replies) == [2, 3, 4]
+    stored = {
+        call(flows, "GET", f"/api/v1/flows/{flow['id']}/versions/{number}", claims=ALICE).json["organismYaml"]
+        for number in (2, 3, 4)
+    }
+    assert stored == set(contents)
+
+
 def test_given_a_version_when_reading_it_then_its_yaml_and_canvas_are_returned(flows):
     flow = create(flows, canvasState=CANVAS)
     patch(flows, flow["id"], {"organismYaml": OTHER_YAML, "canvasState": None})
