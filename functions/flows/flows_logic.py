@@ -59,7 +59,6 @@ STOPPABLE_STATUSES = (FlowStatus.RUNNING.value, FlowStatus.STARTING.value, FlowS
 RETAINED_VERSIONS = 50
 # A definition write whose version was taken by a concurrent one reads the flow again this many times.
 DEFINITION_WRITE_ATTEMPTS = 3
-DEFINITION_FIELDS = ("organismYaml", "canvasState")
 
 
 def _default_organism_yaml() -> str:
@@ -119,7 +118,6 @@ def insert_flow(
     from bloxserver.dal import triggers as trigger_store
 
     now = clock.now_iso()
-    canvas = canvas_state
     flow_id = str(uuid.uuid4())
     flow = {
         "id": flow_id,
@@ -127,7 +125,7 @@ def insert_flow(
         "name": name,
         "description": description,
         "organismYaml": organism_yaml,
-        "canvasState": canvas,
+        "canvasState": canvas_state,
         "status": FlowStatus.STOPPED.value,
         "version": 1,
         "createdAt": now,
@@ -147,7 +145,7 @@ def insert_flow(
             limits_by_tier(FLOW_LIMIT),
             principal.tier_claim.value if principal.tier_claim else None,
             Tier.FREE.value,
-            _version_record(1, organism_yaml, canvas, now),
+            _version_record(1, organism_yaml, canvas_state, now),
             trigger_actions,
         )
     except user_store.LimitFull as full:
