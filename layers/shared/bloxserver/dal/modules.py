@@ -20,8 +20,10 @@ from bloxserver.dal.table import (
     key,
     query_items,
     serialize,
+    set_and_remove,
     table_name,
     transact_write,
+    update_expression,
 )
 from bloxserver.dal.users import MODULE_COUNTER, insert_counted, uncount_action
 
@@ -119,28 +121,20 @@ def update_module(
 ) -> dict[str, Any]:
     """Apply `changes` (None removes the attribute) and return the new item. Conditions: the module exists, and
     each attribute of `expected` has that value. Raises ModuleConditionFailed with the current item otherwise."""
-    names: dict[str, str] = {"#updatedAt": "updatedAt"}
-    values: dict[str, Any] = {":updatedAt": updated_at}
-    sets = ["#updatedAt = :updatedAt"]
-    removes = []
-    for index, (field, value) in enumerate(changes.items()):
-        names[f"#f{index}"] = field
-        if value is None:
-            removes.append(f"#f{index}")
-        else:
-            values[f":f{index}"] = value
-            sets.append(f"#f{index} = :f{index}")
+    sets, removes, names, values = set_and_remove(changes, "f")
+    names["#updatedAt"] = "updatedAt"
+    values[":updatedAt"] = updated_at
+    sets.append("#updatedAt = :updatedAt")
     conditions = ["attribute_exists(PK)"]
     for index, (field, value) in enumerate((expected or {}).items()):
         names[f"#e{index}"] = field
         values[f":e{index}"] = value
         conditions.append(f"#e{index} = :e{index}")
-    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     try:
         response = client().update_item(
             TableName=table_name(),
             Key=module_key(user_id, module_id),
-            UpdateExpression=expression,
+            UpdateExpression=update_expression(sets, removes),
             ConditionExpression=" AND ".join(conditions),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=serialize(values),
