@@ -7,7 +7,9 @@ from datetime import datetime
 from uuid import UUID
 
 from fastapi import Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 
+from bloxserver import waits
 from bloxserver.api import create_app, current_principal, lambda_handler
 from bloxserver.auth import Principal
 from bloxserver.contract import (
@@ -68,9 +70,15 @@ async def run_flow(
     request: Request,
     input_payload: str | None = Query(None),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    prefer: str | None = Header(None),
+    wait: str | None = Query(None),
     principal: Principal = Depends(current_principal),
-) -> Execution:
-    return executions_logic.run_flow(principal, flow_id, await request.body(), input_payload, idempotency_key)
+) -> Execution | JSONResponse:
+    wait_seconds = waits.requested_wait(prefer, wait)
+    execution, ended = executions_logic.run_flow(
+        principal, flow_id, await request.body(), input_payload, idempotency_key, wait_seconds
+    )
+    return _waited(execution, ended, wait_seconds)
 
 
 @app.post("/api/v1/flows/{flow_id}/executions/bulk-retry", response_model=BulkRetryResult, status_code=202)
@@ -85,9 +93,20 @@ async def retry_execution(
     flow_id: UUID,
     execution_id: UUID,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    prefer: str | None = Header(None),
+    wait: str | None = Query(None),
     principal: Principal = Depends(current_principal),
-) -> Execution:
-    return executions_logic.retry_execution(principal, flow_id, execution_id, idempotency_key)
+) -> Execution | JSONResponse:
+    wait_seconds = waits.requested_wait(prefer, wait)
+    execution, ended = executions_logic.retry_execution(principal, flow_id, execution_id, idempotency_key, wait_seconds)
+    return _waited(execution, ended, wait_seconds)
+
+
+def _waited(execution: Execution, ended: dict | None, wait_seconds: int | None) -> Execution | JSONResponse:
+    """201 with the execution as started, or 200 with how it ended when the caller waited and it did."""
+    if ended is None or wait_seconds is None:
+        return execution
+    return JSONResponse(waits.result_body(ended), headers=waits.preference_applied(wait_seconds))
 
 
 @app.post("/api/v1/flows/{flow_id}/executions/{execution_id}/cancel", response_model=Execution)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from bloxserver import clock, jsonvalues
+from bloxserver import clock, jsonvalues, waits
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     BulkRetryRequest,
@@ -193,14 +193,28 @@ def _refuse_unfit_input(value: Any, where: str) -> None:
 
 
 def run_flow(
-    principal: Principal, flow_id: UUID, body: bytes, input_payload: str | None, idempotency_key: str | None
-) -> Execution:
+    principal: Principal,
+    flow_id: UUID,
+    body: bytes,
+    input_payload: str | None,
+    idempotency_key: str | None,
+    wait_seconds: int | None = None,
+) -> tuple[Execution, dict[str, Any] | None]:
     """Start a manual run; a repeated Idempotency-Key (a double click, a client's retry) answers with the run it
-    started the first time, as it is now."""
+    started the first time, as it is now. With `wait_seconds`, also the execution as it ended within that time
+    (None if it had not)."""
     key = checked_idempotency_key(idempotency_key)
     # The owner is part of the key: another user's request naming this flow must reach the flow's check (404).
     delivery_key = f"manual:{principal.user_id}:{key}" if key else None
-    return _start_by_hand(principal, flow_id, _manual_input(body, input_payload), delivery_key)
+    execution = _start_by_hand(principal, flow_id, _manual_input(body, input_payload), delivery_key)
+    return execution, _ended_within(execution, wait_seconds)
+
+
+def _ended_within(execution: Execution, wait_seconds: int | None) -> dict[str, Any] | None:
+    """The started (or replayed) execution as it ended within `wait_seconds`, else None."""
+    if wait_seconds is None:
+        return None
+    return waits.wait_for_end(execution.model_dump(by_alias=True, mode="json"), wait_seconds)
 
 
 def _start_by_hand(
@@ -241,19 +255,25 @@ def _by_hand(
 
 
 def retry_execution(
-    principal: Principal, flow_id: UUID, execution_id: UUID, idempotency_key: str | None
-) -> Execution:
+    principal: Principal,
+    flow_id: UUID,
+    execution_id: UUID,
+    idempotency_key: str | None,
+    wait_seconds: int | None = None,
+) -> tuple[Execution, dict[str, Any] | None]:
     """Run the flow again (its current YAML) with an ended execution's input: a manual run, counted like any, that
-    names the original (`retryOf`) while the original names it (`retriedBy`, its latest retry)."""
+    names the original (`retryOf`) while the original names it (`retriedBy`, its latest retry). With
+    `wait_seconds`, also the retry as it ended within that time (None if it had not)."""
     key = checked_idempotency_key(idempotency_key)
     original = _owned_execution(principal, flow_id, execution_id)
     if original["status"] == ExecutionStatus.RUNNING.value:
         raise InvalidState("The execution has not ended; retry it once it has", {"status": original["status"]})
     delivery_key = f"retry:{principal.user_id}:{execution_id}:{key}" if key else None
     try:
-        return _start_by_hand(principal, flow_id, original.get("inputPayload"), delivery_key, retry_of=execution_id)
+        retry = _start_by_hand(principal, flow_id, original.get("inputPayload"), delivery_key, retry_of=execution_id)
     except execution_store.RetryRefused as gone:  # deleted with its flow since it was read
         raise NotFound("Execution not found") from gone
+    return retry, _ended_within(retry, wait_seconds)
 
 
 def bulk_retry(principal: Principal, flow_id: UUID, request: BulkRetryRequest) -> BulkRetryResult:

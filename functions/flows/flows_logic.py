@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from bloxserver import clock, jsonvalues
+from bloxserver import alerts, clock, jsonvalues
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     CanvasState,
@@ -182,12 +182,15 @@ def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest)
     check_display_text({"body.name": request.name}, {"body.description": request.description})
     check_definition(request.organism_yaml, request.canvas_state)
     provided = request.model_dump(exclude_unset=True, by_alias=True, mode="json")
-    # name and organismYaml cannot be empty: a null there means "leave as is"; description and canvasState clear.
+    # name and organismYaml cannot be empty: a null there means "leave as is"; description, canvasState and alerts
+    # clear.
     changes = {
         field: value
         for field, value in provided.items()
-        if value is not None or field in ("description", "canvasState")
+        if value is not None or field in ("description", "canvasState", "alerts")
     }
+    if request.alerts is not None:
+        changes["alerts"] = alerts.checked_alerts(principal.user_id, request.alerts)
     if not changes:
         return get_flow(principal, flow_id)
     touches_definition = "organismYaml" in changes or "canvasState" in changes

@@ -112,6 +112,22 @@ class CanvasState(BaseModel):
     viewport: dict[str, float]
 
 
+class AlertOn(str, Enum):
+    """extra: how an execution may end that a flow's failure alert reports (docs/alerts.md)."""
+
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+
+class FlowAlerts(BaseModel):
+    """extra: a flow's failure alerts: one signed POST to `url` when an execution ends in one of `on` (docs/alerts.md)."""
+
+    on: list[AlertOn] = Field(min_length=1, max_length=3)
+    url: str = Field(min_length=1, max_length=2048, description="https:// address of the receiver")
+    secret: str = Field(min_length=1, max_length=100, description="secret('NAME'): a Standard Webhooks signing secret")
+
+
 class Flow(BaseModel):
     """A user's workflow/flow."""
 
@@ -126,6 +142,7 @@ class Flow(BaseModel):
     error_message: str | None = Field(default=None, alias="errorMessage")
     created_at: datetime = Field(alias="createdAt")
     updated_at: datetime = Field(alias="updatedAt")
+    alerts: FlowAlerts | None = None  # extra (docs/alerts.md): failure alerts
     # extra (docs/api.md, "Flow versions"): the number of the definition (organismYaml + canvasState) it holds, from 1
     version: int = 1
 
@@ -159,6 +176,7 @@ class UpdateFlowRequest(BaseModel):
     description: str | None = Field(default=None, max_length=500)
     organism_yaml: str | None = Field(default=None, alias="organismYaml")
     canvas_state: CanvasState | None = Field(default=None, alias="canvasState")
+    alerts: FlowAlerts | None = None  # extra (docs/alerts.md): null removes them
 
 
 

@@ -85,6 +85,7 @@ def flow_pk(flow_id: UUID | str) -> str:
 
 
 EXECUTION_SK_PREFIX = "EXEC#"
+ALERT_STATE_SK = "ALERTS"  # in the flow's partition: when its last alert went out, how many were held back since
 
 
 def execution_sk(execution_id: UUID | str) -> str:

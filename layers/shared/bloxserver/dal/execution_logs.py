@@ -54,28 +54,28 @@ def chunked(logs: LogItems) -> list[list[dict[str, Any]]]:
     return _chunks(logs.records) if logs.records else []
 
 
+def stored_items(logs: LogItems) -> list[dict[str, Any]]:
+    """The items (serialized) that hold the records of `logs`."""
+    return [
+        serialize(
+            {
+                "PK": keys.flow_logs_pk(logs.flow_id),
+                "SK": keys.log_chunk_sk(logs.execution_id, logs.first_chunk + index),
+                "entity": "log",
+                "executionId": logs.execution_id,
+                "expiresAt": logs.expires_at,
+                "levels": {record["level"] for record in chunk},
+                "records": json.dumps(chunk),
+            }
+        )
+        for index, chunk in enumerate(chunked(logs))
+    ]
+
+
 def put_many(logs: list[LogItems]) -> None:
     """Store the records of several executions, their items packed 25 to a BatchWriteItem whatever execution they
     belong to."""
-    items = [
-        {
-            "PutRequest": {
-                "Item": serialize(
-                    {
-                        "PK": keys.flow_logs_pk(entry.flow_id),
-                        "SK": keys.log_chunk_sk(entry.execution_id, entry.first_chunk + index),
-                        "entity": "log",
-                        "executionId": entry.execution_id,
-                        "expiresAt": entry.expires_at,
-                        "levels": {record["level"] for record in chunk},
-                        "records": json.dumps(chunk),
-                    }
-                )
-            }
-        }
-        for entry in logs
-        for index, chunk in enumerate(chunked(entry))
-    ]
+    items = [{"PutRequest": {"Item": item}} for entry in logs for item in stored_items(entry)]
     for start in range(0, len(items), BATCH_WRITE_LIMIT):
         pending: dict[str, Any] = {table_name(): items[start : start + BATCH_WRITE_LIMIT]}
         while pending:
@@ -175,6 +175,12 @@ def records_after(
             break
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
     return found, position
+
+
+def append_records(flow_id: str, execution_id: str, records: list[dict[str, Any]], expires_at: int) -> None:
+    """Store `records` after the ones an ended execution already has (as further numbered items), expiring with it."""
+    _, end = newest_records(flow_id, execution_id, (), 1, 0)  # the position after its last item; no record wanted
+    put_many([LogItems(flow_id, execution_id, records, expires_at, first_chunk=end.chunk)])
 
 
 def delete_execution_records(flow_id: str, execution_id: str) -> None:

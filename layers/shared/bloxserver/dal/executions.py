@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bloxserver import keys
+from bloxserver.dal import execution_logs
 from bloxserver.dal.users import USAGE_TOKENS
 from bloxserver.dal.table import (
     cancellation_codes,
@@ -58,11 +59,13 @@ class MonthlyQuotaFull(Exception):
 
 
 class FlowVersionChanged(Exception):
-    """The start's flow check failed on the version alone: the flow runs `version`, not the one guessed."""
+    """The start's flow check failed on the flow running something else than guessed: another version, or (for a run
+    at the door) the same version started again. `version` is the one it runs, `flow` the flow item as it is."""
 
-    def __init__(self, version: int) -> None:
+    def __init__(self, version: int, flow: dict[str, Any]) -> None:
         super().__init__(version)
         self.version = version
+        self.flow = flow
 
 
 class TriggerDisabled(Exception):
@@ -232,6 +235,8 @@ def record_start(
     trigger_check_key: dict[str, Any] | None = None,
     throttle: Throttle | None = None,
     first_retry_only: bool = False,
+    finished: FinishedAtStart | None = None,
+    flow_updated_at: str | None = None,
 ) -> None:
     """One transaction: the flow is running the execution's `flowVersion` (else FlowVersionChanged), the month's count is below `month_limit` (and counts this one),
     the day's count, the execution, its flow's day counters, its running marker, when `profile_condition`
@@ -240,7 +245,12 @@ def record_start(
     bucket lets one more through (else Throttled; TriggerGone when its item is gone), when the execution has a
     `retryOf`, that original (an ended execution of the flow, not yet retried if `first_retry_only`) records it as
     `retriedBy` (else RetryRefused), and when `delivery` (pk, expiresAt) is given, the remembered delivery,
-    written only if that key is unseen or expired."""
+    written only if that key is unseen or expired.
+
+    With `finished` (a run at the door, before anything was written) the execution is recorded as it ended, with its
+    log, its day counters moved as a start and an end would move them, and no running marker; with
+    `flow_updated_at` the flow item must also be the one the run read (a start re-pins WASM modules without a new
+    version; else FlowVersionChanged)."""
     user_id, flow_id, trigger_type = execution["userId"], execution["flowId"], execution["triggerType"]
     user_pk = keys.user_pk(user_id)
     item = {
@@ -254,16 +264,34 @@ def record_start(
         "runningMarker": marker_sk,
         **execution,
     }
+    counters = {
+        "total": 1,
+        status_counter("running"): 1,
+        trigger_counter(trigger_type): 1,
+        status_trigger_counter("running", trigger_type): 1,
+    }
+    # A flow stored before versions existed has none: it runs version 1.
+    flow_condition = "#status = :running AND (#version = :version" + (
+        " OR attribute_not_exists(#version))" if execution["flowVersion"] == 1 else ")"
+    )
+    flow_names = {"#status": "status", "#version": "version"}
+    flow_values: dict[str, Any] = {":running": "running", ":version": execution["flowVersion"]}
+    if finished is not None:
+        item.update(finished.recorded_fields())
+        del item["runningMarker"]
+        for counter, amount in _end_counters(finished.end).items():
+            counters[counter] = counters.get(counter, 0) + amount
+    if flow_updated_at is not None:
+        flow_condition += " AND updatedAt = :updatedAt"
+        flow_values[":updatedAt"] = flow_updated_at
     actions: list[dict[str, Any]] = [
         {
             "ConditionCheck": {
                 "TableName": table_name(),
                 "Key": key(user_pk, keys.flow_sk(flow_id)),
-                # A flow stored before versions existed has none: it runs version 1.
-                "ConditionExpression": "#status = :running AND (#version = :version"
-                + (" OR attribute_not_exists(#version))" if execution["flowVersion"] == 1 else ")"),
-                "ExpressionAttributeNames": {"#status": "status", "#version": "version"},
-                "ExpressionAttributeValues": serialize({":running": "running", ":version": execution["flowVersion"]}),
+                "ConditionExpression": flow_condition,
+                "ExpressionAttributeNames": flow_names,
+                "ExpressionAttributeValues": serialize(flow_values),
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         },
@@ -293,18 +321,15 @@ def record_start(
                 "ConditionExpression": "attribute_not_exists(PK)",
             }
         },
-        _stats_update(
-            execution,
-            {
-                "total": 1,
-                status_counter("running"): 1,
-                trigger_counter(trigger_type): 1,
-                status_trigger_counter("running", trigger_type): 1,
-            },
-            {"lastExecutedAt": execution["startedAt"]},
-        ),
-        _marker_put(execution, marker_sk, deadline_iso),
+        _stats_update(execution, counters, {"lastExecutedAt": execution["startedAt"]}),
     ]
+    if finished is None:
+        actions.append(_marker_put(execution, marker_sk, deadline_iso))
+    else:
+        actions.extend(
+            {"Put": {"TableName": table_name(), "Item": log_item}}
+            for log_item in execution_logs.stored_items(finished.logs)
+        )
     profile_check_at = None
     if profile_condition is not None:
         profile_check_at = len(actions)
@@ -389,7 +414,7 @@ def record_start(
         if codes[0] == "ConditionalCheckFailed":
             flow = deserialize(reasons[0]["Item"]) if reasons[0].get("Item") else None
             if flow is not None and flow.get("status") == "running":
-                raise FlowVersionChanged(int(flow.get("version", 1))) from exc
+                raise FlowVersionChanged(int(flow.get("version", 1)), flow) from exc
             raise FlowNotRunning(flow.get("status") if flow else None) from exc
         if bucket is not None:
             raise Throttled(int(deserialize(bucket).get("throttleTat", 0))) from exc
@@ -623,6 +648,32 @@ class Ending:
     llm_tokens: int = 0  # the run's LLM tokens, added to its owner's usage of the completion's month and day
     marker_unmoved: bool = False
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FinishedAtStart:
+    """An execution that ran to its end before its start was recorded (the fast path, docs/executions.md): how it
+    ended (`end`, unconditional: nothing else knows of it yet) and its log."""
+
+    end: Ending
+    logs: execution_logs.LogItems
+
+    def ended_fields(self) -> dict[str, Any]:
+        """The execution's fields that its end sets (status, completion, duration, result)."""
+        end = self.end
+        fields = {"status": end.status, "completedAt": end.completed_at, "durationMs": end.duration_ms}
+        fields.update((name, value) for name, value in end.result.items() if value is not None)
+        return fields
+
+    def recorded_fields(self) -> dict[str, Any]:
+        """What the execution item holds beyond its start's fields: what the queue path's claim and end set (the
+        door claimed it when it started)."""
+        execution = self.end.execution
+        return {
+            **self.ended_fields(),
+            "GSI1PK": keys.executions_by_status_type_pk(execution["flowId"], self.end.status, execution["triggerType"]),
+            "claimedAt": execution["startedAt"],
+        }
 
 
 def _end_update(ending: Ending) -> dict[str, Any]:
