@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from devstack.bench.pipeline import free_port
 from devstack.issuer import DEFAULT_KEY_PATH, DevIssuer, issuer_url
 from devstack.template import ROOT
 
@@ -29,7 +30,12 @@ def n8n(peer_dir: Path, requests: int, concurrencies: list[int]) -> dict[str, An
     then gets a 404)."""
     argv = [sys.executable, str(peer_dir / "bench.py"), "n8n", "--quick", "--only", "sync", "--n", str(requests),
             "--conc", ",".join(map(str, concurrencies))]
-    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    # A port of its own: n8n's default one may be another n8n's on a shared machine.
+    env = {**os.environ, "N8N_PORT": os.environ.get("N8N_PORT") or str(free_port())}
+    completed = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"the peer benchmark failed:\n{completed.stderr[-3000:]}")
+    output = completed.stdout
     summary = json.loads(output.strip().splitlines()[-1])
     if summary.get("error"):
         raise RuntimeError(f"the peer benchmark failed: {summary['error']}")
