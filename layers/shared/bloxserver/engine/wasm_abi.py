@@ -30,7 +30,7 @@ CAPABILITY_FUNCTIONS: dict[str, frozenset[str]] = {
 # never a status of success (0) nor a packed (pointer << 32) | length (pointers stay below 2**31 under the memory cap).
 KV_FULL = -1  # the write would take the flow's memory past its owner's quota
 KV_INVALID_KEY = -2  # the key is not 1-512 bytes of UTF-8 without control characters
-KV_INVALID_VALUE = -3  # the value is not UTF-8 JSON, or its compact JSON is over 350 KB
+KV_INVALID_VALUE = -3  # the value is not UTF-8 JSON, is over 1 MiB as sent or 350 KiB compact; `by` is not finite
 KV_NOT_A_NUMBER = -4  # kv_increment: the entry holds something other than a number, or the sum overflows
 KV_BUSY = -5  # the store is contended or unavailable for now: the same call may succeed later
 
