@@ -521,6 +521,9 @@ class ToolContent(BaseModel):
     wasm_module_id: UUID = Field(alias="wasmModuleId")
     wit_interface: str = Field(alias="witInterface")
     example_usage: str = Field(alias="exampleUsage")
+    # extra (docs/marketplace.md): the version of the module the listing pinned at publish (or its last PATCH with a
+    # wasmModuleId), which new installs get; set by the server, ignored in requests.
+    sha256: str | None = None
 
 
 
@@ -578,6 +581,34 @@ class PublishToMarketplaceRequest(BaseModel):
     category: str
     tags: list[str] = Field(default_factory=list, max_length=10)
     content: MarketplaceContent
+
+
+class UpdateMarketplaceListingRequest(BaseModel):
+    """extra: PATCH /api/v1/marketplace/{id}, by its author; only the fields given change (docs/marketplace.md)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, min_length=10, max_length=2000)
+    category: str | None = None
+    tags: list[str] | None = Field(default=None, max_length=10)
+    content: MarketplaceContent | None = None
+
+
+class RateListingRequest(BaseModel):
+    """extra: POST /api/v1/marketplace/{id}/rating."""
+
+    stars: int = Field(ge=1, le=5)
+
+
+class InstalledTool(BaseModel):
+    """extra: a marketplace tool the caller installed; flows use it as `handler: <handler>` (docs/marketplace.md)."""
+
+    listing_id: UUID = Field(alias="listingId")
+    module_id: UUID = Field(alias="moduleId")
+    sha256: str
+    handler: str
+    name: str
+    exports: list[str] = Field(default_factory=list)
+    installed_at: datetime = Field(alias="installedAt")
 
 
 # =============================================================================
