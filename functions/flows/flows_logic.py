@@ -46,7 +46,6 @@ STOPPABLE_STATUSES = (FlowStatus.RUNNING.value, FlowStatus.STARTING.value, FlowS
 RETAINED_VERSIONS = 50
 # A definition write whose version was taken by a concurrent one reads the flow again this many times.
 DEFINITION_WRITE_ATTEMPTS = 3
-DEFINITION_FIELDS = ("organismYaml", "canvasState")
 
 
 def _default_organism_yaml() -> str:
@@ -125,14 +124,18 @@ def _not_editable(status: str) -> InvalidState:
 
 
 def _write_definition(
-    principal: Principal, flow_id: UUID, changes: dict[str, Any], always_new_version: bool
+    principal: Principal,
+    flow_id: UUID,
+    changes: dict[str, Any],
+    always_new_version: bool,
+    current: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply `changes` (they hold organismYaml and/or canvasState) to an editable flow. A definition that differs
     from the flow's (or any, with `always_new_version`) becomes the next version: the flow's update (conditional on
     the version read), the new version's item and the deletion of the one leaving the retained window are one
-    transaction. Returns the flow item as written."""
+    transaction. `current`: the flow as just read, if it was. Returns the flow item as written."""
     for _ in range(DEFINITION_WRITE_ATTEMPTS):
-        current = _get_item(principal, flow_id)
+        current = current or _get_item(principal, flow_id)
         if current["status"] not in EDITABLE_STATUSES:
             raise _not_editable(current["status"])
         organism_yaml = changes.get("organismYaml", current["organismYaml"])
@@ -158,8 +161,10 @@ def _write_definition(
                 written,
                 now,
                 required_statuses=EDITABLE_STATUSES,
+                expected_updated_at=current["updatedAt"],  # unchanged since read: the answer is `current` + `written`
                 expected_version=version,
                 together_with=together or None,
+                written_over=current,
             )
         except flow_store.FlowConditionFailed as failed:
             if failed.current is None:
@@ -167,7 +172,8 @@ def _write_definition(
             if failed.current["status"] not in EDITABLE_STATUSES:
                 raise _not_editable(failed.current["status"]) from failed
         except flow_store.TogetherFailed:
-            pass  # a concurrent write took the version number: read the flow again
+            pass
+        current = None  # changed since it was read (another edit, a version taken concurrently): read it again
     raise ServiceUnavailable("The flow kept changing while being saved; try again")
 
 
@@ -182,28 +188,29 @@ def list_versions(principal: Principal, flow_id: UUID, page: PageRequest) -> Pag
     return to_page([FlowVersionSummary.model_validate(item) for item in newest_first], total, page)
 
 
-def _stored_version(principal: Principal, flow_id: UUID, number: int) -> dict[str, Any]:
-    _get_item(principal, flow_id)
+def _stored_version(principal: Principal, flow_id: UUID, number: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The caller's flow (404) and its stored version `number` (404)."""
+    flow = _get_item(principal, flow_id)
     stored = flow_store.get_version(principal.user_id, flow_id, number)
     if stored is None:
         raise NotFound(f"Flow version {number} not found (the last {RETAINED_VERSIONS} versions are kept)")
-    return stored
+    return flow, stored
 
 
 def get_version(principal: Principal, flow_id: UUID, number: int) -> FlowVersion:
-    return FlowVersion.model_validate(_stored_version(principal, flow_id, number))
+    return FlowVersion.model_validate(_stored_version(principal, flow_id, number)[1])
 
 
 def restore_version(principal: Principal, flow_id: UUID, number: int) -> Flow:
     """A new version holding version `number`'s definition, while the flow is editable (409 otherwise)."""
-    stored = _stored_version(principal, flow_id, number)
+    flow, stored = _stored_version(principal, flow_id, number)
     changes = {
         "organismYaml": stored["organismYaml"],
         "canvasState": stored.get("canvasState"),
         "status": FlowStatus.STOPPED.value,
         "errorMessage": None,
     }
-    return Flow.model_validate(_write_definition(principal, flow_id, changes, always_new_version=True))
+    return Flow.model_validate(_write_definition(principal, flow_id, changes, always_new_version=True, current=flow))
 
 
 def delete_flow(principal: Principal, flow_id: UUID) -> None:

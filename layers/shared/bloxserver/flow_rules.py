@@ -81,7 +81,6 @@ def insert_flow(
     from bloxserver.dal import triggers as trigger_store
 
     now = clock.now_iso()
-    canvas = canvas_state
     flow_id = str(uuid.uuid4())
     flow = {
         "id": flow_id,
@@ -89,7 +88,7 @@ def insert_flow(
         "name": name,
         "description": description,
         "organismYaml": organism_yaml,
-        "canvasState": canvas,
+        "canvasState": canvas_state,
         "status": FlowStatus.STOPPED.value,
         "version": 1,
         "createdAt": now,
@@ -109,7 +108,7 @@ def insert_flow(
             limits_by_tier(FLOW_LIMIT),
             principal.tier_claim.value if principal.tier_claim else None,
             Tier.FREE.value,
-            version_record(1, organism_yaml, canvas, now),
+            version_record(1, organism_yaml, canvas_state, now),
             trigger_actions + (together_with or []),
         )
     except user_store.LimitFull as full:
