@@ -269,6 +269,16 @@ def test_given_the_author_when_patching_then_the_listing_and_its_index_change(ma
     assert browse(marketplace, category="productivity")["total"] == 1
 
 
+def test_given_a_template_patched_with_invalid_yaml_then_422_invalid_flow_and_nothing_changes(marketplace):
+    listing = publish(marketplace)
+    body = {"name": "Renamed", "content": {"type": "flow", "organismYaml": "listeners: nope", "canvasState": CANVAS}}
+
+    reply = call(marketplace, "PATCH", f"/api/v1/marketplace/{listing['id']}", claims=AUTHOR, body=body)
+
+    assert reply.status == 422 and reply.json["code"] == "invalid_flow"
+    assert call(marketplace, "GET", f"/api/v1/marketplace/{listing['id']}").json == listing
+
+
 def test_given_another_user_then_patch_and_delete_are_403_forbidden(marketplace, catalogue):
     alpha = catalogue["alpha"]["id"]
     patched = call(marketplace, "PATCH", f"/api/v1/marketplace/{alpha}", claims=BOB, body={"name": "Mine"})
