@@ -114,7 +114,7 @@ def _template_content(principal: Principal, content: FlowTemplateContent) -> dic
 
     check_definition(content.organism_yaml, content.canvas_state, "body.content")
     tools = []
-    for module_id in wasm_module_ids(content.organism_yaml):
+    for module_id in wasm_modules.storable_ids(wasm_module_ids(content.organism_yaml)):
         found = store.get_listing(module_id)
         if found and not found[0].get("deleted") and found[0]["type"] == MarketplaceListingType.TOOL.value:
             tools.append(_tool_facts(module_id, found[1]))

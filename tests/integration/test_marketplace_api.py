@@ -174,6 +174,15 @@ def test_given_a_template_using_a_private_module_then_422_naming_the_listener(ma
     assert "private WASM module" in issue["message"]
 
 
+def test_given_a_template_naming_no_listing_then_422_naming_the_listener(marketplace):
+    for module_id in ("00000000-0000-4000-8000-000000000000", "x" * 3000):
+        body = template_body(content={"type": "flow", "organismYaml": tool_flow(f"wasm:{module_id}"), "canvasState": CANVAS})
+
+        reply = call(marketplace, "POST", "/api/v1/marketplace", body=body, claims=AUTHOR)
+
+        assert reply.status == 422 and reply.json["details"]["issues"][0]["listener"] == "tool"
+
+
 # Browse: filters, sorts, search, pagination.
 
 

@@ -46,13 +46,26 @@ def _facts(module_id: str, record: dict[str, Any]) -> WasmModuleFacts:
     )
 
 
+def storable_ids(module_ids: list[str]) -> list[str]:
+    """The ids that can name a module or a tool (UUIDs): any other text names none, and is never looked up (a key
+    of an arbitrary length would be refused by DynamoDB rather than found absent)."""
+    found = []
+    for module_id in module_ids:
+        try:
+            UUID(module_id)
+        except ValueError:
+            continue
+        found.append(module_id)
+    return found
+
+
 def flow_context(user_id: UUID, organism_yaml: str, owner_tier: str | None = None) -> FlowContext:
     """The context to validate or start `organism_yaml` as `user_id`'s flow (of tier `owner_tier`): their modules
     and installed tools that it names, as stored now (consistent reads: none when it names no module, a second only
     when it names an id that is none of their modules)."""
     from bloxserver.engine import FlowContext, wasm_module_ids
 
-    module_ids = wasm_module_ids(organism_yaml)
+    module_ids = storable_ids(wasm_module_ids(organism_yaml))
     if not module_ids:
         return FlowContext(owner_tier=owner_tier)
     found = module_store.get_modules(user_id, module_ids)
