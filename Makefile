@@ -5,7 +5,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench lint validate clean
+.PHONY: dev dev-reset test bench lint validate clean
 
 # The AssemblyScript example of docs/wasm.md is built by the tests with its pinned toolchain, installed here from
 # npm when Node 20 or newer (what assemblyscript 0.28 needs) is on the machine; the test says why it skips otherwise.
@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml layers/shared/requirements.txt
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Keeps its data (users, flows, triggers, executions, logs, uploads) in .devdata/ (DEV_DATA_DIR overrides) across
+# restarts; dev-reset forgets it and starts empty (docs/local-data.md).
 dev: $(STAMP)
 	$(VENV)/bin/python -m devstack
+
+dev-reset: $(STAMP)
+	$(VENV)/bin/python -m devstack --reset
 
 test: $(STAMP) $(TOOLCHAINS)
 	$(VENV)/bin/python -m pytest -n 2

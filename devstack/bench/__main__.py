@@ -1,6 +1,7 @@
 """`make bench`: cold start of every API function against the FastAPI + Mangum + boto3 floor, then the flow
 engine's CPU and AWS round trips per execution (devstack/bench/pipeline.py), then AWS calls per project memory
-operation (devstack/bench/memory.py), then WASM calls (devstack/bench/wasm.py).
+operation (devstack/bench/memory.py), then WASM calls (devstack/bench/wasm.py), then DynamoDB reads per marketplace
+page (devstack/bench/marketplace.py).
 
 Each sample is a fresh Python process that imports one handler module and serves its first request against the
 embedded AWS (moto server mode, tables from template.yaml). Targets are interleaved run by run so machine noise
@@ -127,7 +128,7 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=100)
     parser.add_argument("--memory-operations", type=int, default=20, help="repetitions of each memory operation")
     parser.add_argument("--wasm-calls", type=int, default=300, help="warm WASM calls per round and target")
-    parser.add_argument("--only", choices=["cold-start", "pipeline", "memory", "wasm"], help="run one of the benchmarks")
+    parser.add_argument("--only", choices=["cold-start", "pipeline", "memory", "wasm", "marketplace"], help="run one of the benchmarks")
     parser.add_argument(
         "--peer-bench",
         type=Path,
@@ -165,6 +166,11 @@ def main() -> None:
 
         print(f"\nWASM calls: warm, {args.wasm_calls} per round and target; first calls, {args.runs} fresh processes each:\n")
         print(wasm.report(wasm.measure_warm(args.wasm_calls), wasm.measure_first_calls(args.runs)))
+    if args.only in (None, "marketplace"):
+        from devstack.bench import marketplace
+
+        print("\nMarketplace, DynamoDB reads per page as the table grows, against the AWS emulator:\n")
+        print(marketplace.report(marketplace.measure()))
 
 
 if __name__ == "__main__":

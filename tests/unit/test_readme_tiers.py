@@ -42,6 +42,7 @@ def tier_table() -> list[str]:
         _row("LLM tokens per execution", [_count(run.max_tokens_per_thread) for run in runs]),
         _row("LLM tokens per month", [_count(run.llm_tokens_per_month) for run in runs]),
         _row("WASM module size", [f"{MAX_WASM_MODULE_BYTES // MB} MB"] * len(TIERS)),
+        _row("install marketplace tools", ["yes" if limit.installs_tools else "no" for limit in limits]),
     ]
 
 
