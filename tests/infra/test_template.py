@@ -117,13 +117,17 @@ def test_every_function_that_queues_executions_may_send_to_the_queue_and_knows_i
     assert {"IngressFunction", "ExecutionsFunction", "ScheduleFunction", "SweeperFunction"} <= set(senders)
 
 
-def test_the_layer_is_built_for_the_runtime_with_pinned_requirements():
+def test_the_layer_is_built_for_the_runtime_with_pinned_requirements_and_hash_checked_bytecode():
     layer = load_template()["Resources"]["SharedLayer"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     assert load_template()["Globals"]["Function"]["Runtime"] == "python3.12"
-    requirements = (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").read_text().splitlines()
+    content = ROOT / layer["Properties"]["ContentUri"]
+    requirements = (content / "requirements.txt").read_text().splitlines()
     pins = [line for line in requirements if line and not line.startswith("#")]
     assert pins and all("==" in line for line in pins)
+    build = (content / "Makefile").read_text()
+    assert "build-SharedLayer:" in build and "--python-version 3.12" in build and "manylinux2014_aarch64" in build
+    assert "--invalidation-mode checked-hash" in build
 
 
 def _policy_documents(rendered: dict):
