@@ -5,7 +5,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench lint validate clean
+.PHONY: dev test bench lint validate clean openapi types fuzz
 
 # The AssemblyScript example of docs/wasm.md is built by the tests with its pinned toolchain, installed here from
 # npm when Node 20 or newer (what assemblyscript 0.28 needs) is on the machine; the test says why it skips otherwise.
@@ -28,6 +28,10 @@ test: $(STAMP) $(TOOLCHAINS)
 $(AS_EXAMPLE)/node_modules/.installed: $(AS_EXAMPLE)/package-lock.json
 	cd $(AS_EXAMPLE) && npm ci --no-audit --no-fund
 	touch $@
+
+# openapi.json: one OpenAPI 3.1 document for every route of template.yaml, from the functions' apps (commit it).
+openapi: $(STAMP)
+	$(VENV)/bin/python -m devstack.openapi
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m devstack.bench

@@ -76,7 +76,16 @@ class LocalStack:
             authorizers=authorizers,
             cors=Cors(api.get("CorsConfiguration", {})),
             jwks=self.issuer.jwks(),
+            function_environment=self.function_environment,
         )
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """The environment `logical_id` has in AWS (template.yaml's, resolved), pointed at this stack's AWS."""
+        return {
+            **embedded_aws.FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+            **template.function_environments(self.resource_refs)[logical_id],
+        }
 
     def _set_environment(self, variables: dict[str, str]) -> None:
         for name, value in variables.items():

@@ -24,7 +24,9 @@ async def health() -> JSONResponse:
     return error_response(ErrorCode.SERVICE_UNAVAILABLE, "A readiness check failed", {"checks": checks})
 
 
-@app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@app.api_route(
+    "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], include_in_schema=False
+)
 async def unknown_route(path: str, request: Request) -> JSONResponse:
     return error_response(ErrorCode.NOT_FOUND, f"No route for {request.method} /{path}")
 
