@@ -11,7 +11,10 @@ STAMP := $(VENV)/.installed
 # npm when Node 20 or newer (what assemblyscript 0.28 needs) is on the machine; the test says why it skips otherwise.
 AS_EXAMPLE := docs/examples/wasm/assemblyscript
 NODE_20 := $(shell node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' 2>/dev/null && echo yes)
-TOOLCHAINS := $(if $(NODE_20),$(AS_EXAMPLE)/node_modules/.installed)
+# The TypeScript types of the API (`make types`) need Node 18 or newer; `make test` checks them when it is there.
+TS_CLIENT := clients/typescript
+NODE_18 := $(shell node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 18 ? 1 : 0)' 2>/dev/null && echo yes)
+TOOLCHAINS := $(if $(NODE_20),$(AS_EXAMPLE)/node_modules/.installed) $(if $(NODE_18),$(TS_CLIENT)/node_modules/.installed)
 
 $(STAMP): pyproject.toml layers/shared/requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +36,14 @@ $(AS_EXAMPLE)/node_modules/.installed: $(AS_EXAMPLE)/package-lock.json
 openapi: $(STAMP)
 	$(VENV)/bin/python -m devstack.openapi
 
+# clients/typescript/api.d.ts from openapi.json (openapi-typescript), then `tsc --strict` of check.ts against it.
+types: $(TS_CLIENT)/node_modules/.installed
+	cd $(TS_CLIENT) && npm run -s generate && npm run -s check
+
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
+	touch $@
+
 bench: $(STAMP)
 	$(VENV)/bin/python -m devstack.bench
 
@@ -45,4 +56,4 @@ validate:
 	SAM_CLI_TELEMETRY=0 .sam-venv/bin/sam validate --lint
 
 clean:
-	rm -rf $(VENV) .sam-venv .aws-sam $(AS_EXAMPLE)/node_modules $(AS_EXAMPLE)/build
+	rm -rf $(VENV) .sam-venv .aws-sam $(AS_EXAMPLE)/node_modules $(AS_EXAMPLE)/build $(TS_CLIENT)/node_modules

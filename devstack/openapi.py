@@ -61,6 +61,29 @@ def _merge_schemas(into: dict[str, Any], schemas: dict[str, Any], source: str) -
             raise ValueError(f"schema {name!r} of {source} differs from another function's schema of that name")
 
 
+def _contract_schemas() -> dict[str, Any]:
+    """Every model of the wire contract (bloxserver.contract), those no route uses yet included, so a client has
+    all of its types. Generic models appear through the routes that use them (PaginatedResponse_Flow_...)."""
+    import pydantic
+    from pydantic.json_schema import models_json_schema
+
+    from bloxserver import contract
+
+    models = [
+        value
+        for value in vars(contract).values()
+        if isinstance(value, type)
+        and issubclass(value, pydantic.BaseModel)
+        and value.__module__ == contract.__name__
+        and value is not contract.BaseModel
+        and not value.__pydantic_generic_metadata__["parameters"]
+    ]
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in models], by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    return definitions.get("$defs", {})
+
+
 def _security_schemes() -> dict[str, Any]:
     """The template's JWT authorizers as bearer schemes."""
     authorizers = template.http_api().get("Auth", {}).get("Authorizers", {})
@@ -98,6 +121,8 @@ def build_document() -> dict[str, Any]:
         operation["responses"] = dict(sorted(operation["responses"].items()))
         paths.setdefault(route.path, {})[route.method.lower()] = operation
         _merge_schemas(schemas, app_document.get("components", {}).get("schemas", {}), route.function)
+    for name, schema in _contract_schemas().items():
+        schemas.setdefault(name, schema)  # what the apps generate wins: they are what the routes answer
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
