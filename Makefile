@@ -44,6 +44,10 @@ $(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
 	touch $@
 
+# schemathesis against a local stack from openapi.json, a large budget (`make test` runs a bounded one).
+fuzz: $(STAMP)
+	$(VENV)/bin/python -m devstack.fuzz --max-examples $(or $(FUZZ_EXAMPLES),200)
+
 bench: $(STAMP)
 	$(VENV)/bin/python -m devstack.bench
 

@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         "invoke", help="run a function of template.yaml on an event against `make dev` (sam local invoke, no Docker)"
     )
     invoke.add_argument("function", metavar="LogicalId", help="the function's logical id, e.g. FlowsFunction")
-    invoke.add_argument("-e", "--event", required=True, type=Path, help="the event file, e.g. events/flows/list-flows.json")
+    invoke.add_argument(
+        "-e", "--event", required=True, type=Path, help="the event file, e.g. events/flows/list-flows.json"
+    )
     invoke.add_argument(
         "--port",
         type=int,

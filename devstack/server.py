@@ -30,7 +30,7 @@ DEVELOPER_SETTINGS_PREFIX = "BLOX_"
 
 
 class LocalStack:
-    def __init__(self, port: int = 0, key_path: Path = issuer.DEFAULT_KEY_PATH) -> None:
+    def __init__(self, port: int = 0, key_path: Path = issuer.DEFAULT_KEY_PATH, background_workers: bool = True) -> None:
         self._stop_event = threading.Event()
         self._workers: list[threading.Thread] = []
         self._saved_environment: dict[str, str | None] = {}
@@ -51,9 +51,10 @@ class LocalStack:
             raise
         self._http_thread = threading.Thread(target=self._http.serve_forever, name="devstack-gateway", daemon=True)
         self._http_thread.start()
-        queue_worker.start_workers(self, self.resource_refs)  # the SQS event sources and ScheduleV2 rates
-        scheduler.start_worker(self, self.resource_refs["ScheduleGroup"])  # the schedules triggers create
-        bucket_events.start_workers(self, self.resource_refs)  # the S3 object-created notifications
+        if background_workers:  # off: only requests change anything (devstack.fuzz)
+            queue_worker.start_workers(self, self.resource_refs)  # the SQS event sources and ScheduleV2 rates
+            scheduler.start_worker(self, self.resource_refs["ScheduleGroup"])  # the schedules triggers create
+            bucket_events.start_workers(self, self.resource_refs)  # the S3 object-created notifications
 
     def _wire(self) -> None:
         # The functions' boto3 clients are created after this point, so they all talk to the embedded moto.
@@ -130,9 +131,11 @@ class LocalStack:
         self.stop()
 
 
-def start_local_stack(port: int = 0, key_path: Path = issuer.DEFAULT_KEY_PATH) -> LocalStack:
+def start_local_stack(
+    port: int = 0, key_path: Path = issuer.DEFAULT_KEY_PATH, background_workers: bool = True
+) -> LocalStack:
     """Start the stack on 127.0.0.1:`port` (0: a free port) and return once it accepts requests."""
-    return LocalStack(port=port, key_path=key_path)
+    return LocalStack(port=port, key_path=key_path, background_workers=background_workers)
 
 
 def local_template_refs(url: str, webhook_secret: str) -> dict[str, Any]:

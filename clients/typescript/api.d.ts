@@ -1537,6 +1537,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `limit_reached` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "limit_reached";
+                    };
+                };
+            };
             /** @description ApiError: `payload_too_large` */
             413: {
                 headers: {
@@ -1725,6 +1737,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
+                    };
+                };
+            };
             /** @description ApiError: `payload_too_large` */
             413: {
                 headers: {
@@ -1863,6 +1887,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
+                    };
+                };
+            };
             /** @description ApiError: `payload_too_large` */
             413: {
                 headers: {
@@ -1902,7 +1938,12 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description The run's input: any JSON (or give it as `input_payload`) */
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
         responses: {
             /** @description Successful Response */
             201: {
@@ -1911,6 +1952,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Execution"];
+                };
+            };
+            /** @description ApiError: `bad_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request";
+                    };
                 };
             };
             /** @description ApiError: `unauthorized` */
@@ -1937,6 +1990,30 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
+                    };
+                };
+            };
+            /** @description ApiError: `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
             /** @description ApiError: `validation_error` */
             422: {
                 headers: {
@@ -1946,6 +2023,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "validation_error";
+                    };
+                };
+            };
+            /** @description ApiError: `quota_exceeded` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "quota_exceeded";
                     };
                 };
             };
@@ -2055,6 +2144,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
+                    };
+                };
+            };
             /** @description ApiError: `validation_error` */
             422: {
                 headers: {
@@ -2064,6 +2165,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "validation_error";
+                    };
+                };
+            };
+            /** @description ApiError: `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "service_unavailable";
                     };
                 };
             };
@@ -2092,6 +2205,18 @@ export interface operations {
                     "application/json": components["schemas"]["Execution"];
                 };
             };
+            /** @description ApiError: `bad_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request";
+                    };
+                };
+            };
             /** @description ApiError: `unauthorized` */
             401: {
                 headers: {
@@ -2116,6 +2241,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
+                    };
+                };
+            };
             /** @description ApiError: `validation_error` */
             422: {
                 headers: {
@@ -2125,6 +2262,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "validation_error";
+                    };
+                };
+            };
+            /** @description ApiError: `quota_exceeded` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "quota_exceeded";
                     };
                 };
             };
@@ -2306,6 +2455,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "service_unavailable";
+                    };
+                };
+            };
         };
     };
     UpdateMemory: {
@@ -2341,6 +2502,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description ApiError: `limit_reached` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "limit_reached";
                     };
                 };
             };
@@ -2427,6 +2600,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `memory_disabled` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "memory_disabled";
+                    };
+                };
+            };
             /** @description ApiError: `validation_error` */
             422: {
                 headers: {
@@ -2493,7 +2678,31 @@ export interface operations {
                     };
                 };
             };
-            /** @description ApiError: `payload_too_large` */
+            /** @description ApiError: `memory_disabled` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "memory_disabled";
+                    };
+                };
+            };
+            /** @description ApiError: `version_mismatch` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "version_mismatch";
+                    };
+                };
+            };
+            /** @description ApiError: `memory_full`, `payload_too_large` */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2501,7 +2710,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
-                        code?: "payload_too_large";
+                        code?: "memory_full" | "payload_too_large";
                     };
                 };
             };
@@ -2564,6 +2773,30 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `memory_disabled` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "memory_disabled";
+                    };
+                };
+            };
+            /** @description ApiError: `version_mismatch` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "version_mismatch";
+                    };
+                };
+            };
             /** @description ApiError: `validation_error` */
             422: {
                 headers: {
@@ -2622,7 +2855,19 @@ export interface operations {
                     };
                 };
             };
-            /** @description ApiError: `validation_error` */
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
+                    };
+                };
+            };
+            /** @description ApiError: `invalid_flow`, `validation_error` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2630,7 +2875,19 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
-                        code?: "validation_error";
+                        code?: "invalid_flow" | "validation_error";
+                    };
+                };
+            };
+            /** @description ApiError: `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "service_unavailable";
                     };
                 };
             };
@@ -2735,6 +2992,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
                     };
                 };
             };
@@ -2846,6 +3115,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `limit_reached` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "limit_reached";
+                    };
+                };
+            };
             /** @description ApiError: `not_found` */
             404: {
                 headers: {
@@ -2879,6 +3160,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "validation_error";
+                    };
+                };
+            };
+            /** @description ApiError: `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "service_unavailable";
                     };
                 };
             };
@@ -2998,6 +3291,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "service_unavailable";
+                    };
+                };
+            };
         };
     };
     RegenerateTriggerToken: {
@@ -3045,6 +3350,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `invalid_state`, `conflict` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state" | "conflict";
+                    };
+                };
+            };
             /** @description ApiError: `validation_error` */
             422: {
                 headers: {
@@ -3054,6 +3371,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "validation_error";
+                    };
+                };
+            };
+            /** @description ApiError: `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "service_unavailable";
                     };
                 };
             };
@@ -3278,6 +3607,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `limit_reached` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "limit_reached";
+                    };
+                };
+            };
             /** @description ApiError: `payload_too_large` */
             413: {
                 headers: {
@@ -3401,6 +3742,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
                     };
                 };
             };
@@ -3536,6 +3889,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
+                    };
+                };
+            };
             /** @description ApiError: `validation_error` */
             422: {
                 headers: {
@@ -3591,6 +3956,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
                     };
                 };
             };
@@ -3673,6 +4050,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description ApiError: `limit_reached` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "limit_reached";
                     };
                 };
             };
@@ -3788,6 +4177,18 @@ export interface operations {
                     "application/json": unknown;
                 };
             };
+            /** @description ApiError: `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "service_unavailable";
+                    };
+                };
+            };
         };
     };
     ClerkWebhook: {
@@ -3810,6 +4211,42 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `bad_request`, `invalid_signature` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request" | "invalid_signature";
+                    };
+                };
+            };
+            /** @description ApiError: `conflict` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "conflict";
+                    };
+                };
+            };
+            /** @description ApiError: `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "service_unavailable";
+                    };
+                };
+            };
         };
     };
     ReceiveWebhook: {
@@ -3823,7 +4260,12 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description The delivery, passed to the flow as its input (any content type is taken) */
+        requestBody?: {
+            content: {
+                "application/json": unknown;
+            };
+        };
         responses: {
             /** @description Successful Response */
             202: {
@@ -3832,6 +4274,30 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
+                };
+            };
+            /** @description ApiError: `bad_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "bad_request";
+                    };
+                };
+            };
+            /** @description ApiError: `invalid_signature` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_signature";
+                    };
                 };
             };
             /** @description ApiError: `not_found` */
@@ -3846,6 +4312,30 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
+                    };
+                };
+            };
+            /** @description ApiError: `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
             /** @description ApiError: `validation_error` */
             422: {
                 headers: {
@@ -3855,6 +4345,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "validation_error";
+                    };
+                };
+            };
+            /** @description ApiError: `rate_limited`, `quota_exceeded` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited" | "quota_exceeded";
                     };
                 };
             };

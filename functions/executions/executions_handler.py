@@ -7,7 +7,8 @@ from uuid import UUID
 
 from fastapi import Depends, Header, Query, Request, Response
 
-from bloxserver.api import create_app, current_principal, lambda_handler
+from bloxserver.api import any_json_body, create_app, current_principal, error_responses, lambda_handler
+from bloxserver.errors import BadRequest, InvalidState, QuotaExceeded, ServiceUnavailable
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     BulkRetryRequest,
@@ -44,7 +45,11 @@ async def list_executions(
     return executions_logic.list_executions(principal, flow_id, page, status, trigger_type, reason)
 
 
-@app.post("/api/v1/flows/{flow_id}/executions/run", response_model=Execution, status_code=201)
+@app.post(
+    "/api/v1/flows/{flow_id}/executions/run", response_model=Execution, status_code=201,
+    responses=error_responses(BadRequest, InvalidState, QuotaExceeded),
+    openapi_extra=any_json_body("The run's input: any JSON (or give it as `input_payload`)"),
+)
 async def run_flow(
     flow_id: UUID,
     request: Request,
@@ -55,14 +60,20 @@ async def run_flow(
     return executions_logic.run_flow(principal, flow_id, await request.body(), input_payload, idempotency_key)
 
 
-@app.post("/api/v1/flows/{flow_id}/executions/bulk-retry", response_model=BulkRetryResult, status_code=202)
+@app.post(
+    "/api/v1/flows/{flow_id}/executions/bulk-retry", response_model=BulkRetryResult, status_code=202,
+    responses=error_responses(InvalidState),
+)
 async def bulk_retry(
     flow_id: UUID, body: BulkRetryRequest, principal: Principal = Depends(current_principal)
 ) -> BulkRetryResult:
     return executions_logic.bulk_retry(principal, flow_id, body)
 
 
-@app.post("/api/v1/flows/{flow_id}/executions/{execution_id}/retry", response_model=Execution, status_code=201)
+@app.post(
+    "/api/v1/flows/{flow_id}/executions/{execution_id}/retry", response_model=Execution, status_code=201,
+    responses=error_responses(BadRequest, InvalidState, QuotaExceeded),
+)
 async def retry_execution(
     flow_id: UUID,
     execution_id: UUID,
@@ -72,7 +83,10 @@ async def retry_execution(
     return executions_logic.retry_execution(principal, flow_id, execution_id, idempotency_key)
 
 
-@app.post("/api/v1/flows/{flow_id}/executions/{execution_id}/cancel", response_model=Execution)
+@app.post(
+    "/api/v1/flows/{flow_id}/executions/{execution_id}/cancel", response_model=Execution,
+    responses=error_responses(InvalidState, ServiceUnavailable),
+)
 async def cancel_execution(
     flow_id: UUID, execution_id: UUID, principal: Principal = Depends(current_principal)
 ) -> Execution:

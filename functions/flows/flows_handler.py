@@ -7,7 +7,8 @@ from uuid import UUID
 
 from fastapi import Depends, Response
 
-from bloxserver.api import create_app, current_principal, lambda_handler
+from bloxserver.api import create_app, current_principal, error_responses, lambda_handler
+from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, ServiceUnavailable
 from bloxserver.auth import Principal
 from bloxserver.contract import CreateFlowRequest, Flow, FlowSummary, PaginatedResponse, UpdateFlowRequest
 from bloxserver.pagination import PageRequest, page_query
@@ -24,7 +25,10 @@ async def list_flows(
     return flows_logic.list_flows(principal, page)
 
 
-@app.post("/api/v1/flows", response_model=Flow, status_code=201)
+@app.post(
+    "/api/v1/flows", response_model=Flow, status_code=201,
+    responses=error_responses(LimitReached),
+)
 async def create_flow(body: CreateFlowRequest, principal: Principal = Depends(current_principal)) -> Flow:
     return flows_logic.create_flow(principal, body)
 
@@ -34,7 +38,10 @@ async def get_flow(flow_id: UUID, principal: Principal = Depends(current_princip
     return flows_logic.get_flow(principal, flow_id)
 
 
-@app.patch("/api/v1/flows/{flow_id}", response_model=Flow)
+@app.patch(
+    "/api/v1/flows/{flow_id}", response_model=Flow,
+    responses=error_responses(InvalidState),
+)
 async def update_flow(
     flow_id: UUID, body: UpdateFlowRequest, principal: Principal = Depends(current_principal)
 ) -> Flow:
@@ -47,12 +54,18 @@ async def delete_flow(flow_id: UUID, principal: Principal = Depends(current_prin
     return Response(status_code=204)
 
 
-@app.post("/api/v1/flows/{flow_id}/start", response_model=Flow)
+@app.post(
+    "/api/v1/flows/{flow_id}/start", response_model=Flow,
+    responses=error_responses(InvalidState, InvalidFlow, ServiceUnavailable),
+)
 async def start_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Flow:
     return flows_logic.start_flow(principal, flow_id)
 
 
-@app.post("/api/v1/flows/{flow_id}/stop", response_model=Flow)
+@app.post(
+    "/api/v1/flows/{flow_id}/stop", response_model=Flow,
+    responses=error_responses(InvalidState),
+)
 async def stop_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Flow:
     return flows_logic.stop_flow(principal, flow_id)
 

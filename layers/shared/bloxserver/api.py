@@ -207,6 +207,12 @@ def error_responses(*errors: ErrorCode | type[AppError]) -> dict[int | str, dict
     return responses
 
 
+def any_json_body(description: str) -> dict[str, Any]:
+    """A route's `openapi_extra` when it reads its body itself (`await request.body()`): the document shows it."""
+    content = {"application/json": {"schema": {"description": "any JSON"}}}
+    return {"requestBody": {"required": False, "description": description, "content": content}}
+
+
 def api_error_response(codes: list[str]) -> dict[str, Any]:
     """An OpenAPI response: an ApiError whose `code` is one of `codes`."""
     return {
