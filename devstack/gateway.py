@@ -33,8 +33,6 @@ REQUEST_READ_TIMEOUT_SECONDS = 30
 JWKS_PATH = "/.well-known/jwks.json"
 # Local only, for `bloxserver invoke`: a function's environment as the template gives it, pointed at embedded AWS.
 FUNCTION_ENVIRONMENT_PATH = re.compile(r"/_local/functions/(\w+)/environment")
-# Origins a browser page on this machine may call from, on top of the template's AllowOrigins.
-_LOCAL_ORIGIN = re.compile(r"http://(localhost|127\.0\.0\.1)(:\d+)?")
 
 
 @dataclass
@@ -84,7 +82,8 @@ class LocalFunction:
 
 
 class Cors:
-    """The HttpApi CorsConfiguration, plus any http://localhost:* or http://127.0.0.1:* origin."""
+    """The HttpApi CorsConfiguration, as API Gateway applies it: an origin is allowed when AllowOrigins lists it,
+    holds "*", or holds a prefix ending in "*" that it starts with ("http://*", "https://*")."""
 
     def __init__(self, configuration: dict[str, Any]) -> None:
         self.allow_origins = [origin.rstrip("/") for origin in configuration.get("AllowOrigins", [])]
@@ -97,7 +96,10 @@ class Cors:
     def allows(self, origin: str | None) -> bool:
         if not origin:
             return False
-        return "*" in self.allow_origins or origin in self.allow_origins or bool(_LOCAL_ORIGIN.fullmatch(origin))
+        return any(
+            origin == allowed or (allowed.endswith("*") and origin.startswith(allowed[:-1]))
+            for allowed in self.allow_origins
+        )
 
     def _allow_origin(self, origin: str) -> list[tuple[str, str]]:
         headers = [("access-control-allow-origin", "*" if "*" in self.allow_origins else origin)]

@@ -143,6 +143,7 @@ def local_template_refs(url: str, webhook_secret: str) -> dict[str, Any]:
     return {
         **template.parameter_defaults(),
         "Environment": "dev",
+        "CorsAllowedOrigins": resources.local_cors_origins(),
         "ClerkIssuer": url,
         "ClerkAudience": issuer.AUDIENCE,
         "PublicBaseUrl": url,
