@@ -5,7 +5,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench lint validate clean openapi types fuzz
+.PHONY: dev test bench lint validate build clean openapi types fuzz
 
 # The AssemblyScript example of docs/wasm.md is built by the tests with its pinned toolchain, installed here from
 # npm when Node 20 or newer (what assemblyscript 0.28 needs) is on the machine; the test says why it skips otherwise.
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml layers/shared/requirements.txt
 dev: $(STAMP)
 	$(VENV)/bin/python -m devstack
 
-test: $(STAMP) $(TOOLCHAINS)
+test: $(STAMP) $(TOOLCHAINS) $(if $(PY312_DIR),$(SAM))
 	$(VENV)/bin/python -m pytest -n 2
 
 $(AS_EXAMPLE)/node_modules/.installed: $(AS_EXAMPLE)/package-lock.json
@@ -46,7 +46,7 @@ $(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json
 
 # schemathesis against a local stack from openapi.json, a large budget (`make test` runs a bounded one).
 fuzz: $(STAMP)
-	$(VENV)/bin/python -m devstack.fuzz --max-examples $(or $(FUZZ_EXAMPLES),200)
+	$(VENV)/bin/python -m devstack.fuzz --max-examples $(or $(FUZZ_EXAMPLES),50)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m devstack.bench
@@ -54,10 +54,22 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 
-# `sam validate --lint` with SAM CLI in a venv of its own (its pins differ from the runtime's).
-validate:
-	test -x .sam-venv/bin/sam || { $(PYTHON) -m venv .sam-venv && .sam-venv/bin/pip install --quiet aws-sam-cli==1.170.0; }
-	SAM_CLI_TELEMETRY=0 .sam-venv/bin/sam validate --lint
+# SAM CLI in a venv of its own (its pins differ from the runtime's).
+SAM := .sam-venv/bin/sam
+$(SAM):
+	$(PYTHON) -m venv .sam-venv && .sam-venv/bin/pip install --quiet aws-sam-cli==1.170.0
+
+# `sam validate --lint`
+validate: $(SAM)
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
+
+# `sam build` without Docker: SAM builds with the template's runtime, python3.12, which must be on the machine
+# (pyenv's included). .aws-sam/build is what `sam deploy` zips; `make bench` reports its sizes.
+PY312_DIR := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+	$$p -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null && break; done)
+build: $(SAM)
+	@test -n "$(PY312_DIR)" || { echo "sam build needs python3.12 (the template's runtime) on this machine"; exit 1; }
+	PATH="$(PY312_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build
 
 clean:
 	rm -rf $(VENV) .sam-venv .aws-sam $(AS_EXAMPLE)/node_modules $(AS_EXAMPLE)/build $(TS_CLIENT)/node_modules

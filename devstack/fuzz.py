@@ -177,7 +177,7 @@ def fuzz(stack: LocalStack, max_examples: int, seed: int | None = None) -> FuzzR
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.fuzz", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--max-examples", type=int, default=200, help="per operation and mode (default 200)")
+    parser.add_argument("--max-examples", type=int, default=50, help="per operation and mode (default 50)")
     parser.add_argument("--seed", type=int, help="explore other requests (default: the same ones on every run)")
     args = parser.parse_args(argv)
     with start_local_stack(port=0, background_workers=False) as stack:

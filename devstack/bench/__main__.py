@@ -1,6 +1,7 @@
 """`make bench`: cold start of every API function against the FastAPI + Mangum + boto3 floor, then the flow
 engine's CPU and AWS round trips per execution (devstack/bench/pipeline.py), then AWS calls per project memory
-operation (devstack/bench/memory.py).
+operation (devstack/bench/memory.py), then each function's package and the layer, unzipped, against Lambda's
+250 MB limit (devstack/bench/package_size.py, from `sam build`'s output).
 
 Each sample is a fresh Python process that imports one handler module and serves its first request against the
 embedded AWS (moto server mode, tables from template.yaml). Targets are interleaved run by run so machine noise
@@ -100,7 +101,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--executions", type=int, default=100)
     parser.add_argument("--memory-operations", type=int, default=20, help="repetitions of each memory operation")
-    parser.add_argument("--only", choices=["cold-start", "pipeline", "memory"], help="run one of the benchmarks")
+    parser.add_argument("--only", choices=["cold-start", "pipeline", "memory", "package-size"], help="run one of the benchmarks")
     args = parser.parse_args()
     if args.only in (None, "cold-start"):
         print(f"Cold start, median of {args.runs} fresh processes per target, {sys.version.split()[0]}:\n")
@@ -114,7 +115,15 @@ def main() -> None:
         from devstack.bench import memory
 
         print(f"\nProject memory, {args.memory_operations} of each operation, against the AWS emulator:\n")
-        print(memory.report(memory.measure(args.memory_operations)))
+        print(memory.report(memory.measure(args.memory_operations)), flush=True)
+    if args.only in (None, "package-size"):
+        from devstack.bench import package_size
+
+        print("\nPackages, unzipped, as `sam build` made them (.aws-sam/build), against Lambda's 250 MB limit:\n")
+        if package_size.BUILD_DIR.is_dir():
+            print(package_size.report(package_size.measure()))
+        else:
+            print("No .aws-sam/build: run `make build` (sam build, no Docker, needs python3.12) first.")
 
 
 if __name__ == "__main__":
