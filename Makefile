@@ -3,6 +3,10 @@
 PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 python3; do \
 	$$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV := .venv
+# SAM CLI, in a venv of its own (its pins differ from the runtime's); `sam build` needs python3.12 (pyenv's included).
+SAM := .sam-venv/bin/sam
+PY312_DIR := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+	$$p -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null && break; done)
 STAMP := $(VENV)/.installed
 
 .PHONY: dev test bench lint validate build clean openapi types fuzz
@@ -54,8 +58,6 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 
-# SAM CLI in a venv of its own (its pins differ from the runtime's).
-SAM := .sam-venv/bin/sam
 $(SAM):
 	$(PYTHON) -m venv .sam-venv && .sam-venv/bin/pip install --quiet aws-sam-cli==1.170.0
 
@@ -63,10 +65,8 @@ $(SAM):
 validate: $(SAM)
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
 
-# `sam build` without Docker: SAM builds with the template's runtime, python3.12, which must be on the machine
-# (pyenv's included). .aws-sam/build is what `sam deploy` zips; `make bench` reports its sizes.
-PY312_DIR := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
-	$$p -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null && break; done)
+# `sam build` without Docker: SAM builds with the template's runtime, python3.12. .aws-sam/build is what
+# `sam deploy` zips; `make bench` reports its sizes.
 build: $(SAM)
 	@test -n "$(PY312_DIR)" || { echo "sam build needs python3.12 (the template's runtime) on this machine"; exit 1; }
 	PATH="$(PY312_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build
