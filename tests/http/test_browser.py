@@ -4,7 +4,8 @@
 The stack answers CORS from template.yaml's CorsConfiguration, with CorsAllowedOrigins set for the test to the
 page's origin only (CORS_ALLOWED_ORIGINS, as `--parameter-overrides` sets a stage's): a page on that origin signs in
 with a dev token, creates, lists, starts and triggers a flow and reads the execution's output and the logs cursor
-(an exposed header); a page on another origin is refused by the browser, which says so in its console.
+(an exposed header), then uploads a WASM module through its presigned POST (the module bucket's CORS rules take the
+same origins); a page on another origin is refused by the browser, which says so in its console.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from devstack.resources import CORS_ORIGINS_VARIABLE
 from devstack.server import start_local_stack
 from tests.support import SHOUT_YAML
+from tests.wasm_modules import ECHO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PAGES = Path(__file__).parent / "browser"
@@ -81,6 +83,13 @@ def test_a_page_on_an_allowed_origin_runs_a_flow_and_one_on_another_origin_is_re
         assert json.loads(page.inner_text("#output")) == {"shout": "GRACE"}
         assert "Shout from the browser" in page.inner_text("#flows")
         assert result["logsCursor"], "X-Next-Cursor is not readable: the API does not expose it"
+
+        upload = page.evaluate(
+            "([base, token, bytes]) => uploadModule(base, token, bytes)", [stack.url, token, list(ECHO)]
+        )
+
+        assert (upload["create"], upload["upload"], upload["complete"]) == (201, 204, 200), upload
+        assert upload["module"]["status"] == "ready" and upload["module"]["sizeBytes"] == len(ECHO)
 
         foreign = browser.new_page()
         console: list[str] = []
