@@ -60,3 +60,9 @@ def test_given_python_3_12_when_sam_builds_without_docker_then_every_function_an
         assert total < package_size.LAMBDA_UNZIPPED_LIMIT_BYTES, f"{name}: {total} bytes unzipped with its layers"
     layer = build_dir / "SharedLayer" / "python"
     assert (layer / "bloxserver" / "api.py").exists() and (layer / "fastapi").is_dir()
+    # Built for the template's architecture, not this machine's.
+    (architecture,) = template.load_template()["Globals"]["Function"]["Architectures"]
+    machine = {"arm64": "aarch64", "x86_64": "x86_64"}[architecture]
+    assert [path.name for path in (layer / "pydantic_core").glob("*.so")] == [
+        f"_pydantic_core.cpython-312-{machine}-linux-gnu.so"
+    ]
