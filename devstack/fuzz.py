@@ -103,6 +103,7 @@ def _written(before: dict[str, list[str]], after: dict[str, list[str]]) -> str |
 
 def fuzz(stack: LocalStack, max_examples: int, seed: int | None = None) -> FuzzReport:
     import schemathesis
+    from schemathesis.core.failures import FailureGroup
     from schemathesis.generation import GenerationMode
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
@@ -157,8 +158,8 @@ def fuzz(stack: LocalStack, max_examples: int, seed: int | None = None) -> FuzzR
                         response,
                         checks=[status_code_conformance, content_type_conformance, response_schema_conformance],
                     )
-                except AssertionError as failure:  # schemathesis' FailureGroup and Failure are AssertionErrors
-                    problems.append(str(failure).strip().splitlines()[0] if str(failure).strip() else repr(failure))
+                except (AssertionError, FailureGroup) as failure:  # a schemathesis Failure is an AssertionError
+                    problems.append(" ".join(str(failure).split())[:300] or repr(failure))
                 for problem in filter(None, problems):
                     request = response.request
                     body = request.body.decode(errors="replace") if isinstance(request.body, bytes) else request.body
