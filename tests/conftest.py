@@ -24,6 +24,9 @@ os.environ.update(
         "POWERTOOLS_METRICS_NAMESPACE": "BloxServer",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "CLERK_WEBHOOK_SECRET": "whsec_dGVzdC1zZWNyZXQtZm9yLWNsZXJrLXdlYmhvb2tz",
+        # The fast path is off unless a test turns it on (the `fast_path` fixture), so the queue path's tests keep
+        # exercising the queue path with their quick flows; tests/integration/test_fast_path.py runs both.
+        "FAST_PATH_BUDGET_MS": "0",
         **environment(),
     }
 )
@@ -124,3 +127,15 @@ def loopback_allowed(monkeypatch):
     get_engine_settings.cache_clear()
     yield
     get_engine_settings.cache_clear()
+
+
+@pytest.fixture
+def fast_path(monkeypatch):
+    """Quick flows run at the door, with the deployed budget (template.yaml's FAST_PATH_BUDGET_MS)."""
+    from bloxserver.settings import get_settings
+
+    monkeypatch.setenv("FAST_PATH_BUDGET_MS", "50")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()

@@ -78,12 +78,40 @@ LOGGING_WAT = f"""(module
     (call $log (i32.const 1) (local.get $ptr) (local.get $len))
     {PACK.format(pointer="(local.get $ptr)", length="(local.get $len)")}))"""
 
-# Imports the kv host functions (project memory).
+# Project memory through the kv host functions: `handle_set` stores its input under "note" and answers
+# {"code":-N} with kv_set's status (0: stored); `handle_get` answers what "note" holds (the string "absent" when
+# nothing); `handle_count` adds 1 to "count" and answers the new number; `handle_forget` deletes "note" and answers
+# kv_delete's status. A refusal's negative code is answered as {"code":-N}.
+_KV_CODE_JSON = '{\\"code\\":-0}'  # 11 bytes at 64; the digit at 73 is patched with the code
 KV_WAT = f"""(module
   (import "host" "kv_get" (func $get (param i32 i32) (result i64)))
+  (import "host" "kv_set" (func $set (param i32 i32 i32 i32) (result i32)))
+  (import "host" "kv_delete" (func $delete (param i32 i32) (result i32)))
+  (import "host" "kv_increment" (func $increment (param i32 i32 f64) (result i64)))
   {ALLOCATOR}
-  (func (export "handle_echo") (param $ptr i32) (param $len i32) (result i64)
-    {PACK.format(pointer="(local.get $ptr)", length="(local.get $len)")}))"""
+  (data (i32.const 16) "note")
+  (data (i32.const 32) "count")
+  (data (i32.const 48) "\\"absent\\"")
+  (data (i32.const 64) "{_KV_CODE_JSON}")
+  (func $code (param $code i32) (result i64)
+    (i32.store8 (i32.const 73) (i32.sub (i32.const 48) (local.get $code)))
+    {PACK.format(pointer="(i32.const 64)", length="(i32.const 11)")})
+  (func $answer (param $packed i64) (result i64)
+    (if (result i64) (i64.lt_s (local.get $packed) (i64.const 0))
+      (then (call $code (i32.wrap_i64 (local.get $packed))))
+      (else (local.get $packed))))
+  (func (export "handle_set") (param $ptr i32) (param $len i32) (result i64)
+    (call $code (call $set (i32.const 16) (i32.const 4) (local.get $ptr) (local.get $len))))
+  (func (export "handle_get") (param i32 i32) (result i64)
+    (local $packed i64)
+    (local.set $packed (call $get (i32.const 16) (i32.const 4)))
+    (if (result i64) (i64.eqz (local.get $packed))
+      (then {PACK.format(pointer="(i32.const 48)", length="(i32.const 8)")})
+      (else (call $answer (local.get $packed)))))
+  (func (export "handle_count") (param i32 i32) (result i64)
+    (call $answer (call $increment (i32.const 32) (i32.const 5) (f64.const 1))))
+  (func (export "handle_forget") (param i32 i32) (result i64)
+    (call $code (call $delete (i32.const 16) (i32.const 4)))))"""
 
 # Answers bytes that are not JSON, and (another interface) a pointer past the end of its memory.
 BAD_OUTPUT_WAT = f"""(module {ALLOCATOR}
@@ -92,6 +120,14 @@ BAD_OUTPUT_WAT = f"""(module {ALLOCATOR}
     {PACK.format(pointer="(i32.const 16)", length="(i32.const 8)")})
   (func (export "handle_outside") (param i32 i32) (result i64)
     {PACK.format(pointer="(i32.const 65530)", length="(i32.const 100)")}))"""
+
+
+# Well formed, but `alloc` returns nothing where its type promises an i32: wasmtime refuses to compile it.
+UNCOMPILABLE_WAT = """(module
+  (memory (export "memory") 1)
+  (func (export "alloc") (param i32) (result i32))
+  (func (export "free") (param i32))
+  (func (export "handle_echo") (param i32 i32) (result i64) (i64.const 0)))"""
 
 
 def wasm(wat: str) -> bytes:
@@ -108,6 +144,7 @@ LOGGING = wasm(LOGGING_WAT)
 KV = wasm(KV_WAT)
 BAD_OUTPUT = wasm(BAD_OUTPUT_WAT)
 TRUNCATED = ECHO[: len(ECHO) // 2]
+UNCOMPILABLE = wasm(UNCOMPILABLE_WAT)
 
 # Counts its calls in a global: every call answers 1 when each call gets a fresh instance.
 COUNTER_WAT = f"""(module {ALLOCATOR}

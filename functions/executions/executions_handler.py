@@ -3,10 +3,13 @@ and logs."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from fastapi import Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 
+from bloxserver import waits
 from bloxserver.api import any_json_body, create_app, current_principal, error_responses, lambda_handler
 from bloxserver.errors import BadRequest, InvalidState, QuotaExceeded, ServiceUnavailable
 from bloxserver.auth import Principal
@@ -15,6 +18,7 @@ from bloxserver.contract import (
     BulkRetryResult,
     EndReason,
     Execution,
+    ExecutionCursorPage,
     ExecutionStatus,
     ExecutionSummary,
     FlowStats,
@@ -23,7 +27,7 @@ from bloxserver.contract import (
     PaginatedResponse,
     TriggerType,
 )
-from bloxserver.pagination import PageRequest, page_query
+from bloxserver.pagination import MAX_PAGE_SIZE, PageRequest, page_query
 
 import executions_logic
 
@@ -31,6 +35,22 @@ MAX_RUN_INPUT_BYTES = 256 * 1024  # the same cap as a webhook delivery's body
 MAX_LOG_WAIT_SECONDS = 20  # long polling of the logs route, within the function's Timeout (template.yaml)
 
 app = create_app("BloxServer executions")
+
+
+@app.get("/api/v1/executions", response_model=ExecutionCursorPage)
+async def list_owner_executions(
+    flow_id: UUID | None = Query(None),
+    status: ExecutionStatus | None = Query(None),
+    trigger_type: TriggerType | None = Query(None),
+    since: datetime | None = Query(None),
+    until: datetime | None = Query(None),
+    cursor: str | None = Query(None, max_length=64),
+    limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
+    principal: Principal = Depends(current_principal),
+) -> ExecutionCursorPage:
+    return executions_logic.list_owner_executions(
+        principal, flow_id, status, trigger_type, since, until, cursor, limit
+    )
 
 
 @app.get("/api/v1/flows/{flow_id}/executions", response_model=PaginatedResponse[ExecutionSummary])
@@ -55,9 +75,15 @@ async def run_flow(
     request: Request,
     input_payload: str | None = Query(None),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    prefer: str | None = Header(None),
+    wait: str | None = Query(None),
     principal: Principal = Depends(current_principal),
-) -> Execution:
-    return executions_logic.run_flow(principal, flow_id, await request.body(), input_payload, idempotency_key)
+) -> Execution | JSONResponse:
+    wait_seconds = waits.requested_wait(prefer, wait)
+    execution, ended = executions_logic.run_flow(
+        principal, flow_id, await request.body(), input_payload, idempotency_key, wait_seconds
+    )
+    return _waited(execution, ended, wait_seconds)
 
 
 @app.post(
@@ -78,9 +104,20 @@ async def retry_execution(
     flow_id: UUID,
     execution_id: UUID,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    prefer: str | None = Header(None),
+    wait: str | None = Query(None),
     principal: Principal = Depends(current_principal),
-) -> Execution:
-    return executions_logic.retry_execution(principal, flow_id, execution_id, idempotency_key)
+) -> Execution | JSONResponse:
+    wait_seconds = waits.requested_wait(prefer, wait)
+    execution, ended = executions_logic.retry_execution(principal, flow_id, execution_id, idempotency_key, wait_seconds)
+    return _waited(execution, ended, wait_seconds)
+
+
+def _waited(execution: Execution, ended: dict | None, wait_seconds: int | None) -> Execution | JSONResponse:
+    """201 with the execution as started, or 200 with how it ended when the caller waited and it did."""
+    if ended is None or wait_seconds is None:
+        return execution
+    return JSONResponse(waits.result_body(ended), headers=waits.preference_applied(wait_seconds))
 
 
 @app.post(
@@ -98,6 +135,14 @@ async def get_execution(
     flow_id: UUID, execution_id: UUID, principal: Principal = Depends(current_principal)
 ) -> Execution:
     return executions_logic.get_execution(principal, flow_id, execution_id)
+
+
+@app.delete("/api/v1/flows/{flow_id}/executions/{execution_id}", status_code=204)
+async def delete_execution(
+    flow_id: UUID, execution_id: UUID, principal: Principal = Depends(current_principal)
+) -> Response:
+    executions_logic.delete_execution(principal, flow_id, execution_id)
+    return Response(status_code=204)
 
 
 @app.get("/api/v1/flows/{flow_id}/stats", response_model=FlowStats)

@@ -3,25 +3,29 @@ operating runs: retry, bulk retry, cancel, following logs live."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from bloxserver import clock, jsonvalues
+from bloxserver import clock, jsonvalues, waits
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     BulkRetryRequest,
     BulkRetryResult,
     EndReason,
     Execution,
+    ExecutionCursorPage,
     ExecutionStatus,
     ExecutionSummary,
     FlowStats,
     LogEntry,
     LogLevel,
+    OwnerExecutionSummary,
     PaginatedResponse,
     TriggerType,
 )
@@ -36,7 +40,7 @@ from bloxserver.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from bloxserver.ids import earliest_uuid_at
+from bloxserver.ids import earliest_uuid_at, latest_uuid_at
 from bloxserver.ownership import owned_flow
 from bloxserver.executions import (
     StartRequest,
@@ -57,6 +61,11 @@ CANCEL_ATTEMPTS = 5
 LOG_POLL_SECONDS = 0.5
 ENDED_CHECK_SECONDS = 5.0
 CURSOR = re.compile(r"(\d{1,5})(?:\.(\d{1,6}))?")  # item.record; a bare item number starts at its first record
+
+
+# GET /api/v1/executions: with a status or trigger type filter, one page's query reads at most this many executions
+# (small projected items of GSI2, well within a query's 1 MB) and returns the matches among them.
+FILTERED_READ_ITEMS = 1000
 
 
 def _require_flow(principal: Principal, flow_id: UUID) -> None:
@@ -184,14 +193,28 @@ def _refuse_unfit_input(value: Any, where: str) -> None:
 
 
 def run_flow(
-    principal: Principal, flow_id: UUID, body: bytes, input_payload: str | None, idempotency_key: str | None
-) -> Execution:
+    principal: Principal,
+    flow_id: UUID,
+    body: bytes,
+    input_payload: str | None,
+    idempotency_key: str | None,
+    wait_seconds: int | None = None,
+) -> tuple[Execution, dict[str, Any] | None]:
     """Start a manual run; a repeated Idempotency-Key (a double click, a client's retry) answers with the run it
-    started the first time, as it is now."""
+    started the first time, as it is now. With `wait_seconds`, also the execution as it ended within that time
+    (None if it had not)."""
     key = checked_idempotency_key(idempotency_key)
     # The owner is part of the key: another user's request naming this flow must reach the flow's check (404).
     delivery_key = f"manual:{principal.user_id}:{key}" if key else None
-    return _start_by_hand(principal, flow_id, _manual_input(body, input_payload), delivery_key)
+    execution = _start_by_hand(principal, flow_id, _manual_input(body, input_payload), delivery_key)
+    return execution, _ended_within(execution, wait_seconds)
+
+
+def _ended_within(execution: Execution, wait_seconds: int | None) -> dict[str, Any] | None:
+    """The started (or replayed) execution as it ended within `wait_seconds`, else None."""
+    if wait_seconds is None:
+        return None
+    return waits.wait_for_end(execution.model_dump(by_alias=True, mode="json"), wait_seconds)
 
 
 def _start_by_hand(
@@ -232,19 +255,25 @@ def _by_hand(
 
 
 def retry_execution(
-    principal: Principal, flow_id: UUID, execution_id: UUID, idempotency_key: str | None
-) -> Execution:
+    principal: Principal,
+    flow_id: UUID,
+    execution_id: UUID,
+    idempotency_key: str | None,
+    wait_seconds: int | None = None,
+) -> tuple[Execution, dict[str, Any] | None]:
     """Run the flow again (its current YAML) with an ended execution's input: a manual run, counted like any, that
-    names the original (`retryOf`) while the original names it (`retriedBy`, its latest retry)."""
+    names the original (`retryOf`) while the original names it (`retriedBy`, its latest retry). With
+    `wait_seconds`, also the retry as it ended within that time (None if it had not)."""
     key = checked_idempotency_key(idempotency_key)
     original = _owned_execution(principal, flow_id, execution_id)
     if original["status"] == ExecutionStatus.RUNNING.value:
         raise InvalidState("The execution has not ended; retry it once it has", {"status": original["status"]})
     delivery_key = f"retry:{principal.user_id}:{execution_id}:{key}" if key else None
     try:
-        return _start_by_hand(principal, flow_id, original.get("inputPayload"), delivery_key, retry_of=execution_id)
+        retry = _start_by_hand(principal, flow_id, original.get("inputPayload"), delivery_key, retry_of=execution_id)
     except execution_store.RetryRefused as gone:  # deleted with its flow since it was read
         raise NotFound("Execution not found") from gone
+    return retry, _ended_within(retry, wait_seconds)
 
 
 def bulk_retry(principal: Principal, flow_id: UUID, request: BulkRetryRequest) -> BulkRetryResult:
@@ -382,3 +411,83 @@ def flow_logs(
 def _ended_or_gone(flow_id: UUID, execution_id: UUID) -> bool:
     item = execution_store.get_execution(str(flow_id), str(execution_id))
     return item is None or item["status"] != ExecutionStatus.RUNNING.value
+
+
+def _cursor_below(cursor: str | None) -> UUID | None:
+    """The execution id an opaque cursor (from an earlier page's nextCursor) continues below."""
+    if cursor is None:
+        return None
+    try:
+        return UUID(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValidationFailed(
+            "cursor must be the nextCursor of an earlier page", {"query.cursor": "not a cursor"}
+        ) from exc
+
+
+def _cursor_after(execution_id: str) -> str:
+    return base64.urlsafe_b64encode(execution_id.encode()).decode().rstrip("=")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def list_owner_executions(
+    principal: Principal,
+    flow_id: UUID | None,
+    status: ExecutionStatus | None,
+    trigger_type: TriggerType | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> ExecutionCursorPage:
+    """The caller's retained executions across flows (or of one flow), newest first, started in [since, until]:
+    one bounded query per page whatever its depth (a page may hold fewer than `limit` when filters match few of
+    the executions read; `nextCursor` is null only at the end)."""
+    if since is not None and until is not None and _utc(since) > _utc(until):
+        raise ValidationFailed("until must not be before since", {"query.until": "before since"})
+    below = _cursor_below(cursor)
+    if flow_id is not None:
+        _require_flow(principal, flow_id)
+    now = clock.utc_now()
+    retained_from = datetime.fromisoformat(retained_days(now)[0]).replace(tzinfo=UTC)
+    lowest = earliest_uuid_at(max(_utc(since), retained_from) if since else retained_from)
+    highest = latest_uuid_at(_utc(until) if until else now + timedelta(days=1))
+    if below is not None:
+        highest = min(highest, UUID(int=below.int - 1), key=lambda value: value.int)
+    if highest.int < lowest.int:
+        return ExecutionCursorPage(items=[], next_cursor=None)
+    filters = {}
+    if status is not None:
+        filters["status"] = status.value
+    if trigger_type is not None:
+        filters["triggerType"] = trigger_type.value
+    listing = execution_store.owner_executions_page(
+        str(principal.user_id),
+        str(flow_id) if flow_id else None,
+        str(lowest),
+        str(highest),
+        filters,
+        limit,
+        FILTERED_READ_ITEMS if filters else limit,
+        int(now.timestamp()),
+    )
+    return ExecutionCursorPage(
+        items=[OwnerExecutionSummary.model_validate(item) for item in listing.items],
+        next_cursor=_cursor_after(listing.next_below) if listing.next_below else None,
+    )
+
+
+def delete_execution(principal: Principal, flow_id: UUID, execution_id: UUID) -> None:
+    """Delete an ended execution and its logs (its counts stay: stats, totals and usage count what ran). A queued
+    or running one is 409: cancel it first."""
+    item = _owned_execution(principal, flow_id, execution_id)
+    if item["status"] == ExecutionStatus.RUNNING.value:
+        raise InvalidState(
+            "The execution has not ended; cancel it or wait for its end before deleting it", {"status": item["status"]}
+        )
+    # Logs first: if the execution's deletion fails, the request can be sent again and finds it.
+    log_store.delete_execution_records(str(flow_id), str(execution_id))
+    execution_store.delete_ended(item)

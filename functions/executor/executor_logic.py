@@ -21,19 +21,19 @@ from uuid import UUID
 
 from bloxserver import clock, keys
 from bloxserver.contract import Tier
-from bloxserver.jsonvalues import storable_text
 from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal.users import USAGE_TOKENS
-from bloxserver.executions import CLAIM_GRACE_SECONDS, ending
+from bloxserver.executions import CLAIM_GRACE_SECONDS, ending, runs_recorded_version
 from bloxserver.limits import RunLimits, run_limits_for, stored_tier
 from bloxserver.observability import logger
+from bloxserver.run_logs import MAX_LOG_RECORDS, log_items  # noqa: F401 - how an execution's log is stored, named here too
+from bloxserver.run_results import MAX_OUTPUT_BYTES, recorded_outcome  # noqa: F401 - the output cap, named here too
 from bloxserver.wasm_modules import PINNED_MODULES, OwnerModules, run_context
 
 from live_run import LiveRun
 from run_pool import RunPool
-from run_logs import MAX_LOG_RECORDS, log_items  # noqa: F401 - how an execution's log is stored, named here too
 
 # Time kept back from the invocation's remaining time for the writes after the run.
 FINISH_MARGIN_SECONDS = 15
@@ -50,17 +50,6 @@ FLOW_REREAD_AFTER_SECONDS = 1.0
 # written in time.
 ABANDON_RUNS_BEFORE_END_SECONDS = 5
 STOPPED_BEFORE_START = {"errorMessage": "Flow stopped before the execution started"}
-MAX_ERROR_MESSAGE_CHARS = 4000  # an engine error may quote its input: cut, so the execution item stays under 400 KB
-MAX_OUTPUT_BYTES = 128 * 1024  # with a webhook's 256 KB input, keeps the execution under the 400 KB item limit
-
-
-def _outcome(result: Any) -> tuple[str, dict[str, Any]]:
-    if result.status == "success":
-        if result.output is not None and len(result.output.encode()) > MAX_OUTPUT_BYTES:
-            return "error", {"errorMessage": f"Output exceeds {MAX_OUTPUT_BYTES} bytes"}
-        return "success", {"outputPayload": result.output}
-    message = result.error or f"Execution ended: {result.status}"
-    return result.status, {"errorMessage": storable_text(message[:MAX_ERROR_MESSAGE_CHARS])}
 
 
 @dataclass
@@ -147,7 +136,9 @@ def process(messages: list[dict[str, str]], remaining_seconds: Callable[[], floa
             continue
         seen.add(execution_id)
         flow = flows.get((message["userId"], message["flowId"]))
-        if flow is None or flow["status"] != "running":
+        # A flow stopped, edited and started again since the execution was recorded runs another version: the
+        # execution's (recorded for the flow as it ran then) never runs.
+        if flow is None or flow["status"] != "running" or not runs_recorded_version(execution, flow):
             results.add(index, ending(execution, "error", STOPPED_BEFORE_START, unclaimed=True))
         else:
             runnable.append((index, execution, flow))
@@ -331,7 +322,7 @@ def _run(
     """Run one claimed execution for at most `run_seconds`, within its owner's tier, its records stored as it goes
     (`live`): its ending and its log records not stored yet."""
     from bloxserver import secrets
-    from bloxserver.engine import EngineLog, RunServices, run_flow
+    from bloxserver.engine import RunServices, run_flow
     from bloxserver.project_memory import EngineMemory
 
     execution = claim.execution
@@ -354,9 +345,8 @@ def _run(
             log_progress=live.store_progress,
         ),
     )
-    status, fields = _outcome(result)
-    logs = result.logs
-    if status != result.status:  # the executor's own verdict (the output cap) must close the log too
-        metadata = {"executionId": execution["id"], "listener": None}
-        logs = [*logs, EngineLog(clock.utc_now(), "error", fields["errorMessage"], metadata)]
-    return _claimed_ending(claim, status, fields, result.tokens_used), live.final_items(logs)
+    outcome = recorded_outcome(result, execution["id"])
+    return (
+        _claimed_ending(claim, outcome.status, outcome.fields, result.tokens_used),
+        live.final_items(outcome.logs),
+    )

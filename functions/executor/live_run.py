@@ -15,7 +15,7 @@ from bloxserver.dal import executions as execution_store
 from bloxserver.engine import EngineLog
 from bloxserver.observability import logger
 
-from run_logs import STORED_AS_EMITTED, log_item, log_items
+from bloxserver.run_logs import STORED_AS_EMITTED, log_item, log_items
 
 # A record is stored at the run's first step at least this long after it was emitted (a step comes at every
 # listener's start and end, and every engine STEP_SECONDS while a call waits): a follower sees it within about
@@ -52,7 +52,7 @@ class LiveRun:
 
     def store_progress(self, logs: Sequence[EngineLog]) -> None:
         """Store the records not stored yet once the oldest has waited LIVE_LOG_DELAY. Only those the stored log
-        keeps whatever happens later (run_logs.STORED_AS_EMITTED), so the end adds to them and never rewrites."""
+        keeps whatever happens later (bloxserver.run_logs.STORED_AS_EMITTED), so the end adds to them and never rewrites."""
         pending = logs[self.stored_records : STORED_AS_EMITTED]
         if not pending or datetime.now(UTC) - pending[0].timestamp < LIVE_LOG_DELAY:  # the engine's clock
             return
@@ -66,7 +66,7 @@ class LiveRun:
         self.stored_records += len(pending)
 
     def final_items(self, logs: list[EngineLog]) -> log_store.LogItems:
-        """The run's records not stored yet, as its stored log ends (run_logs.log_items)."""
+        """The run's records not stored yet, as its stored log ends (bloxserver.run_logs.log_items)."""
         return self._items(log_items(logs)[self.stored_records :])
 
     def _items(self, records: list[dict[str, Any]]) -> log_store.LogItems:

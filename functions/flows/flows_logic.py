@@ -1,7 +1,9 @@
-"""Flow rules: ownership, the tier's flow limit, what may be edited when, and the start/stop lifecycle."""
+"""Flow rules: ownership, the tier's flow limit, what may be edited when, versions of the definition, and the
+start/stop lifecycle."""
 
 from __future__ import annotations
 
+import hashlib
 import operator
 import uuid
 from dataclasses import replace
@@ -16,6 +18,8 @@ from bloxserver.contract import (
     Flow,
     FlowStatus,
     FlowSummary,
+    FlowVersion,
+    FlowVersionSummary,
     PaginatedResponse,
     Tier,
     UpdateFlowRequest,
@@ -24,7 +28,14 @@ from bloxserver.dal import flows as flow_store
 from bloxserver.display_text import check_display_text
 from bloxserver.dal import secrets as secret_store
 from bloxserver.dal import users as user_store
-from bloxserver.errors import InvalidFlow, InvalidState, ServiceUnavailable, ValidationFailed, flow_not_found
+from bloxserver.errors import (
+    InvalidFlow,
+    InvalidState,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+    flow_not_found,
+)
 from bloxserver.observability import logger
 from bloxserver.limits import effective_tier, limit_reached, limits_by_tier
 from bloxserver.ownership import owned_flow
@@ -44,6 +55,11 @@ EDITABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
 STARTABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
 FLOW_LIMIT = operator.attrgetter("flows")
 STOPPABLE_STATUSES = (FlowStatus.RUNNING.value, FlowStatus.STARTING.value, FlowStatus.ERROR.value)
+# Stored versions of a flow's definition: the newest this many (writing version n deletes version n − 50).
+RETAINED_VERSIONS = 50
+# A definition write whose version was taken by a concurrent one reads the flow again this many times.
+DEFINITION_WRITE_ATTEMPTS = 3
+DEFINITION_FIELDS = ("organismYaml", "canvasState")
 
 
 def _default_organism_yaml() -> str:
@@ -52,13 +68,14 @@ def _default_organism_yaml() -> str:
     return DEFAULT_ORGANISM_YAML
 
 
-def _check_definition(organism_yaml: str | None, canvas_state: CanvasState | None) -> None:
+def check_definition(organism_yaml: str | None, canvas_state: CanvasState | None, where: str = "body") -> None:
+    """The caps of a flow's definition (`where` prefixes the field names in the 422's details)."""
     if organism_yaml is not None and not organism_yaml.strip():
-        raise ValidationFailed("organismYaml cannot be empty", {"body.organismYaml": "empty"})
+        raise ValidationFailed("organismYaml cannot be empty", {f"{where}.organismYaml": "empty"})
     if organism_yaml is not None and len(organism_yaml.encode()) > MAX_ORGANISM_YAML_BYTES:
         raise ValidationFailed(
             "organismYaml is too large",
-            {"body.organismYaml": f"at most {MAX_ORGANISM_YAML_BYTES} bytes"},
+            {f"{where}.organismYaml": f"at most {MAX_ORGANISM_YAML_BYTES} bytes"},
         )
     if canvas_state is not None:
         # Pydantic lets a float be infinite or NaN, and node data be anything JSON's parser accepts (so deep that
@@ -68,34 +85,81 @@ def _check_definition(organism_yaml: str | None, canvas_state: CanvasState | Non
         if problem is None and len(canvas_state.model_dump_json(by_alias=True).encode()) > MAX_CANVAS_STATE_BYTES:
             problem = f"more than {MAX_CANVAS_STATE_BYTES} bytes"
         if problem is not None:
-            raise ValidationFailed(f"canvasState has {problem}", {"body.canvasState": problem})
+            raise ValidationFailed(f"canvasState has {problem}", {f"{where}.canvasState": problem})
+
+
+def canvas_json(canvas_state: CanvasState | None) -> dict[str, Any] | None:
+    """A canvas as stored and answered (camelCase JSON)."""
+    return canvas_state.model_dump(mode="json", by_alias=True) if canvas_state is not None else None
+
+
+def _version_record(number: int, organism_yaml: str, canvas_state: dict[str, Any] | None, created_at: str) -> dict[str, Any]:
+    return {
+        "version": number,
+        "createdAt": created_at,
+        "sha256": hashlib.sha256(organism_yaml.encode()).hexdigest(),
+        "organismYaml": organism_yaml,
+        "canvasState": canvas_state,
+    }
+
+
+def insert_flow(
+    principal: Principal,
+    name: str,
+    description: str | None,
+    organism_yaml: str,
+    canvas_state: dict[str, Any] | None,
+    triggers: list[dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A new stopped flow at version 1 (stored) and its triggers (`triggers`: checked {type, name, config, enabled},
+    each made a new trigger with a fresh id and token), written in one transaction that counts the flow against the
+    caller's flow limit: 403 limit_reached at the limit, nothing written. Returns the flow and trigger items.
+    Schedules of schedule triggers are the caller's to create."""
+    from bloxserver import triggers as trigger_rules
+    from bloxserver.dal import triggers as trigger_store
+
+    now = clock.now_iso()
+    canvas = canvas_state
+    flow_id = str(uuid.uuid4())
+    flow = {
+        "id": flow_id,
+        "userId": str(principal.user_id),
+        "name": name,
+        "description": description,
+        "organismYaml": organism_yaml,
+        "canvasState": canvas,
+        "status": FlowStatus.STOPPED.value,
+        "version": 1,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    items = []
+    for spec in triggers or []:
+        item = trigger_rules.new_trigger(flow_id, principal.user_id, spec["type"], spec["name"], spec["config"])
+        items.append({**item, "enabled": spec.get("enabled", True)})
+    trigger_actions = [action for item in items for action in trigger_store.trigger_puts(item)]
+    if items:
+        flow["triggerCount"] = len(items)
+    try:
+        flow_store.create_flow(
+            {key: value for key, value in flow.items() if value is not None},
+            principal.provisioned_profile(now),
+            limits_by_tier(FLOW_LIMIT),
+            principal.tier_claim.value if principal.tier_claim else None,
+            Tier.FREE.value,
+            _version_record(1, organism_yaml, canvas, now),
+            trigger_actions,
+        )
+    except user_store.LimitFull as full:
+        raise limit_reached("Flow", "flows", FLOW_LIMIT, principal.tier_claim, full.stored_tier) from full
+    return flow, items
 
 
 def create_flow(principal: Principal, request: CreateFlowRequest) -> Flow:
     check_display_text({"body.name": request.name}, {"body.description": request.description})
     organism_yaml = request.organism_yaml if request.organism_yaml is not None else _default_organism_yaml()
-    _check_definition(organism_yaml, None)
-    now = clock.now_iso()
-    flow = {
-        "id": str(uuid.uuid4()),
-        "userId": str(principal.user_id),
-        "name": request.name,
-        "description": request.description,
-        "organismYaml": organism_yaml,
-        "status": FlowStatus.STOPPED.value,
-        "createdAt": now,
-        "updatedAt": now,
-    }
-    try:
-        flow_store.create_flow(
-            flow,
-            principal.provisioned_profile(now),
-            limits_by_tier(FLOW_LIMIT),
-            principal.tier_claim.value if principal.tier_claim else None,
-            Tier.FREE.value,
-        )
-    except user_store.LimitFull as full:
-        raise limit_reached("Flow", "flows", FLOW_LIMIT, principal.tier_claim, full.stored_tier) from full
+    check_definition(organism_yaml, request.canvas_state)
+    flow, _ = insert_flow(principal, request.name, request.description, organism_yaml, canvas_json(request.canvas_state))
     return Flow.model_validate(flow)
 
 
@@ -118,7 +182,7 @@ def get_flow(principal: Principal, flow_id: UUID) -> Flow:
 
 def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest) -> Flow:
     check_display_text({"body.name": request.name}, {"body.description": request.description})
-    _check_definition(request.organism_yaml, request.canvas_state)
+    check_definition(request.organism_yaml, request.canvas_state)
     provided = request.model_dump(exclude_unset=True, by_alias=True, mode="json")
     # name and organismYaml cannot be empty: a null there means "leave as is"; description and canvasState clear.
     changes = {
@@ -131,6 +195,8 @@ def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest)
     touches_definition = "organismYaml" in changes or "canvasState" in changes
     if "organismYaml" in changes:  # a start refused the old YAML (status error): that verdict no longer applies
         changes.update(status=FlowStatus.STOPPED.value, errorMessage=None)
+    if touches_definition:
+        return Flow.model_validate(_write_definition(principal, flow_id, changes, always_new_version=False))
     try:
         item = flow_store.update_flow(
             principal.user_id,
@@ -147,6 +213,94 @@ def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest)
             {"status": failed.current["status"]},
         ) from failed
     return Flow.model_validate(item)
+
+
+def _not_editable(status: str) -> InvalidState:
+    return InvalidState(
+        f"Cannot change organismYaml or canvasState of a {status} flow; stop it first", {"status": status}
+    )
+
+
+def _write_definition(
+    principal: Principal, flow_id: UUID, changes: dict[str, Any], always_new_version: bool
+) -> dict[str, Any]:
+    """Apply `changes` (they hold organismYaml and/or canvasState) to an editable flow. A definition that differs
+    from the flow's (or any, with `always_new_version`) becomes the next version: the flow's update (conditional on
+    the version read), the new version's item and the deletion of the one leaving the retained window are one
+    transaction. Returns the flow item as written."""
+    for _ in range(DEFINITION_WRITE_ATTEMPTS):
+        current = _get_item(principal, flow_id)
+        if current["status"] not in EDITABLE_STATUSES:
+            raise _not_editable(current["status"])
+        organism_yaml = changes.get("organismYaml", current["organismYaml"])
+        canvas = changes["canvasState"] if "canvasState" in changes else current.get("canvasState")
+        version = int(current.get("version", 1))
+        unchanged = organism_yaml == current["organismYaml"] and canvas == current.get("canvasState")
+        together: list[dict[str, Any]] = []
+        written = dict(changes)
+        now = clock.now_iso()
+        if always_new_version or not unchanged:
+            new = version + 1
+            written["version"] = new
+            together.append(flow_store.version_put(principal.user_id, flow_id, _version_record(new, organism_yaml, canvas, now)))
+            if new > RETAINED_VERSIONS:
+                together.append(flow_store.version_delete(principal.user_id, flow_id, new - RETAINED_VERSIONS))
+            if "version" not in current:  # stored before versions existed: its definition becomes version 1 now
+                first = _version_record(1, current["organismYaml"], current.get("canvasState"), current["updatedAt"])
+                together.append(flow_store.version_put(principal.user_id, flow_id, first))
+        try:
+            return flow_store.update_flow(
+                principal.user_id,
+                flow_id,
+                written,
+                now,
+                required_statuses=EDITABLE_STATUSES,
+                expected_version=version,
+                together_with=together or None,
+            )
+        except flow_store.FlowConditionFailed as failed:
+            if failed.current is None:
+                raise flow_not_found() from failed
+            if failed.current["status"] not in EDITABLE_STATUSES:
+                raise _not_editable(failed.current["status"]) from failed
+        except flow_store.TogetherFailed:
+            pass  # a concurrent write took the version number: read the flow again
+    raise ServiceUnavailable("The flow kept changing while being saved; try again")
+
+
+def list_versions(principal: Principal, flow_id: UUID, page: PageRequest) -> PaginatedResponse[FlowVersionSummary]:
+    """The flow's stored versions, newest first: the last RETAINED_VERSIONS (fewer for a flow stored before versions
+    existed and not changed since, which has none)."""
+    current = _get_item(principal, flow_id)
+    total = min(int(current["version"]), RETAINED_VERSIONS) if "version" in current else 0
+    if total == 0:
+        return to_page([], 0, page)
+    newest_first = flow_store.list_version_summaries(principal.user_id, flow_id, page.read_limit)
+    return to_page([FlowVersionSummary.model_validate(item) for item in newest_first], total, page)
+
+
+def _stored_version(principal: Principal, flow_id: UUID, number: int) -> dict[str, Any]:
+    _get_item(principal, flow_id)
+    stored = flow_store.get_version(principal.user_id, flow_id, number)
+    if stored is None:
+        raise NotFound(f"Flow version {number} not found (the last {RETAINED_VERSIONS} versions are kept)")
+    return stored
+
+
+def get_version(principal: Principal, flow_id: UUID, number: int) -> FlowVersion:
+    return FlowVersion.model_validate(_stored_version(principal, flow_id, number))
+
+
+def restore_version(principal: Principal, flow_id: UUID, number: int) -> Flow:
+    """A new version holding version `number`'s definition, while the flow is editable (409 otherwise)."""
+    stored = _stored_version(principal, flow_id, number)
+    changes = {
+        "organismYaml": stored["organismYaml"],
+        "canvasState": stored.get("canvasState"),
+        "status": FlowStatus.STOPPED.value,
+        "errorMessage": None,
+    }
+    return Flow.model_validate(_write_definition(principal, flow_id, changes, always_new_version=True))
 
 
 def delete_flow(principal: Principal, flow_id: UUID) -> None:

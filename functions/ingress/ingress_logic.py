@@ -6,16 +6,18 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from bloxserver import secrets, signatures
+from bloxserver import secrets, signatures, waits
 from bloxserver.contract import TriggerType
 from bloxserver.dal import executions as execution_store
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import triggers as trigger_store
-from bloxserver.errors import BadRequest, NotFound, WebhookSignatureInvalid
-from bloxserver.executions import StartRequest, checked_idempotency_key, start_execution
+from bloxserver.errors import BadRequest, InvalidState, NotFound, WebhookSignatureInvalid
+from bloxserver.executions import StartOutcome, StartRequest, checked_idempotency_key, start_execution
 from bloxserver.limits import DEFAULT_WEBHOOK_RATE, WebhookRate
 from bloxserver.memory import ContainerMemory
 from bloxserver.observability import logger
+
+import webhook_input
 
 MAX_TOKEN_LENGTH = 256
 
@@ -60,28 +62,51 @@ def _verify(target: dict[str, Any], body: bytes, headers: dict[str, str]) -> Non
         raise WebhookSignatureInvalid(f"Invalid webhook signature: {problem}")
 
 
-def receive_webhook(token: str, body: bytes, headers: dict[str, str], idempotency_key: str | None) -> str:
-    """Accept one delivery; returns the execution id (the first one's, for a replayed Idempotency-Key)."""
-    delivery_key = checked_idempotency_key(idempotency_key)
-    target = _known_targets.get(token) or _remember_target(token)
+def _accept(target: dict[str, Any], body: bytes, headers: dict[str, str]) -> None:
+    """The delivery verifies (when the trigger asks) and the trigger is enabled, else nothing is recorded."""
     _verify(target, body, headers)
+    if target.get("enabled") is False:
+        raise InvalidState("This webhook trigger is disabled; enable it to accept deliveries", {"enabled": False})
+
+
+def receive_webhook(
+    token: str,
+    body: bytes,
+    headers: dict[str, str],
+    idempotency_key: str | None,
+    request: webhook_input.DeliveryRequest | None = None,
+    wait_seconds: int | None = None,
+) -> tuple[str, dict[str, Any] | None]:
+    """Accept one delivery: the execution id (the first one's, for a replayed Idempotency-Key) and, when the caller
+    waits (`wait_seconds`), the execution as it ended within that time (else None). `request` (method, query)
+    completes the input of a trigger with `include_request`."""
+    delivery_key = checked_idempotency_key(idempotency_key)
+    target = _known_targets.get(token)
+    if target is None or target.get("enabled") is False:  # read a disabled trigger afresh: it may be enabled again
+        target = _remember_target(token)
+    _accept(target, body, headers)
     try:
-        payload = body.decode() if body.strip() else None  # no body enters the flow as null, as in a manual run
+        text = body.decode() if body.strip() else None  # no body enters the flow as null, as in a manual run
     except UnicodeDecodeError as exc:
         raise BadRequest("Webhook body must be UTF-8 text", {"body": "not UTF-8"}) from exc
     try:
-        return _start(token, target, payload, delivery_key)
-    except execution_store.TriggerGone:  # remembered, but gone since: look it up afresh (404 if truly gone)
+        outcome = _start(token, target, webhook_input.flow_input(target, text, headers, request), delivery_key)
+    except execution_store.TriggerGone:  # remembered, but gone or changed since: look it up afresh (404 if gone)
         _known_targets.forget(token)
         target = _remember_target(token)
-        _verify(target, body, headers)
-        return _start(token, target, payload, delivery_key)
+        _accept(target, body, headers)
+        outcome = _start(token, target, webhook_input.flow_input(target, text, headers, request), delivery_key)
+    execution_id = outcome.execution["id"]
+    if wait_seconds is None:
+        return execution_id, None
+    execution = {"flowId": target["flowId"], **outcome.execution}
+    return execution_id, waits.wait_for_end(execution, wait_seconds, read_first=not outcome.created)
 
 
-def _start(token: str, target: dict[str, Any], payload: str, delivery_key: str | None) -> str:
+def _start(token: str, target: dict[str, Any], payload: str, delivery_key: str | None) -> StartOutcome:
     trigger_id = UUID(target["triggerId"])
     configured = target.get("rateLimit")
-    outcome = start_execution(
+    return start_execution(
         StartRequest(
             user_id=UUID(target["userId"]),
             flow_id=UUID(target["flowId"]),
@@ -94,9 +119,9 @@ def _start(token: str, target: dict[str, Any], payload: str, delivery_key: str |
             # The token's item holds the trigger's bucket: the start updates it, which also requires it still exists.
             webhook_token=token,
             rate_limit=WebhookRate(configured["per_second"], configured["burst"]) if configured else DEFAULT_WEBHOOK_RATE,
+            webhook_revision=int(target.get("revision", 0)),
         )
     )
-    return outcome.execution["id"]
 
 
 def check_webhook(token: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from fastapi import Depends, Response
 from bloxserver.api import create_app, current_principal, error_responses, lambda_handler
 from bloxserver.errors import Conflict, InvalidState, LimitReached, ServiceUnavailable
 from bloxserver.auth import Principal
-from bloxserver.contract import CreateTriggerRequest, Trigger
+from bloxserver.contract import CreateTriggerRequest, Trigger, UpdateTriggerRequest
 
 import triggers_logic
 
@@ -37,6 +37,13 @@ async def create_trigger(
 @app.get(TRIGGER, response_model=Trigger)
 async def get_trigger(flow_id: UUID, trigger_id: UUID, principal: Principal = Depends(current_principal)) -> Trigger:
     return triggers_logic.get_trigger(principal, flow_id, trigger_id)
+
+
+@app.patch(TRIGGER, response_model=Trigger)
+async def update_trigger(
+    flow_id: UUID, trigger_id: UUID, body: UpdateTriggerRequest, principal: Principal = Depends(current_principal)
+) -> Trigger:
+    return triggers_logic.update_trigger(principal, flow_id, trigger_id, body)
 
 
 @app.delete(

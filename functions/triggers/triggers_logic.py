@@ -1,51 +1,39 @@
 """Trigger rules: one flow's webhook, schedule and manual triggers, their tokens, schedules and per-flow cap.
 
-Trigger CRUD works in any flow state; a schedule trigger's schedule is ENABLED exactly while its flow is running.
+Trigger CRUD works in any flow state; a schedule trigger's schedule is ENABLED exactly while its flow is running
+and the trigger is enabled.
 """
 
 from __future__ import annotations
 
-import secrets
-import uuid
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from bloxserver import clock, signatures
-from bloxserver import secrets as secret_rules
+from bloxserver import clock
 from bloxserver import triggers as trigger_rules
 from bloxserver.auth import Principal
-from bloxserver.contract import CreateTriggerRequest, Trigger, TriggerType
+from bloxserver.contract import CreateTriggerRequest, Trigger, TriggerType, UpdateTriggerRequest
 from bloxserver.dal import flows as flow_store
-from bloxserver.dal import secrets as secret_store
 from bloxserver.dal import triggers as trigger_store
-from bloxserver.display_text import check_display_text
 from bloxserver.errors import (
     Conflict,
     InvalidState,
     LimitReached,
     NotFound,
     ServiceUnavailable,
-    ValidationFailed,
     flow_not_found,
 )
-from bloxserver.limits import TIER_LIMITS
-from bloxserver.ownership import caller_tier, owned_flow
+from bloxserver.ownership import owned_flow
 from bloxserver.settings import get_settings
+from bloxserver.triggers import MAX_TRIGGERS_PER_FLOW, new_webhook_token
 
-# Bounds the fan-out of one flow (schedules to keep in step on start/stop, items to sweep on delete).
-MAX_TRIGGERS_PER_FLOW = 20
 NEXT_RUN_PREVIEW_COUNT = 5
 # A token replaced concurrently by another request is read again this many times before giving up.
 TOKEN_REPLACE_ATTEMPTS = 3
 # A token regenerated less than this long ago is not regenerated again (409): regenerations sent together must not
 # replace the token one of them already returned.
 TOKEN_REGENERATION_QUIET_SECONDS = 5
-
-
-def new_webhook_token() -> str:
-    """256 random bits, URL-safe base64: 43 characters of A-Z a-z 0-9 - _."""
-    return secrets.token_urlsafe(32)
 
 
 def webhook_url(token: str) -> str:
@@ -69,6 +57,7 @@ def _get_trigger(principal: Principal, flow_id: UUID, trigger_id: UUID) -> dict[
 
 def to_trigger(item: dict[str, Any], flow_running: bool) -> Trigger:
     shaped: dict[str, Any] = {key: item.get(key) for key in ("id", "flowId", "type", "name", "config", "createdAt")}
+    shaped["enabled"] = trigger_rules.is_enabled(item)
     if item.get("webhookToken"):
         shaped["webhookToken"] = item["webhookToken"]
         shaped["webhookUrl"] = webhook_url(item["webhookToken"])
@@ -78,59 +67,8 @@ def to_trigger(item: dict[str, Any], flow_running: bool) -> Trigger:
         config = item["config"]
         upcoming = cron.next_fire_times(config["cron"], config["timezone"], NEXT_RUN_PREVIEW_COUNT)
         shaped["nextRunTimes"] = upcoming
-        shaped["nextRunAt"] = upcoming[0] if flow_running and upcoming else None
+        shaped["nextRunAt"] = upcoming[0] if flow_running and shaped["enabled"] and upcoming else None
     return Trigger.model_validate(shaped)
-
-
-def _refused(field: str, problem: str) -> ValidationFailed:
-    return ValidationFailed(f"config.{field} {problem}", {f"body.config.{field}": problem})
-
-
-def _check_webhook_config(principal: Principal, config: dict[str, Any]) -> None:
-    """config.rate_limit within the caller's tier ceilings; config.verify's secret usable (a reference names one of
-    the caller's secrets, a literal Standard Webhooks secret decodes)."""
-    rate = config.get("rate_limit")
-    if rate:
-        tier = caller_tier(principal)
-        ceiling = TIER_LIMITS[tier].webhook_rate_ceiling
-        for field in ("per_second", "burst"):
-            most = getattr(ceiling, field)
-            if rate[field] > most:
-                raise _refused(f"rate_limit.{field}", f"must be at most {most:g} on the {tier.value} tier")
-    verify = config.get("verify")
-    if verify:
-        field = "value" if verify["scheme"] == "header" else "secret"
-        name = secret_rules.referenced_name(verify[field])
-        if name is None:
-            problem = signatures.secret_problem(verify[field]) if verify["scheme"] == "standard-webhooks" else None
-            if problem:
-                raise _refused(f"verify.{field}", problem)
-        elif not secret_rules.NAME_PATTERN.fullmatch(name) or name not in secret_store.secret_names(principal.user_id):
-            raise _refused(f"verify.{field}", f"names no secret of yours: add it with PUT /api/v1/secrets/{name}")
-
-
-def _validate(principal: Principal, request: CreateTriggerRequest) -> dict[str, Any]:
-    """The config to store; 422 naming the field when the request contradicts itself, cron/zone are unusable, or
-    a webhook's verification or rate limit cannot be applied."""
-    if request.type.value != request.config.type:
-        raise ValidationFailed(
-            f"type is {request.type.value!r} but config.type is {request.config.type!r}; they must match",
-            {"body.type": f"must equal config.type ({request.config.type!r})"},
-        )
-    config = request.config.model_dump(mode="json")
-    if request.type == TriggerType.WEBHOOK:
-        _check_webhook_config(principal, config)
-    if request.type == TriggerType.SCHEDULE:
-        from bloxserver import cron  # lazily: only schedule triggers need it (cold start)
-
-        try:
-            cron.validate_timezone(config["timezone"])
-            cron.to_aws_cron(config["cron"])
-        except cron.CronError as invalid:
-            raise ValidationFailed(
-                f"config.{invalid.field}: {invalid.message}", {f"body.config.{invalid.field}": invalid.message}
-            ) from invalid
-    return config
 
 
 def list_triggers(principal: Principal, flow_id: UUID) -> list[Trigger]:
@@ -145,22 +83,9 @@ def get_trigger(principal: Principal, flow_id: UUID, trigger_id: UUID) -> Trigge
 
 
 def create_trigger(principal: Principal, flow_id: UUID, request: CreateTriggerRequest) -> Trigger:
-    check_display_text({"body.name": request.name})
-    config = _validate(principal, request)
-    trigger_id = str(uuid.uuid4())
-    item: dict[str, Any] = {
-        "id": trigger_id,
-        "flowId": str(flow_id),
-        "userId": str(principal.user_id),
-        "type": request.type.value,
-        "name": request.name,
-        "config": config,
-        "createdAt": clock.now_iso(),
-    }
-    if request.type == TriggerType.WEBHOOK:
-        item["webhookToken"] = new_webhook_token()
-    if request.type == TriggerType.SCHEDULE:
-        item["scheduleName"] = trigger_rules.schedule_name(trigger_id)
+    trigger_rules.check_trigger_name(request.name)
+    config = trigger_rules.checked_config(principal, request.type.value, request.config)
+    item = trigger_rules.new_trigger(flow_id, principal.user_id, request.type.value, request.name, config)
     try:
         trigger_store.create_trigger(item, MAX_TRIGGERS_PER_FLOW)
     except trigger_store.FlowMissing as missing:
@@ -185,6 +110,41 @@ def create_trigger(principal: Principal, flow_id: UUID, request: CreateTriggerRe
                 pass  # removed meanwhile by a trigger or flow deletion
             raise ServiceUnavailable("Could not create the trigger's schedule; try again") from failure
     return to_trigger(item, running)
+
+
+def update_trigger(principal: Principal, flow_id: UUID, trigger_id: UUID, request: UpdateTriggerRequest) -> Trigger:
+    """Change a trigger's name, config (of its own type, checked as on create) or `enabled`, in any flow state; a
+    schedule's schedule follows at once (a new cron while the flow runs fires by it from now on)."""
+    _get_flow(principal, flow_id)
+    if request.name is not None:
+        trigger_rules.check_trigger_name(request.name)
+    for _ in range(TOKEN_REPLACE_ATTEMPTS):
+        trigger = _get_trigger(principal, flow_id, trigger_id)
+        changed: dict[str, Any] = {}
+        if request.name is not None:
+            changed["name"] = request.name
+        if request.config is not None:
+            parsed = trigger_rules.parsed_config(trigger["type"], request.config)
+            changed["config"] = trigger_rules.checked_config(principal, trigger["type"], parsed)
+        if request.enabled is not None:
+            changed["enabled"] = request.enabled
+        if not changed:
+            return get_trigger(principal, flow_id, trigger_id)
+        try:
+            trigger_store.update_trigger(trigger, changed)
+        except trigger_store.TriggerChanged:
+            continue  # deleted or re-tokened meanwhile: read it again (a deleted one is 404)
+        if trigger["type"] != TriggerType.SCHEDULE.value:
+            running = trigger_rules.is_running(flow_store.get_flow(principal.user_id, flow_id))
+            return to_trigger({**trigger, **changed}, running)
+        try:
+            running = trigger_rules.sync_trigger_schedule(principal.user_id, flow_id, trigger_id)
+        except Exception as failure:
+            raise ServiceUnavailable(
+                "The trigger was changed, but its schedule could not be updated; send the change again"
+            ) from failure
+        return to_trigger({**trigger, **changed}, running)
+    raise ServiceUnavailable("The trigger keeps changing; try again")
 
 
 def delete_trigger(principal: Principal, flow_id: UUID, trigger_id: UUID) -> None:

@@ -47,7 +47,8 @@ def seed_demo_flow() -> None:
         "updatedAt": now,
     }
     profile = {"id": user_id, "clerkId": DEMO_SUB, "email": "demo@example.com", "createdAt": now}
-    flows.create_flow(flow, profile, {"pro": None}, "pro", "free")
+    first_version = {"version": 1, "createdAt": now, "sha256": "0" * 64, "organismYaml": DEFAULT_ORGANISM_YAML}
+    flows.create_flow({**flow, "version": 1}, profile, {"pro": None}, "pro", "free", first_version)
 
 
 def seed_demo_webhook() -> None:

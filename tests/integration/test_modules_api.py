@@ -120,13 +120,14 @@ def test_given_an_uploaded_module_when_completed_then_it_is_ready_and_completing
         (b"#!/bin/sh\necho not wasm\n", "application/wasm", "not a WebAssembly module"),
         (wasm.TRUNCATED, "application/wasm", "truncated"),
         (wasm.NO_ALLOC, "application/wasm", "does not export the function `alloc`"),
+        (wasm.UNCOMPILABLE, "application/wasm", "wasmtime cannot compile the module: "),
         (wasm.FORBIDDEN_IMPORT, "application/wasm", "imports env.fetch, which is not a host function"),
         (b"\0asm\x0d\x00\x01\x00", "application/wasm", "WebAssembly component"),
         (b"\0asm\x01\x00\x00\x00\x05\x03\x01\x00\x01", "application/wasm", "does not export its memory"),
         (wasm.ECHO, "text/plain", "uploaded as text/plain"),
         (b"\0asm" + bytes(10 * 1024 * 1024), "application/wasm", "the limit is 10485760 bytes"),
     ],
-    ids=["not wasm", "truncated", "no alloc", "forbidden import", "component", "no memory", "content type", "too large"],
+    ids=["not wasm", "truncated", "no alloc", "uncompilable", "forbidden import", "component", "no memory", "content type", "too large"],
 )
 def test_given_a_bad_upload_when_completed_then_the_module_is_invalid_saying_why(modules, data, content_type, error):
     module = create(modules).json

@@ -475,7 +475,7 @@ def test_given_a_long_run_stored_as_it_goes_then_its_log_reads_back_as_if_stored
     from datetime import UTC, datetime, timedelta
 
     import live_run
-    import run_logs
+    from bloxserver import run_logs
 
     from bloxserver.dal import execution_logs, executions as execution_store
     from bloxserver.engine import EngineLog

@@ -24,6 +24,7 @@ def delete_flow_and_dependents(user_id: UUID, flow_id: UUID) -> bool:
     # Project memory is keyed by owner and flow, so it is the caller's own whatever `deleted` says; removed after the
     # flow, as nothing enables memory on a flow that is gone (PATCH checks the flow in its write).
     memory_store.delete_all(user_id, flow_id)
+    flow_store.delete_versions(user_id, flow_id)  # in the owner's partition too: the caller's whatever `deleted` says
     if deleted:
         # Executions are keyed by flow alone, so only the owner's successful deletion may remove them; a
         # half-done removal is finished by their TTL, and reads never show them without their flow.

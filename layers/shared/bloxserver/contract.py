@@ -126,6 +126,8 @@ class Flow(BaseModel):
     error_message: str | None = Field(default=None, alias="errorMessage")
     created_at: datetime = Field(alias="createdAt")
     updated_at: datetime = Field(alias="updatedAt")
+    # extra (docs/api.md, "Flow versions"): the number of the definition (organismYaml + canvasState) it holds, from 1
+    version: int = 1
 
 
 
@@ -146,6 +148,7 @@ class CreateFlowRequest(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=500)
     organism_yaml: str | None = Field(default=None, alias="organismYaml")
+    canvas_state: CanvasState | None = Field(default=None, alias="canvasState")  # extra
 
 
 
@@ -157,6 +160,21 @@ class UpdateFlowRequest(BaseModel):
     organism_yaml: str | None = Field(default=None, alias="organismYaml")
     canvas_state: CanvasState | None = Field(default=None, alias="canvasState")
 
+
+
+class FlowVersionSummary(BaseModel):
+    """extra: one stored version of a flow's definition (docs/api.md, "Flow versions")."""
+
+    version: int
+    created_at: datetime = Field(alias="createdAt")
+    sha256: str  # of the version's organismYaml (UTF-8), hex
+
+
+class FlowVersion(FlowVersionSummary):
+    """extra: a stored version with its content."""
+
+    organism_yaml: str = Field(alias="organismYaml")
+    canvas_state: CanvasState | None = Field(default=None, alias="canvasState")
 
 
 # =============================================================================
@@ -216,6 +234,8 @@ class WebhookTriggerConfig(BaseModel):
     # extra (docs/triggers.md): deliveries that do not verify are refused with 401; past the rate, 429.
     verify: WebhookVerify | None = None
     rate_limit: WebhookRateLimit | None = None
+    # extra: true makes the flow's input {body, headers, query, method} (docs/triggers.md, "Request context")
+    include_request: bool | None = Field(default=None, strict=True)
 
     @model_serializer(mode="wrap")
     def _without_absent_extras(self, serialize: Any) -> dict[str, Any]:
@@ -260,6 +280,8 @@ class Trigger(BaseModel):
     # running); nextRunTimes previews the next 5 times the expression matches, whatever the flow's state.
     next_run_at: datetime | None = Field(default=None, alias="nextRunAt")
     next_run_times: list[datetime] | None = Field(default=None, alias="nextRunTimes")
+    # extra: a disabled trigger starts nothing (a webhook answers 409, a schedule does not fire)
+    enabled: bool = True
 
 
 
@@ -279,6 +301,32 @@ class CreateTriggerRequest(BaseModel):
         if isinstance(config, dict) and "type" not in config and isinstance(data.get("type"), str):
             return {**data, "config": {"type": data["type"], **config}}
         return data
+
+
+class UpdateTriggerRequest(BaseModel):
+    """extra: `PATCH /api/v1/flows/{id}/triggers/{tid}`; only the fields present change, the type never does."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    # A TriggerConfig of the trigger's own type, which it may leave out: checked against the stored type
+    config: dict[str, Any] | None = None
+    enabled: bool | None = Field(default=None, strict=True)
+
+
+FLOW_EXPORT_FORMAT = "bloxserver.flow"
+FLOW_EXPORT_FORMAT_VERSION = 1
+
+
+class FlowExport(BaseModel):
+    """extra: a flow as a portable document (`GET /api/v1/flows/{id}/export`, `POST /api/v1/flows/import`): no ids,
+    tokens or secrets (docs/api.md, "Export and import")."""
+
+    format: str
+    format_version: int = Field(alias="formatVersion", strict=True)
+    name: str = Field(min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=500)
+    organism_yaml: str = Field(alias="organismYaml")
+    canvas_state: CanvasState | None = Field(default=None, alias="canvasState")
+    triggers: list[CreateTriggerRequest] = Field(default_factory=list)
 
 
 # =============================================================================
@@ -321,6 +369,8 @@ class Execution(BaseModel):
     retried_by: UUID | None = Field(default=None, alias="retriedBy")
     cancelled: bool | None = None
     reason: EndReason | None = None
+    # extra: the flow version whose organismYaml the execution runs (the one the flow was started with)
+    flow_version: int | None = Field(default=None, alias="flowVersion")
 
 
 
@@ -348,6 +398,20 @@ class ExecutionSummary(BaseModel):
     trigger_type: TriggerType = Field(alias="triggerType")
     started_at: datetime = Field(alias="startedAt")
     duration_ms: int | None = Field(default=None, alias="durationMs")
+
+
+class OwnerExecutionSummary(ExecutionSummary):
+    """extra: an execution in the caller's list across flows (`GET /api/v1/executions`)."""
+
+    flow_id: UUID = Field(alias="flowId")
+    flow_version: int | None = Field(default=None, alias="flowVersion")
+
+
+class ExecutionCursorPage(BaseModel):
+    """extra: a page of `GET /api/v1/executions`; `nextCursor` (opaque) asks for the next one, null at the end."""
+
+    items: list[OwnerExecutionSummary]
+    next_cursor: str | None = Field(default=None, alias="nextCursor")
 
 
 

@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from bloxserver import clock, keys
+from bloxserver import clock, fast_path, keys
 from bloxserver.contract import EndReason, Tier
+from bloxserver.dal import execution_logs as log_store
 from bloxserver.dal import executions as execution_store
+from bloxserver.dal import flows as flow_store
 from bloxserver.dal import queue
 from bloxserver.dal import triggers as trigger_store
-from bloxserver.dal import users as user_store
 from bloxserver.errors import (
     BadRequest,
     InvalidState,
@@ -36,6 +37,8 @@ from bloxserver.limits import (
 )
 from bloxserver.memory import ContainerMemory
 from bloxserver.observability import logger
+from bloxserver.run_logs import log_items
+from bloxserver.wasm_modules import PINNED_MODULES
 
 RETENTION_DAYS = 30  # executions, their counters and logs are kept for the start day plus 30 full days
 DELIVERY_MEMORY_SECONDS = (
@@ -134,6 +137,8 @@ class StartRequest:
     # dal.executions.RetryRefused); with first_retry_only, only if nothing retried that one yet.
     retry_of: UUID | None = None
     first_retry_only: bool = False
+    # The webhook token item's revision as read (dal.executions.Throttle.revision).
+    webhook_revision: int = 0
 
 
 def checked_idempotency_key(header: str | None) -> str | None:
@@ -156,6 +161,7 @@ def checked_idempotency_key(header: str | None) -> str | None:
 class StartOutcome:
     execution: dict[str, Any]
     created: bool  # False: a replayed delivery; `execution` holds only its id
+    ran_at_the_door: bool = False  # the fast path: `execution` is recorded as ended, nothing was queued
 
 
 def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
@@ -167,6 +173,55 @@ def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
         {"limit": limit, "tier": tier.value, "resetAt": clock.wire_iso(reset_at)},
         headers={"Retry-After": str(retry_after)},
     )
+
+
+# Each running flow as this container last saw it (what a start uses of it): the start records its version as the
+# execution's flowVersion, and its transaction requires that the flow still runs that version (a stop, an edit and a
+# start in between cancel it and return the flow: the start is written again with the new version); a quick flow's
+# run at the door uses its YAML and pinned modules (the fast path).
+_known_flows: ContainerMemory[dict[str, Any]] = ContainerMemory(1_000)
+KNOWN_FLOW_FIELDS = ("id", "status", "version", "updatedAt", "organismYaml", PINNED_MODULES)
+
+
+def _remember_flow(flow_id: UUID, flow: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`flow` (as read, or as a cancelled start returned it), remembered while it runs."""
+    if flow is None or flow.get("status") != "running":
+        # No flow, or not running: the transaction refuses the start (or answers a replayed delivery) whatever the
+        # guess, so only a running flow is remembered.
+        _known_flows.forget(str(flow_id))
+        return flow
+    return _known_flows.remember(str(flow_id), {name: flow[name] for name in KNOWN_FLOW_FIELDS if name in flow})
+
+
+def flow_version(flow: dict[str, Any]) -> int:
+    """A flow stored before versions existed holds version 1."""
+    return int(flow.get("version", 1))
+
+
+def runs_recorded_version(execution: dict[str, Any], flow: dict[str, Any]) -> bool:
+    """Whether `flow` still runs the version `execution` was recorded with (one recorded before versions existed
+    runs whatever runs)."""
+    recorded = execution.get("flowVersion")
+    return recorded is None or recorded == flow_version(flow)
+
+
+def _owner_tier_and_flow(request: StartRequest) -> tuple[Tier, bool, dict[str, Any] | None]:
+    """The tier to count the start against (and whether the transaction must check it is still the stored one) and
+    the flow as guessed (None: no such flow), reading what this container does not know yet in one round trip at
+    most."""
+    tier, verify_tier = request.tier, False
+    if tier is None:  # the owner's stored tier: known from an earlier start (verified in the transaction) or read
+        tier = known_stored_tiers.get(str(request.user_id))
+        verify_tier = tier is not None
+    flow = _known_flows.get(str(request.flow_id))
+    if tier is not None and flow is not None:
+        return tier, verify_tier, flow
+    if tier is None:
+        read, profile = flow_store.get_flow_and_owner(request.user_id, request.flow_id, with_owner=True)
+        tier = remember_stored_tier(request.user_id, profile)
+    else:
+        read, _ = flow_store.get_flow_and_owner(request.user_id, request.flow_id, with_owner=False)
+    return tier, verify_tier, flow or _remember_flow(request.flow_id, read)
 
 
 # Each bucket's time as this container last left it, so the start's bucket update guesses its case right: only a
@@ -200,17 +255,11 @@ def start_execution(request: StartRequest) -> StartOutcome:
     Raises NotFound (no such flow), InvalidState (flow not running), QuotaExceeded, ServiceUnavailable (queue
     unreachable: the execution is ended as error, so it never stays running), dal.executions.TriggerGone (the
     request's webhook_token or, with require_trigger, its trigger no longer exists; nothing was written),
-    dal.executions.RetryRefused (the retry's original is gone or, with first_retry_only, was retried already)."""
-    tier, verify_tier = request.tier, False
-    if (
-        tier is None
-    ):  # the owner's stored tier: known from an earlier start (verified in the transaction) or read
-        tier = known_stored_tiers.get(str(request.user_id))
-        verify_tier = tier is not None
-        if tier is None:
-            tier = remember_stored_tier(
-                request.user_id, user_store.get_user(request.user_id)
-            )
+    dal.executions.RetryRefused (the retry's original is gone or, with first_retry_only, was retried already).
+
+    A quick flow (fast_path.is_quick) is run first, within the fast path's budget, and the transaction records its
+    execution as ended, requiring the flow item the run read: nothing is queued."""
+    tier, verify_tier, flow = _owner_tier_and_flow(request)
     started = clock.utc_now()
     execution_id = str(time_ordered_uuid(int(started.timestamp() * 1000)))
     started_at = clock.iso(started)
@@ -225,6 +274,7 @@ def start_execution(request: StartRequest) -> StartOutcome:
         "startedAt": started_at,
         "inputPayload": request.input_payload,
         "expiresAt": retention_expiry(started),
+        "flowVersion": flow_version(flow) if flow else 0,
     }
     if request.retry_of is not None:
         execution["retryOf"] = str(request.retry_of)
@@ -256,13 +306,31 @@ def start_execution(request: StartRequest) -> StartOutcome:
             interval_us,
             rate.burst,
             idle=tat < now_us,
+            revision=request.webhook_revision,
         )
+
+    runs: dict[tuple[str, Tier], execution_store.FinishedAtStart | None] = {}
+
+    def run_at_the_door(flow: dict[str, Any] | None, tier: Tier) -> execution_store.FinishedAtStart | None:
+        """The execution run now, if the fast path is on, its flow quick and the budget lets it end; once per flow
+        item and tier."""
+        if flow is None or fast_path.budget_seconds() <= 0 or not fast_path.is_quick(flow):
+            return None
+        run_key = (flow["updatedAt"], tier)
+        if run_key not in runs:
+            outcome = fast_path.run_at_the_door(flow, execution, tier.value)
+            runs[run_key] = outcome and execution_store.FinishedAtStart(
+                ending(execution, outcome.status, outcome.fields),
+                log_store.LogItems(execution["flowId"], execution_id, log_items(outcome.logs), execution["expiresAt"]),
+            )
+        return runs[run_key]
 
     def record(
         tier: Tier,
         profile_condition: tuple[str, dict[str, Any]] | None,
         bucket: execution_store.Throttle | None,
-    ) -> None:
+    ) -> execution_store.FinishedAtStart | None:
+        finished = run_at_the_door(flow, tier)
         execution_store.record_start(
             execution,
             marker_sk=marker_sk,
@@ -274,7 +342,10 @@ def start_execution(request: StartRequest) -> StartOutcome:
             trigger_check_key=None if bucket is not None else trigger_check_key,
             throttle=bucket,
             first_retry_only=request.first_retry_only,
+            finished=finished,
+            flow_updated_at=flow["updatedAt"] if finished is not None else None,
         )
+        return finished
 
     profile_condition = stored_tier_condition(tier) if verify_tier else None
     tat = _known_buckets.get(request.webhook_token or "") or 0
@@ -282,7 +353,11 @@ def start_execution(request: StartRequest) -> StartOutcome:
         for _ in range(MAX_START_ROUNDS):
             bucket = throttle(tier, tat)
             try:
-                record(tier, profile_condition, bucket)
+                finished = record(tier, profile_condition, bucket)
+            except execution_store.FlowVersionChanged as changed:  # nothing was written: start the flow as it runs
+                flow = _remember_flow(request.flow_id, changed.flow)
+                execution["flowVersion"] = changed.version
+                continue
             except (
                 execution_store.ProfileChanged
             ) as changed:  # the tier changed: nothing was written, use the new one
@@ -312,11 +387,18 @@ def start_execution(request: StartRequest) -> StartOutcome:
     except execution_store.DeliveryAlreadyAccepted as replay:
         return StartOutcome({"id": replay.execution_id}, created=False)
     except execution_store.FlowNotRunning as refused:
+        _known_flows.forget(str(request.flow_id))
         if refused.status is None:
             raise flow_not_found() from refused
         raise flow_not_running(refused.status) from refused
     except execution_store.MonthlyQuotaFull as full:
         raise _quota_exceeded(tier, started) from full
+    if finished is not None:
+        return StartOutcome(
+            {**execution, **finished.ended_fields()},
+            created=True,
+            ran_at_the_door=True,
+        )
     execution["runningMarker"] = marker_sk
     try:
         queue.send_execution(queue_message(execution))

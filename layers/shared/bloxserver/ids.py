@@ -28,6 +28,11 @@ def earliest_uuid_at(moment: datetime) -> uuid.UUID:
     return uuid.UUID(int=(int(moment.timestamp() * 1000) & (2**48 - 1)) << 80)
 
 
+def latest_uuid_at(moment: datetime) -> uuid.UUID:
+    """Above every time_ordered_uuid made at or before `moment` (its millisecond, all other bits one)."""
+    return uuid.UUID(int=(((int(moment.timestamp() * 1000) & (2**48 - 1)) + 1) << 80) - 1)
+
+
 def uuid_time(identifier: uuid.UUID) -> datetime:
     """When a time_ordered_uuid was made (millisecond precision)."""
     return datetime.fromtimestamp((identifier.int >> 80) / 1000, UTC)

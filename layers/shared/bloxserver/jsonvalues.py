@@ -52,13 +52,25 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+# Built once: json.loads and json.dumps build a new decoder or encoder on every call given options, which costs as
+# much as reading or writing a small message (both are stateless, so threads share them).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
+_COMPACT_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def parse(text: str) -> Any:
     """The value of a JSON text; ValueError (naming what is wrong) for anything RFC 8259 does not allow, numbers
     JSON cannot carry back out, and nesting deeper than the parser can follow."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
+        return _DECODER.decode(text)
     except RecursionError:
         raise ValueError("the JSON nests too deeply") from None
+
+
+def compact(value: Any) -> str:
+    """`value` as compact JSON text (no spaces, non-ASCII kept): how flows' messages, outputs and memory values are
+    written."""
+    return _COMPACT_ENCODER.encode(value)
 
 
 def size_problem(value: Any, max_bytes: int) -> str | None:

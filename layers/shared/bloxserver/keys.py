@@ -27,6 +27,17 @@ def flows_by_update_sk(updated_at: str, flow_id: UUID | str) -> str:
     return f"{updated_at}#{flow_id}"
 
 
+def flow_version_sk(flow_id: UUID | str, version: int) -> str:
+    """One stored version of a flow's definition, in its owner's partition beside the flow: zero-padded, so key order
+    is version order and one query lists a flow's versions newest first."""
+    return f"{flow_versions_prefix(flow_id)}{version:08d}"
+
+
+def flow_versions_prefix(flow_id: UUID | str) -> str:
+    """SK prefix (begins_with) of every stored version of one flow."""
+    return f"VERSION#{flow_id}#"
+
+
 def usage_month_sk(moment_iso: str) -> str:
     """Executions started in a calendar month (UTC), e.g. USAGE#M#2026-11."""
     return f"USAGE#M#{moment_iso[:7]}"
@@ -84,6 +95,12 @@ def execution_sk(execution_id: UUID | str) -> str:
 def executions_by_status_type_pk(flow_id: UUID | str, status: str, trigger_type: str) -> str:
     """GSI1 partition of a flow's executions in one status started by one trigger type (GSI1SK: execution_sk)."""
     return f"FLOW#{flow_id}#S#{status}#T#{trigger_type}"
+
+
+def executions_by_owner_pk(user_id: UUID | str) -> str:
+    """GSI2 partition of one user's executions across their flows (GSI2SK: execution_sk, so key order is start
+    order): `GET /api/v1/executions` reads it newest first."""
+    return f"USER#{user_id}#EXECS"
 
 
 def execution_reason_sk(reason: str, trigger_type: str, execution_id: UUID | str) -> str:

@@ -3,7 +3,6 @@ handler and the store (docs/memory.md); no I/O, so the engine may import it."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bloxserver import jsonvalues
@@ -42,7 +41,7 @@ def value_text(value: Any) -> str:
     problem = jsonvalues.shape_problem(value)
     if problem is not None:
         raise ValueError(f"the value cannot be stored: it has {problem}")
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = jsonvalues.compact(value)
     if len(text.encode()) > MAX_VALUE_BYTES:
         raise ValueTooLarge(f"the value's JSON has more than {MAX_VALUE_BYTES} bytes")
     return text

@@ -288,12 +288,18 @@ class EngineMemory:
             return StoreRefused(f"project memory (key {memory_rules.shown_key(key)}): the flow no longer exists")
         if isinstance(error, MemoryDisabled):
             return StoreRefused(f"project memory is disabled for this flow (key {memory_rules.shown_key(key)})")
+        if isinstance(error, MemoryFull):
+            return StoreRefused(error.message, "full")
+        if isinstance(error, ServiceUnavailable):
+            return StoreRefused(error.message, "busy")
+        if isinstance(error, ValidationFailed):  # increment: not a number, or the sum overflows
+            return StoreRefused(error.message, "not_a_number")
         return StoreRefused(error.message)
 
     def _checked_key(self, key: str) -> None:
         problem = memory_rules.key_problem(key)
         if problem:
-            raise StoreRefused(f"memory key {memory_rules.shown_key(key)}: {problem}")
+            raise StoreRefused(f"memory key {memory_rules.shown_key(key)}: {problem}", "invalid_key")
 
     def get(self, key: str) -> Any:
         self._checked_key(key)
@@ -308,7 +314,7 @@ class EngineMemory:
         try:
             text = memory_rules.value_text(value)
         except ValueError as problem:
-            raise StoreRefused(f"memory key {memory_rules.shown_key(key)}: {problem}") from None
+            raise StoreRefused(f"memory key {memory_rules.shown_key(key)}: {problem}", "invalid_value") from None
         try:
             self.memory.put(key, text, ttl_seconds)
         except AppError as error:

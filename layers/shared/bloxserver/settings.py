@@ -25,6 +25,8 @@ class Settings:
     schedule_function_arn: str
     module_bucket_name: str
     secrets_key_id: str  # the KMS key (an alias) that encrypts users' secrets
+    # Wall time a quick flow may take at the door (docs/executions.md, "The fast path"); 0 turns the fast path off.
+    fast_path_budget_ms: int
 
     @property
     def is_production(self) -> bool:
@@ -47,4 +49,5 @@ def get_settings() -> Settings:
         schedule_function_arn=env.get("SCHEDULE_FUNCTION_ARN", ""),
         module_bucket_name=env.get("MODULE_BUCKET_NAME", ""),
         secrets_key_id=env.get("SECRETS_KEY_ID", ""),
+        fast_path_budget_ms=int(env.get("FAST_PATH_BUDGET_MS", "50")),
     )

@@ -18,17 +18,141 @@ Schedules, has the full argument):
 from __future__ import annotations
 
 import json
+import secrets
+import uuid
 from typing import Any
 from uuid import UUID
 
-from bloxserver.contract import FlowStatus, TriggerType
+from pydantic import TypeAdapter, ValidationError
+
+from bloxserver import clock, signatures
+from bloxserver import secrets as secret_rules
+from bloxserver.auth import Principal
+from bloxserver.contract import TRIGGER_CONFIG_TAGS, VERIFY_SCHEME_TAGS, FlowStatus, TriggerConfig, TriggerType
 from bloxserver.dal import flows as flow_store
 from bloxserver.dal import schedules as schedule_store
+from bloxserver.dal import secrets as secret_store
 from bloxserver.dal import triggers as trigger_store
+from bloxserver.display_text import check_display_text
+from bloxserver.errors import ValidationFailed
+from bloxserver.limits import TIER_LIMITS
 from bloxserver.observability import logger
+from bloxserver.ownership import caller_tier
 
 # Each schedule re-read of a flow whose status keeps changing under us; beyond this the last put stands.
 MAX_STATE_SYNC_ROUNDS = 3
+# Bounds the fan-out of one flow (schedules to keep in step on start/stop, items to sweep on delete).
+MAX_TRIGGERS_PER_FLOW = 20
+_trigger_config = TypeAdapter(TriggerConfig)
+
+
+def new_webhook_token() -> str:
+    """256 random bits, URL-safe base64: 43 characters of A-Z a-z 0-9 - _."""
+    return secrets.token_urlsafe(32)
+
+
+def is_enabled(trigger: dict[str, Any]) -> bool:
+    """A trigger stored before `enabled` existed is enabled."""
+    return trigger.get("enabled", True) is not False
+
+
+def _refused(field: str, problem: str, where: str) -> ValidationFailed:
+    return ValidationFailed(f"config.{field} {problem}", {f"{where}.config.{field}": problem})
+
+
+def _check_webhook_config(principal: Principal, config: dict[str, Any], where: str) -> None:
+    """config.rate_limit within the caller's tier ceilings; config.verify's secret usable (a reference names one of
+    the caller's secrets, a literal Standard Webhooks secret decodes)."""
+    rate = config.get("rate_limit")
+    if rate:
+        tier = caller_tier(principal)
+        ceiling = TIER_LIMITS[tier].webhook_rate_ceiling
+        for field in ("per_second", "burst"):
+            most = getattr(ceiling, field)
+            if rate[field] > most:
+                raise _refused(f"rate_limit.{field}", f"must be at most {most:g} on the {tier.value} tier", where)
+    verify = config.get("verify")
+    if verify:
+        field = "value" if verify["scheme"] == "header" else "secret"
+        name = secret_rules.referenced_name(verify[field])
+        if name is None:
+            problem = signatures.secret_problem(verify[field]) if verify["scheme"] == "standard-webhooks" else None
+            if problem:
+                raise _refused(f"verify.{field}", problem, where)
+        elif not secret_rules.NAME_PATTERN.fullmatch(name) or name not in secret_store.secret_names(principal.user_id):
+            raise _refused(
+                f"verify.{field}", f"names no secret of yours: add it with PUT /api/v1/secrets/{name}", where
+            )
+
+
+def parsed_config(trigger_type: str, config: dict[str, Any], where: str = "body") -> Any:
+    """`config` read as a TriggerConfig of `trigger_type` (its `type` may be left out; another type is 422)."""
+    given = config.get("type", trigger_type)
+    if given != trigger_type:
+        raise ValidationFailed(
+            f"config.type is {given!r} but the trigger is a {trigger_type} trigger; the type cannot change",
+            {f"{where}.config.type": f"must be {trigger_type!r}"},
+        )
+    try:
+        return _trigger_config.validate_python({**config, "type": trigger_type})
+    except ValidationError as invalid:
+        details = {}
+        for error in invalid.errors():
+            parts = [str(part) for part in error["loc"]]
+            shown = [part for index, part in enumerate(parts) if not (index == 0 and part in TRIGGER_CONFIG_TAGS)]
+            shown = [part for index, part in enumerate(shown) if not (index and shown[index - 1] == "verify" and part in VERIFY_SCHEME_TAGS)]
+            details[".".join([where, "config", *shown])] = error["msg"]
+        raise ValidationFailed("Request validation failed", details) from invalid
+
+
+def checked_config(principal: Principal, trigger_type: str, config: Any, where: str = "body") -> dict[str, Any]:
+    """The config to store (a parsed TriggerConfig of `trigger_type`); 422 naming the field when its config.type is
+    another, the cron or zone are unusable, or a webhook's verification or rate limit cannot be applied. `where`
+    prefixes the names (`body`, or `body.triggers.N` for an import)."""
+    if config.type != trigger_type:
+        raise ValidationFailed(
+            f"type is {trigger_type!r} but config.type is {config.type!r}; they must match",
+            {f"{where}.type": f"must equal config.type ({config.type!r})"},
+        )
+    stored = config.model_dump(mode="json")
+    if trigger_type == TriggerType.WEBHOOK.value:
+        _check_webhook_config(principal, stored, where)
+    if trigger_type == TriggerType.SCHEDULE.value:
+        from bloxserver import cron  # lazily: only schedule triggers need it (cold start)
+
+        try:
+            cron.validate_timezone(stored["timezone"])
+            cron.to_aws_cron(stored["cron"])
+        except cron.CronError as invalid:
+            raise ValidationFailed(
+                f"config.{invalid.field}: {invalid.message}", {f"{where}.config.{invalid.field}": invalid.message}
+            ) from invalid
+    return stored
+
+
+def new_trigger(flow_id: UUID | str, user_id: UUID | str, trigger_type: str, name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A new trigger item (checked name and config): a fresh id, a fresh token for a webhook, a schedule name for a
+    schedule."""
+    trigger_id = str(uuid.uuid4())
+    item: dict[str, Any] = {
+        "id": trigger_id,
+        "flowId": str(flow_id),
+        "userId": str(user_id),
+        "type": trigger_type,
+        "name": name,
+        "config": config,
+        "enabled": True,
+        "createdAt": clock.now_iso(),
+    }
+    if trigger_type == TriggerType.WEBHOOK.value:
+        item["webhookToken"] = new_webhook_token()
+    if trigger_type == TriggerType.SCHEDULE.value:
+        item["scheduleName"] = schedule_name(trigger_id)
+    return item
+
+
+def check_trigger_name(name: str, where: str = "body") -> None:
+    check_display_text({f"{where}.name": name})
 
 
 def schedule_name(trigger_id: UUID | str) -> str:
@@ -37,7 +161,8 @@ def schedule_name(trigger_id: UUID | str) -> str:
 
 
 def schedule_definition(trigger: dict[str, Any], enabled: bool) -> schedule_store.ScheduleDefinition:
-    """The schedule of a stored schedule trigger; its input is what the schedule function parses."""
+    """The schedule of a stored schedule trigger; its input is what the schedule function parses. ENABLED when
+    `enabled` (its flow runs) and the trigger itself is enabled."""
     from bloxserver import cron  # lazily: cron (zoneinfo, regexes) is only for schedules; keeps API cold starts low
 
     config = trigger["config"]
@@ -54,7 +179,7 @@ def schedule_definition(trigger: dict[str, Any], enabled: bool) -> schedule_stor
         expression=cron.to_aws_cron(config["cron"]),
         timezone=config["timezone"],
         input_json=json.dumps(schedule_input, separators=(",", ":")),
-        enabled=enabled,
+        enabled=enabled and is_enabled(trigger),
     )
 
 
@@ -82,6 +207,30 @@ def create_trigger_schedule(trigger: dict[str, Any], enabled: bool) -> bool:
             return running
         enabled = running
     return enabled
+
+
+def sync_trigger_schedule(user_id: UUID | str, flow_id: UUID | str, trigger_id: UUID | str) -> bool:
+    """After a schedule trigger's item was edited (cron, zone, enabled): its schedule made what the item and its
+    flow's status say now, written again while a concurrent edit, start or stop moves them (the last writer's read
+    follows every earlier write). Returns whether the flow is running as last read.
+
+    A schedule found missing is created again (write, verify, compensate: deleted when its trigger is gone)."""
+    written, created, running = None, False, False
+    for _ in range(MAX_STATE_SYNC_ROUNDS + 1):
+        flow, current = trigger_store.get_flow_and_trigger(user_id, flow_id, trigger_id)
+        running = is_running(flow)
+        if current is None:  # removed meanwhile: its removal deletes the schedule, unless this wrote it after
+            if created:
+                schedule_store.delete_schedule(schedule_name(trigger_id))
+            return running
+        definition = schedule_definition(current, running)
+        if definition == written:
+            return running
+        if not schedule_store.update_schedule(definition):
+            schedule_store.create_schedule(definition)
+            created = True
+        written = definition
+    return running
 
 
 def set_flow_schedules_state(user_id: UUID, flow_id: UUID, enabled: bool) -> None:

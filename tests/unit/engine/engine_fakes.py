@@ -1,5 +1,6 @@
-"""Local stand-ins for the engine's network peers: an HTTP server on 127.0.0.1 that records requests and answers
-from a script, so http listeners and the OpenAI-compatible provider run their real code paths with no network.
+"""Local stand-ins for the engine's peers: an HTTP server on 127.0.0.1 that records requests and answers from a
+script, so http listeners and the OpenAI-compatible provider run their real code paths with no network; a project
+memory port in a dict.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+
+from bloxserver import memory_rules
+from bloxserver.engine import StoreRefused
 
 
 @dataclass
@@ -149,3 +153,48 @@ def trickling_server(interval: float, headers_too: bool = False):
         yield f"http://127.0.0.1:{listener.getsockname()[1]}", hung_up
     finally:
         listener.close()
+
+
+class DictMemory:
+    """A MemoryStore in a dict, refusing what the real store refuses for a flow, with the same reasons: a disabled
+    memory, a write past `max_bytes` (entries sized as memory_rules sizes them), a non-number to increment."""
+
+    def __init__(self, enabled: bool = True, max_bytes: int | None = None) -> None:
+        self.values: dict[str, Any] = {}
+        self.ttls: dict[str, int | None] = {}
+        self.enabled = enabled
+        self.max_bytes = max_bytes
+
+    def _check(self, key: str) -> None:
+        if not self.enabled:
+            raise StoreRefused(f"project memory is disabled for this flow (key {key!r})")
+
+    def used_bytes(self) -> int:
+        return sum(memory_rules.entry_size(key, memory_rules.value_text(value)) for key, value in self.values.items())
+
+    def _store(self, key: str, value: Any, ttl_seconds: int | None) -> None:
+        replaced = memory_rules.entry_size(key, memory_rules.value_text(self.values[key])) if key in self.values else 0
+        growth = memory_rules.entry_size(key, memory_rules.value_text(value)) - replaced
+        if self.max_bytes is not None and growth > 0 and self.used_bytes() + growth > self.max_bytes:
+            raise StoreRefused(f"Project memory is full: key {key!r} needs {growth} more bytes", "full")
+        self.values[key], self.ttls[key] = value, ttl_seconds
+
+    def get(self, key: str) -> Any:
+        self._check(key)
+        return self.values.get(key)
+
+    def set(self, key: str, value: Any, ttl_seconds: int | None) -> None:
+        self._check(key)
+        self._store(key, value, ttl_seconds)
+
+    def delete(self, key: str) -> None:
+        self._check(key)
+        self.values.pop(key, None)
+
+    def increment(self, key: str, by: int | float, ttl_seconds: int | None) -> int | float:
+        self._check(key)
+        current = self.values.get(key, 0)
+        if not isinstance(current, (int, float)) or isinstance(current, bool):
+            raise StoreRefused(f"key {key!r} holds a string, not a number, so it cannot be incremented", "not_a_number")
+        self._store(key, current + by, ttl_seconds)
+        return self.values[key]

@@ -10,41 +10,8 @@ from typing import Any
 
 import pytest
 
-from bloxserver.engine import FlowContext, RunServices, StoreRefused, run_flow, validate
-
-
-class DictMemory:
-    """A MemoryStore in a dict, refusing what the real store refuses for a flow: a disabled memory, a non-number to
-    increment."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.values: dict[str, Any] = {}
-        self.ttls: dict[str, int | None] = {}
-        self.enabled = enabled
-
-    def _check(self, key: str) -> None:
-        if not self.enabled:
-            raise StoreRefused(f"project memory is disabled for this flow (key {key!r})")
-
-    def get(self, key: str) -> Any:
-        self._check(key)
-        return self.values.get(key)
-
-    def set(self, key: str, value: Any, ttl_seconds: int | None) -> None:
-        self._check(key)
-        self.values[key], self.ttls[key] = value, ttl_seconds
-
-    def delete(self, key: str) -> None:
-        self._check(key)
-        self.values.pop(key, None)
-
-    def increment(self, key: str, by: int | float, ttl_seconds: int | None) -> int | float:
-        self._check(key)
-        current = self.values.get(key, 0)
-        if not isinstance(current, (int, float)) or isinstance(current, bool):
-            raise StoreRefused(f"key {key!r} holds a string, not a number, so it cannot be incremented")
-        self.values[key], self.ttls[key] = current + by, ttl_seconds
-        return self.values[key]
+from bloxserver.engine import FlowContext, RunServices, run_flow, validate
+from tests.unit.engine.engine_fakes import DictMemory
 
 
 def organism(listeners: str) -> str:

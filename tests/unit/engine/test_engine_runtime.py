@@ -205,7 +205,8 @@ def test_a_cycle_without_exit_stops_at_max_iterations_naming_the_listener():
 
 
 def test_a_message_growing_every_round_stops_the_run_at_the_message_cap_within_the_timeout():
-    # given a cycle that doubles its message each round (shared parts: cheap in memory, exponential as JSON)
+    # given a cycle that doubles its message each round (shared parts: cheap in memory, exponential as JSON), with a
+    # timeout long enough that only the message cap can end it on a loaded machine
     yaml_text = organism(
         """
         - {name: grow, description: x, handler: transform, config: {set: {d: '[d, d]', n: 'add(n, `1`)'}}, peers: [check]}
@@ -216,7 +217,7 @@ def test_a_message_growing_every_round_stops_the_run_at_the_message_cap_within_t
           peers: [grow, done]
         - {name: done, description: x, handler: output}
         """,
-        "organism: {name: t}\ntimeout_seconds: 5",
+        "organism: {name: t}\ntimeout_seconds: 60",
     )
     # when it runs
     result = run(yaml_text, '{"d": 1, "n": 0}')

@@ -12,6 +12,7 @@ import pytest
 
 from bloxserver.engine import FlowContext, RunServices, WasmModuleFacts, run_flow, validate, wasm
 from tests import wasm_modules as modules
+from tests.unit.engine.engine_fakes import DictMemory
 
 ECHO_ID = "11111111-1111-4111-8111-111111111111"
 MODULES = {
@@ -64,14 +65,14 @@ def flow(handler: str, config: str = "{}", timeout: str = "") -> str:
         """)
 
 
-def run(yaml_text: str, payload: Any, context: FlowContext = CONTEXT, seconds: float = 10.0):
+def run(yaml_text: str, payload: Any, context: FlowContext = CONTEXT, seconds: float = 10.0, memory: Any = None):
     return run_flow(
         yaml_text,
         json.dumps(payload),
         execution_id="exec-wasm",
         deadline=time.monotonic() + seconds,
         context=context,
-        services=RunServices(wasm_modules=CompiledModules()),
+        services=RunServices(wasm_modules=CompiledModules(), memory=memory),
     )
 
 
@@ -167,8 +168,7 @@ def test_given_no_module_source_then_the_listener_fails_saying_so():
         ("wasm:fixed", "{}", "invalid_config", "exports several interfaces (answer, echo)"),
         ("wasm:fixed", "{interface: nope}", "invalid_config", "exports no handle_nope"),
         ("wasm:logging", "{}", "invalid_config", "imports host.log, which needs the 'log' capability"),
-        ("wasm:kv", "{capabilities: [kv]}", "invalid_config", "the kv capability needs project memory, which is not available yet"),
-        ("wasm:kv", "{capabilities: [log]}", "invalid_config", "host.kv_get, which needs the 'kv' capability"),
+        ("wasm:kv", "{interface: get, capabilities: [log]}", "invalid_config", "host.kv_delete, which needs the 'kv' capability"),
         (f"wasm:{ECHO_ID}", "{capabilities: [fetch]}", "invalid_config", "unknown capability 'fetch'"),
         (f"wasm:{ECHO_ID}", "{capabilities: log}", "invalid_config", "config.capabilities must be a list"),
         (f"wasm:{ECHO_ID}", "{timeout_seconds: 31}", "invalid_config", "at most the listener's timeout_seconds (30)"),
@@ -195,3 +195,65 @@ def test_a_module_that_is_not_ready_is_refused(status):
 def test_a_valid_wasm_listener_validates_and_its_defaults_apply():
     assert errors(flow(f"wasm:{ECHO_ID}", "{capabilities: []}")) == []
     assert errors(flow("wasm:logging", "{capabilities: [log], timeout_seconds: 2, memory_limit_mb: 256}")) == []
+
+
+def kv_flow(interface: str) -> str:
+    return flow("wasm:kv", f"{{interface: {interface}, capabilities: [kv]}}")
+
+
+def test_given_the_kv_capability_when_a_counter_module_runs_three_times_then_it_counts_in_the_flows_memory():
+    memory = DictMemory()
+
+    outputs = [run(kv_flow("count"), {}, memory=memory).output for _ in range(3)]
+
+    assert outputs == ["1", "2", "3"] and memory.values == {"count": 3}
+
+
+def test_given_kv_set_then_kv_get_answers_the_value_as_compact_json_and_kv_delete_removes_it():
+    memory = DictMemory()
+    value = {"b": [True, None, 2.5], "a": "héllo"}
+
+    stored = run(kv_flow("set"), value, memory=memory)
+    assert json.loads(stored.output) == {"code": 0} and memory.values == {"note": value}
+
+    read = run(kv_flow("get"), {}, memory=memory)
+    assert read.output == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+    forgotten = run(kv_flow("forget"), {}, memory=memory)
+    assert json.loads(forgotten.output) == {"code": 0} and memory.values == {}
+    assert json.loads(run(kv_flow("get"), {}, memory=memory).output) == "absent"
+
+
+@pytest.mark.parametrize(
+    ("memory", "interface", "code", "logged"),
+    [
+        (DictMemory(max_bytes=10), "set", -1, "host.kv_set returned -1: Project memory is full: key 'note'"),
+        (DictMemory(), "count", -4, "host.kv_increment returned -4: key 'count' holds a string, not a number"),
+    ],
+)
+def test_given_a_refused_kv_call_then_the_module_gets_the_code_and_the_logs_say_why(memory, interface, code, logged):
+    memory.values.update({"count": "many"} if interface == "count" else {})
+
+    result = run(kv_flow(interface), {"long": "x" * 20}, memory=memory)
+
+    assert (result.status, json.loads(result.output)) == ("success", {"code": code})
+    warnings = [log.message for log in result.logs if log.level == "warning" and log.metadata.get("wasmModule") == "kv"]
+    assert len(warnings) == 1 and warnings[0].startswith(logged), warnings
+    assert "xxxx" not in warnings[0]  # the value is never quoted
+
+
+@pytest.mark.parametrize(("memory", "says"), [(DictMemory(enabled=False), "disabled"), (None, "not available to this run")])
+def test_given_no_usable_memory_when_the_module_calls_kv_then_the_listener_fails_naming_the_module_and_key(memory, says):
+    result = run(kv_flow("count"), {}, memory=memory)
+
+    assert result.status == "error"
+    assert "WASM module kv (handle_count)" in result.error and says in result.error and "'count'" in result.error
+
+
+def test_given_a_tier_without_memory_then_a_kv_listener_validates_with_a_warning():
+    context = FlowContext(owner_tier="free", wasm_modules=CONTEXT.wasm_modules)
+
+    issues = [(issue.code, issue.severity) for issue in validate(kv_flow("count"), context)]
+
+    assert issues == [("memory_unavailable", "warning")]
+    assert errors(kv_flow("count"), FlowContext(owner_tier="pro", wasm_modules=CONTEXT.wasm_modules)) == []

@@ -1,5 +1,5 @@
 """The examples of docs/wasm.md run: each module is built, validated against the ABI and run through a flow on the
-documented input, giving the documented output."""
+documented input (with an empty project memory), giving the documented output."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 import wasmtime
 
 from bloxserver.engine import FlowContext, RunServices, WasmModuleFacts, run_flow, wasm
+from tests.unit.engine.engine_fakes import DictMemory
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "wasm.md"
@@ -51,7 +52,7 @@ listeners:
         execution_id="doc",
         deadline=time.monotonic() + 10,
         context=FlowContext(wasm_modules=(facts,)),
-        services=RunServices(wasm_modules=OneModule(wasm.deserialize(artifact))),
+        services=RunServices(wasm_modules=OneModule(wasm.deserialize(artifact)), memory=DictMemory()),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bloxserver import keys
-from bloxserver.dal.table import client, deserialize, serialize, table_name
+from bloxserver.dal.table import client, delete_prefixed, deserialize, serialize, table_name
 
 BATCH_WRITE_LIMIT = 25
 PAGES_PER_READ = 10  # a filtered read stops after this many 1 MB pages: bounded cost whatever the match rate
@@ -54,28 +54,28 @@ def chunked(logs: LogItems) -> list[list[dict[str, Any]]]:
     return _chunks(logs.records) if logs.records else []
 
 
+def stored_items(logs: LogItems) -> list[dict[str, Any]]:
+    """The items (serialized) that hold the records of `logs`."""
+    return [
+        serialize(
+            {
+                "PK": keys.flow_logs_pk(logs.flow_id),
+                "SK": keys.log_chunk_sk(logs.execution_id, logs.first_chunk + index),
+                "entity": "log",
+                "executionId": logs.execution_id,
+                "expiresAt": logs.expires_at,
+                "levels": {record["level"] for record in chunk},
+                "records": json.dumps(chunk),
+            }
+        )
+        for index, chunk in enumerate(chunked(logs))
+    ]
+
+
 def put_many(logs: list[LogItems]) -> None:
     """Store the records of several executions, their items packed 25 to a BatchWriteItem whatever execution they
     belong to."""
-    items = [
-        {
-            "PutRequest": {
-                "Item": serialize(
-                    {
-                        "PK": keys.flow_logs_pk(entry.flow_id),
-                        "SK": keys.log_chunk_sk(entry.execution_id, entry.first_chunk + index),
-                        "entity": "log",
-                        "executionId": entry.execution_id,
-                        "expiresAt": entry.expires_at,
-                        "levels": {record["level"] for record in chunk},
-                        "records": json.dumps(chunk),
-                    }
-                )
-            }
-        }
-        for entry in logs
-        for index, chunk in enumerate(chunked(entry))
-    ]
+    items = [{"PutRequest": {"Item": item}} for entry in logs for item in stored_items(entry)]
     for start in range(0, len(items), BATCH_WRITE_LIMIT):
         pending: dict[str, Any] = {table_name(): items[start : start + BATCH_WRITE_LIMIT]}
         while pending:
@@ -175,3 +175,8 @@ def records_after(
             break
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
     return found, position
+
+
+def delete_execution_records(flow_id: str, execution_id: str) -> None:
+    """Every stored log item of one execution."""
+    delete_prefixed(keys.flow_logs_pk(flow_id), keys.execution_logs_prefix(execution_id))

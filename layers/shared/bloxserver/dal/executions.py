@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bloxserver import keys
+from bloxserver.dal import execution_logs
 from bloxserver.dal.users import USAGE_TOKENS
 from bloxserver.dal.table import (
     cancellation_codes,
@@ -57,6 +58,20 @@ class MonthlyQuotaFull(Exception):
     pass
 
 
+class FlowVersionChanged(Exception):
+    """The start's flow check failed on the flow running something else than guessed: another version, or (for a run
+    at the door) the same version started again. `version` is the one it runs, `flow` the flow item as it is."""
+
+    def __init__(self, version: int, flow: dict[str, Any]) -> None:
+        super().__init__(version)
+        self.version = version
+        self.flow = flow
+
+
+class TriggerDisabled(Exception):
+    """The start's trigger check failed because the trigger exists but is disabled (a schedule's firing)."""
+
+
 class TriggerGone(Exception):
     """The start's trigger check failed: the item proving the trigger is gone (a webhook token's lookup item: the
     trigger deleted or the token regenerated; a schedule trigger's own item: the trigger deleted)."""
@@ -82,6 +97,9 @@ class Throttle:
     interval_us: int
     burst: int
     idle: bool
+    # The token item's revision as the ingress read it (its delivery rules: dal.triggers.update_trigger); another is
+    # taken as the trigger gone, so the ingress reads the rules afresh.
+    revision: int = 0
 
     @property
     def latest_tat_us(self) -> int:
@@ -95,15 +113,16 @@ class Throttle:
         else:
             update, condition = "SET #tat = #tat + :interval", "#tat BETWEEN :now AND :latest"
             values = {":interval": self.interval_us, ":now": self.now_us, ":latest": self.latest_tat_us}
+        unrevised = " OR attribute_not_exists(#revision)" if self.revision == 0 else ""
         return {
             "Update": {
                 "TableName": table_name(),
                 "Key": self.key,
                 "UpdateExpression": update,
                 # The item must exist: for a webhook it is the token's, gone once the token is regenerated.
-                "ConditionExpression": f"attribute_exists(PK) AND ({condition})",
-                "ExpressionAttributeNames": {"#tat": "throttleTat"},
-                "ExpressionAttributeValues": serialize(values),
+                "ConditionExpression": f"attribute_exists(PK) AND (#revision = :revision{unrevised}) AND ({condition})",
+                "ExpressionAttributeNames": {"#tat": "throttleTat", "#revision": "revision"},
+                "ExpressionAttributeValues": serialize({**values, ":revision": self.revision}),
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
@@ -216,15 +235,22 @@ def record_start(
     trigger_check_key: dict[str, Any] | None = None,
     throttle: Throttle | None = None,
     first_retry_only: bool = False,
+    finished: FinishedAtStart | None = None,
+    flow_updated_at: str | None = None,
 ) -> None:
-    """One transaction: the flow is running, the month's count is below `month_limit` (and counts this one),
+    """One transaction: the flow is running the execution's `flowVersion` (else FlowVersionChanged), the month's count is below `month_limit` (and counts this one),
     the day's count, the execution, its flow's day counters, its running marker, when `profile_condition`
     (expression on `#tier`, its values) is given the owner's profile meets it (else ProfileChanged, with the
     profile), when `trigger_check_key` is given that item exists (else TriggerGone), when `throttle` is given its
     bucket lets one more through (else Throttled; TriggerGone when its item is gone), when the execution has a
     `retryOf`, that original (an ended execution of the flow, not yet retried if `first_retry_only`) records it as
     `retriedBy` (else RetryRefused), and when `delivery` (pk, expiresAt) is given, the remembered delivery,
-    written only if that key is unseen or expired."""
+    written only if that key is unseen or expired.
+
+    With `finished` (a run at the door, before anything was written) the execution is recorded as it ended, with its
+    log, its day counters moved as a start and an end would move them, and no running marker; with
+    `flow_updated_at` the flow item must also be the one the run read (a start re-pins WASM modules without a new
+    version; else FlowVersionChanged)."""
     user_id, flow_id, trigger_type = execution["userId"], execution["flowId"], execution["triggerType"]
     user_pk = keys.user_pk(user_id)
     item = {
@@ -232,18 +258,40 @@ def record_start(
         "SK": keys.execution_sk(execution["id"]),
         "GSI1PK": keys.executions_by_status_type_pk(flow_id, "running", trigger_type),
         "GSI1SK": keys.execution_sk(execution["id"]),
+        "GSI2PK": keys.executions_by_owner_pk(user_id),
+        "GSI2SK": keys.execution_sk(execution["id"]),
         "entity": "execution",
         "runningMarker": marker_sk,
         **execution,
     }
+    counters = {
+        "total": 1,
+        status_counter("running"): 1,
+        trigger_counter(trigger_type): 1,
+        status_trigger_counter("running", trigger_type): 1,
+    }
+    # A flow stored before versions existed has none: it runs version 1.
+    flow_condition = "#status = :running AND (#version = :version" + (
+        " OR attribute_not_exists(#version))" if execution["flowVersion"] == 1 else ")"
+    )
+    flow_names = {"#status": "status", "#version": "version"}
+    flow_values: dict[str, Any] = {":running": "running", ":version": execution["flowVersion"]}
+    if finished is not None:
+        item.update(finished.recorded_fields())
+        del item["runningMarker"]
+        for counter, amount in _end_counters(finished.end).items():
+            counters[counter] = counters.get(counter, 0) + amount
+    if flow_updated_at is not None:
+        flow_condition += " AND updatedAt = :updatedAt"
+        flow_values[":updatedAt"] = flow_updated_at
     actions: list[dict[str, Any]] = [
         {
             "ConditionCheck": {
                 "TableName": table_name(),
                 "Key": key(user_pk, keys.flow_sk(flow_id)),
-                "ConditionExpression": "#status = :running",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {":running": {"S": "running"}},
+                "ConditionExpression": flow_condition,
+                "ExpressionAttributeNames": flow_names,
+                "ExpressionAttributeValues": serialize(flow_values),
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         },
@@ -273,18 +321,15 @@ def record_start(
                 "ConditionExpression": "attribute_not_exists(PK)",
             }
         },
-        _stats_update(
-            execution,
-            {
-                "total": 1,
-                status_counter("running"): 1,
-                trigger_counter(trigger_type): 1,
-                status_trigger_counter("running", trigger_type): 1,
-            },
-            {"lastExecutedAt": execution["startedAt"]},
-        ),
-        _marker_put(execution, marker_sk, deadline_iso),
+        _stats_update(execution, counters, {"lastExecutedAt": execution["startedAt"]}),
     ]
+    if finished is None:
+        actions.append(_marker_put(execution, marker_sk, deadline_iso))
+    else:
+        actions.extend(
+            {"Put": {"TableName": table_name(), "Item": log_item}}
+            for log_item in execution_logs.stored_items(finished.logs)
+        )
     profile_check_at = None
     if profile_condition is not None:
         profile_check_at = len(actions)
@@ -297,7 +342,11 @@ def record_start(
                 "ConditionCheck": {
                     "TableName": table_name(),
                     "Key": trigger_check_key,
-                    "ConditionExpression": "attribute_exists(PK)",
+                    # A trigger stored before `enabled` existed is enabled.
+                    "ConditionExpression": "attribute_exists(PK) AND NOT #enabled = :false",
+                    "ExpressionAttributeNames": {"#enabled": "enabled"},
+                    "ExpressionAttributeValues": {":false": {"BOOL": False}},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             }
         )
@@ -354,17 +403,19 @@ def record_start(
         # A gone trigger answers first: it is a 404 whatever the flow's state. Then a replayed delivery answers
         # with its first execution, whatever else changed since.
         if trigger_check_at is not None and codes[trigger_check_at] == "ConditionalCheckFailed":
-            raise TriggerGone() from exc
+            raise (TriggerDisabled() if reasons[trigger_check_at].get("Item") else TriggerGone()) from exc
         bucket = None
         if throttle_at is not None and codes[throttle_at] == "ConditionalCheckFailed":
             bucket = reasons[throttle_at].get("Item")
-            if bucket is None:
+            if bucket is None or int(deserialize(bucket).get("revision", 0)) != throttle.revision:
                 raise TriggerGone() from exc
         if delivery is not None and codes[-1] == "ConditionalCheckFailed":
             raise DeliveryAlreadyAccepted(deserialize(reasons[-1]["Item"])["executionId"]) from exc
         if codes[0] == "ConditionalCheckFailed":
-            flow = reasons[0].get("Item")
-            raise FlowNotRunning(deserialize(flow).get("status") if flow else None) from exc
+            flow = deserialize(reasons[0]["Item"]) if reasons[0].get("Item") else None
+            if flow is not None and flow.get("status") == "running":
+                raise FlowVersionChanged(int(flow.get("version", 1)), flow) from exc
+            raise FlowNotRunning(flow.get("status") if flow else None) from exc
         if bucket is not None:
             raise Throttled(int(deserialize(bucket).get("throttleTat", 0))) from exc
         if profile_check_at is not None and codes[profile_check_at] == "ConditionalCheckFailed":
@@ -534,8 +585,9 @@ def _marker_move_actions(
     ]
 
 
-def _write_move(actions: list[dict[str, Any]]) -> bool:
-    """A marker move (_marker_move_actions) written alone; False when its condition fails."""
+def _write_unless_first_fails(actions: list[dict[str, Any]]) -> bool:
+    """One transaction (a marker move, a deletion) whose first action is conditional; False when that condition
+    fails."""
     try:
         transact_write(actions)
     except ClientError as exc:
@@ -550,7 +602,7 @@ def release_claim(execution: dict[str, Any], claim_: Claim) -> bool:
     queued running marker (`execution["runningMarker"]`) back, so a redelivery can claim and run it. Only while
     the claim holds and it is still running; False otherwise."""
     queued_marker = execution["runningMarker"]
-    return _write_move(
+    return _write_unless_first_fails(
         _marker_move_actions(
             execution,
             claim_.marker_sk,
@@ -566,7 +618,7 @@ def release_claim(execution: dict[str, Any], claim_: Claim) -> bool:
 def move_queued_marker(execution: dict[str, Any], marker_sk: str, deadline_iso: str) -> bool:
     """Move an unclaimed execution's marker (`execution["runningMarker"]`) to `marker_sk` (`deadline_iso`); False if
     it was claimed, ended or its marker moved since it was read."""
-    return _write_move(
+    return _write_unless_first_fails(
         _marker_move_actions(
             execution,
             execution["runningMarker"],
@@ -596,6 +648,32 @@ class Ending:
     llm_tokens: int = 0  # the run's LLM tokens, added to its owner's usage of the completion's month and day
     marker_unmoved: bool = False
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FinishedAtStart:
+    """An execution that ran to its end before its start was recorded (the fast path, docs/executions.md): how it
+    ended (`end`, unconditional: nothing else knows of it yet) and its log."""
+
+    end: Ending
+    logs: execution_logs.LogItems
+
+    def ended_fields(self) -> dict[str, Any]:
+        """The execution's fields that its end sets (status, completion, duration, result)."""
+        end = self.end
+        fields = {"status": end.status, "completedAt": end.completed_at, "durationMs": end.duration_ms}
+        fields.update((name, value) for name, value in end.result.items() if value is not None)
+        return fields
+
+    def recorded_fields(self) -> dict[str, Any]:
+        """What the execution item holds beyond its start's fields: what the queue path's claim and end set (the
+        door claimed it when it started)."""
+        execution = self.end.execution
+        return {
+            **self.ended_fields(),
+            "GSI1PK": keys.executions_by_status_type_pk(execution["flowId"], self.end.status, execution["triggerType"]),
+            "claimedAt": execution["startedAt"],
+        }
 
 
 def _end_update(ending: Ending) -> dict[str, Any]:
@@ -875,3 +953,86 @@ def delete_flow_executions(flow_id: str) -> None:
     sweeper when it finds their execution gone; remembered deliveries expire within a day."""
     delete_items(partition_keys(keys.flow_pk(flow_id)))
     delete_items(partition_keys(keys.flow_logs_pk(flow_id)))
+
+
+OWNER_LIST_FIELDS = "id, flowId, flowVersion, #status, triggerType, startedAt, durationMs"
+
+
+@dataclass(frozen=True)
+class OwnerListing:
+    """One page of a user's executions: `items`, newest first, and the id of the last execution the query looked
+    at when more may follow (`next_below`: the next page starts below it), else None."""
+
+    items: list[dict[str, Any]]
+    next_below: str | None
+
+
+def owner_executions_page(
+    user_id: str,
+    flow_id: str | None,
+    lowest_id: str,
+    highest_id: str,
+    filters: dict[str, str],
+    limit: int,
+    read_limit: int,
+    now_epoch: int,
+) -> OwnerListing:
+    """Up to `limit` executions with ids in [lowest_id, highest_id], newest first, whose fields equal `filters`
+    (status, triggerType): ONE Query reading at most `read_limit` items. Of one flow: its own partition (the
+    caller checked it owns the flow); else the owner's GSI2 partition (docs/executions.md)."""
+    names = {"#status": "status"}
+    values: dict[str, Any] = {
+        ":low": keys.execution_sk(lowest_id),
+        ":high": keys.execution_sk(highest_id),
+        ":now": now_epoch,
+    }
+    conditions = ["expiresAt > :now"]
+    for index, (field, value) in enumerate(sorted(filters.items())):
+        names[f"#f{index}"] = field
+        values[f":f{index}"] = value
+        conditions.append(f"#f{index} = :f{index}")
+    if flow_id is not None:
+        values[":pk"] = keys.flow_pk(flow_id)
+        where = {"KeyConditionExpression": "PK = :pk AND SK BETWEEN :low AND :high", "ConsistentRead": True}
+    else:
+        values[":pk"] = keys.executions_by_owner_pk(user_id)
+        where = {"IndexName": "GSI2", "KeyConditionExpression": "GSI2PK = :pk AND GSI2SK BETWEEN :low AND :high"}
+    response = client().query(
+        TableName=table_name(),
+        **where,
+        FilterExpression=" AND ".join(conditions),
+        ProjectionExpression=OWNER_LIST_FIELDS,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=serialize(values),
+        ScanIndexForward=False,
+        Limit=read_limit,
+    )
+    found = [deserialize(item) for item in response.get("Items", [])]
+    if len(found) >= limit:
+        return OwnerListing(found[:limit], found[limit - 1]["id"])
+    last = response.get("LastEvaluatedKey")
+    if last is None:
+        return OwnerListing(found, None)
+    last_sk = last["SK" if flow_id is not None else "GSI2SK"]["S"]
+    return OwnerListing(found, last_sk.removeprefix(keys.EXECUTION_SK_PREFIX))
+
+
+def delete_ended(execution: dict[str, Any]) -> bool:
+    """Delete an ended execution (and its summary beside it when it ended for a reason), leaving every counter as
+    it is; False when it is gone (an ended execution never runs again)."""
+    flow_id, execution_id = execution["flowId"], execution["id"]
+    actions: list[dict[str, Any]] = [
+        {
+            "Delete": {
+                "TableName": table_name(),
+                "Key": execution_key(flow_id, execution_id),
+                "ConditionExpression": "attribute_exists(PK) AND #status <> :running",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":running": {"S": "running"}},
+            }
+        }
+    ]
+    if execution.get("reason"):
+        summary_sk = keys.execution_reason_sk(execution["reason"], execution["triggerType"], execution_id)
+        actions.append({"Delete": {"TableName": table_name(), "Key": key(keys.flow_pk(flow_id), summary_sk)}})
+    return _write_unless_first_fails(actions)

@@ -59,6 +59,25 @@ def key(pk: str, sk: str) -> dict[str, Any]:
     return {"PK": {"S": pk}, "SK": {"S": sk}}
 
 
+def set_and_remove(fields: dict[str, Any], prefix: str) -> tuple[list[str], list[str], dict[str, str], dict[str, Any]]:
+    """SET parts, REMOVE parts, names and values of an update writing `fields` (None removes the attribute), with
+    placeholders #<prefix>N / :<prefix>N."""
+    sets, removes, names, values = [], [], {}, {}
+    for index, (field, value) in enumerate(fields.items()):
+        names[f"#{prefix}{index}"] = field
+        if value is None:
+            removes.append(f"#{prefix}{index}")
+        else:
+            values[f":{prefix}{index}"] = value
+            sets.append(f"#{prefix}{index} = :{prefix}{index}")
+    return sets, removes, names, values
+
+
+def update_expression(sets: list[str], removes: list[str]) -> str:
+    parts = ["SET " + ", ".join(sets)] if sets else []
+    return " ".join(parts + (["REMOVE " + ", ".join(removes)] if removes else []))
+
+
 def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
@@ -125,6 +144,19 @@ def partition_keys(pk: str) -> list[dict[str, Any]]:
         }
     )
     return [key(item["PK"], item["SK"]) for item in items]
+
+
+def delete_prefixed(pk: str, sk_prefix: str) -> None:
+    """Delete every item of partition `pk` whose SK begins with `sk_prefix`."""
+    items = query_items(
+        {
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
+            "ProjectionExpression": "PK, SK",
+            "ConsistentRead": True,
+        }
+    )
+    delete_items([key(item["PK"], item["SK"]) for item in items])
 
 
 def delete_items(item_keys: list[dict[str, Any]]) -> None:

@@ -26,8 +26,10 @@ from bloxserver.dal.table import (
     key,
     query_items,
     serialize,
+    set_and_remove,
     table_name,
     transact_write,
+    update_expression,
 )
 
 
@@ -51,8 +53,23 @@ def webhook_key(token: str) -> dict[str, Any]:
     return key(keys.webhook_pk(token), keys.WEBHOOK_SK)
 
 
-def _token_put(token: str, trigger: dict[str, Any]) -> dict[str, Any]:
+# The token item's `revision` counts the edits of these copies (update_trigger): a start requires the revision the
+# ingress read, so an edited trigger's rules apply to the very next delivery (dal.executions.Throttle).
+TARGET_FIELDS = ("userId", "flowId", "triggerId", "verify", "rateLimit", "includeRequest", "enabled", "revision")
+
+
+def _delivery_rules(trigger: dict[str, Any]) -> dict[str, Any]:
+    """Copies of the trigger's delivery rules on its token item, so ingress reads everything in one GetItem."""
     config = trigger.get("config") or {}
+    return {
+        "verify": config.get("verify"),
+        "rateLimit": config.get("rate_limit"),
+        "includeRequest": config.get("include_request"),
+        "enabled": False if trigger.get("enabled") is False else None,  # kept only when disabled
+    }
+
+
+def _token_put(token: str, trigger: dict[str, Any]) -> dict[str, Any]:
     item = {
         "PK": keys.webhook_pk(token),
         "SK": keys.WEBHOOK_SK,
@@ -60,9 +77,7 @@ def _token_put(token: str, trigger: dict[str, Any]) -> dict[str, Any]:
         "userId": trigger["userId"],
         "flowId": trigger["flowId"],
         "triggerId": trigger["id"],
-        # Copies of the trigger's (immutable) delivery rules, so ingress reads everything in one GetItem.
-        "verify": config.get("verify"),
-        "rateLimit": config.get("rate_limit"),
+        **_delivery_rules(trigger),
     }
     return {
         "Put": {
@@ -91,18 +106,10 @@ def _count_update(trigger: dict[str, Any], delta: int, condition: str, values: d
     }
 
 
-def create_trigger(trigger: dict[str, Any], max_per_flow: int) -> None:
-    """Insert the trigger (and its token item) and count it on the flow, in one transaction.
-
-    Raises FlowMissing when the flow does not exist, TriggerLimitFull when it already has `max_per_flow`.
-    """
+def trigger_puts(trigger: dict[str, Any]) -> list[dict[str, Any]]:
+    """The transaction actions inserting a new trigger and its token item, without counting it (a new flow's
+    triggers: its item carries their count)."""
     actions = [
-        _count_update(
-            trigger,
-            1,
-            "attribute_exists(PK) AND (attribute_not_exists(#count) OR #count < :max)",
-            {":max": max_per_flow},
-        ),
         {
             "Put": {
                 "TableName": table_name(),
@@ -116,10 +123,27 @@ def create_trigger(trigger: dict[str, Any], max_per_flow: int) -> None:
                 ),
                 "ConditionExpression": "attribute_not_exists(PK)",
             }
-        },
+        }
     ]
     if trigger.get("webhookToken"):
         actions.append(_token_put(trigger["webhookToken"], trigger))
+    return actions
+
+
+def create_trigger(trigger: dict[str, Any], max_per_flow: int) -> None:
+    """Insert the trigger (and its token item) and count it on the flow, in one transaction.
+
+    Raises FlowMissing when the flow does not exist, TriggerLimitFull when it already has `max_per_flow`.
+    """
+    actions = [
+        _count_update(
+            trigger,
+            1,
+            "attribute_exists(PK) AND (attribute_not_exists(#count) OR #count < :max)",
+            {":max": max_per_flow},
+        ),
+        *trigger_puts(trigger),
+    ]
     try:
         transact_write(actions)
     except ClientError as exc:
@@ -202,6 +226,44 @@ def delete_trigger(trigger: dict[str, Any]) -> None:
     _transact_unless_changed(actions)
 
 
+def update_trigger(trigger: dict[str, Any], changed: dict[str, Any]) -> None:
+    """Write `changed` fields (name, config, enabled) of the trigger as read, and for a webhook its token item's
+    copies of the delivery rules with one more `revision`, in one transaction. Raises TriggerChanged when the
+    trigger was deleted or its token replaced since it was read."""
+    condition, values, names = _unchanged_condition(trigger)
+    sets, removes, field_names, field_values = set_and_remove(changed, "f")
+    update: dict[str, Any] = {
+        "TableName": table_name(),
+        "Key": trigger_key(trigger["userId"], trigger["flowId"], trigger["id"]),
+        "UpdateExpression": update_expression(sets, removes),
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": {**names, **field_names},
+        "ExpressionAttributeValues": {**values, **serialize(field_values)},
+    }
+    actions: list[dict[str, Any]] = [{"Update": update}]
+    if trigger.get("webhookToken"):
+        rule_sets, rule_removes, rule_names, rule_values = set_and_remove(_delivery_rules({**trigger, **changed}), "r")
+        rule_sets.append("#revision = if_not_exists(#revision, :zero) + :one")
+        actions.append(
+            {
+                "Update": {
+                    "TableName": table_name(),
+                    "Key": webhook_key(trigger["webhookToken"]),
+                    "UpdateExpression": update_expression(rule_sets, rule_removes),
+                    "ConditionExpression": "attribute_exists(PK)",
+                    "ExpressionAttributeNames": {**rule_names, "#revision": "revision"},
+                    "ExpressionAttributeValues": serialize({**rule_values, ":zero": 0, ":one": 1}),
+                }
+            }
+        )
+    try:
+        transact_write(actions)
+    except ClientError as exc:
+        if error_code(exc) == "TransactionCanceledException" and "ConditionalCheckFailed" in cancellation_codes(exc):
+            raise TriggerChanged() from exc
+        raise
+
+
 def replace_webhook_token(trigger: dict[str, Any], new_token: str, now: str, not_replaced_since: str) -> None:
     """Give a webhook trigger a new token in one transaction: the old token item is deleted, the new one put,
     the trigger updated (`tokenReplacedAt` = `now`). Raises TriggerChanged when the trigger was deleted or its
@@ -237,9 +299,9 @@ def _transact_unless_changed(actions: list[dict[str, Any]]) -> None:
 
 
 def get_webhook_target(token: str) -> dict[str, Any] | None:
-    """{"userId", "flowId", "triggerId"} of the webhook trigger holding `token`, with its "verify" and "rateLimit"
-    when it has them, or None (webhook ingress)."""
+    """{"userId", "flowId", "triggerId"} of the webhook trigger holding `token`, with its delivery rules ("verify",
+    "rateLimit", "includeRequest", "enabled") and "revision" when it has them, or None (webhook ingress)."""
     found = get_item(webhook_key(token))
     if found is None:
         return None
-    return {name: found[name] for name in ("userId", "flowId", "triggerId", "verify", "rateLimit") if name in found}
+    return {name: found[name] for name in TARGET_FIELDS if name in found}

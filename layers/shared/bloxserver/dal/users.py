@@ -212,8 +212,10 @@ def insert_counted(
     limits_by_tier: dict[str, int | None],
     claimed_tier: str | None,
     default_tier: str,
+    together_with: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Put `item` (absent before) and add one to the owner's `counter` under their tier's limit, in one transaction.
+    """Put `item` (absent before) and add one to the owner's `counter` under their tier's limit, in one transaction
+    (with `together_with`, more actions written with it: a new flow's first version, its triggers).
 
     The owner's profile is provisioned by the same write if this is their first request (with the claimed tier,
     else the default). Raises LimitFull when the limit is reached.
@@ -244,7 +246,7 @@ def insert_counted(
         profile_update["ConditionExpression"] = condition
     put = {"TableName": table_name(), "Item": serialize(item), "ConditionExpression": "attribute_not_exists(PK)"}
     try:
-        transact_write([{"Update": profile_update}, {"Put": put}])
+        transact_write([{"Update": profile_update}, {"Put": put}, *(together_with or [])])
     except ClientError as exc:
         if first_action_failed(exc):
             old = deserialize(exc.response.get("CancellationReasons", [])[0].get("Item", {}))

@@ -134,3 +134,17 @@ def is_truthy(value: Any) -> bool:
     if value is None or value is False:
         return False
     return not (isinstance(value, (str, list, dict)) and not value)
+
+
+def memory_tier_warnings(context: FlowContext, consequence: str) -> tuple[tuple[str, str], ...]:
+    """A `memory_unavailable` warning for a listener using project memory when the flow's owner is known and their
+    tier has none: the flow may still be saved and started (the tier may change before it runs), but meanwhile
+    `consequence`."""
+    if context.owner_tier is None:
+        return ()
+    from bloxserver.contract import Tier  # the owner's tier is known only to the API, which has it loaded
+    from bloxserver.limits import TIER_LIMITS
+
+    if TIER_LIMITS[Tier(context.owner_tier)].project_memory_bytes:
+        return ()
+    return (("memory_unavailable", f"the {context.owner_tier} tier has no project memory: {consequence}"),)

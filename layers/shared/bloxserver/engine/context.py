@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from bloxserver.engine.model import EngineLog
@@ -62,9 +62,20 @@ class TokenQuota(Protocol):
     def spend(self, tokens: int) -> None: ...
 
 
+# Why the memory store refused: "unavailable" (the flow's memory is disabled, the flow is gone: nothing the run can
+# work around), the write would pass the quota, the key or the value cannot be stored, the entry is not a number to
+# increment, too many writers at once. The `memory` handler fails the listener for every reason; WASM tools are told
+# every reason but "unavailable", which fails their listener too (docs/wasm.md).
+RefusalReason = Literal["unavailable", "full", "invalid_key", "invalid_value", "not_a_number", "busy"]
+
+
 class StoreRefused(Exception):
     """A run-time service refused an operation (memory full or disabled, not a number); the message names the key,
     never a value, and fails the listener."""
+
+    def __init__(self, message: str, reason: RefusalReason = "unavailable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class MemoryStore(Protocol):

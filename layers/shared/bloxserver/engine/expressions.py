@@ -9,7 +9,6 @@ in memory), so the bounds count what is built or gone through, not what is held.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -98,7 +97,7 @@ def _as_text(value: Any, what: str) -> str:
     if isinstance(value, str):
         return value
     _check_size(value, what)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return jsonvalues.compact(value)
 
 
 def _equal(left: Any, right: Any, steps: _Steps) -> bool:

@@ -15,6 +15,7 @@ from bloxserver.engine.base import (
     config_keys,
     evaluate,
     is_finite_number,
+    memory_tier_warnings,
     optional_expression,
     render,
 )
@@ -58,7 +59,7 @@ class MemoryHandler:
         problem = memory_rules.ttl_problem(self.ttl_seconds)
         if problem:
             raise InvalidConfig(f"config.{problem}")
-        self.validation_warnings = _tier_warnings(context)
+        self.validation_warnings = memory_tier_warnings(context, "this listener fails whenever it runs")
 
     def run(self, message: Any, invocation: Invocation) -> HandlerResult:
         key = render(self.key, message)
@@ -82,16 +83,3 @@ class MemoryHandler:
             raise ListenerFailed(str(refused)) from refused
         return HandlerResult(message)
 
-
-def _tier_warnings(context: FlowContext) -> tuple[tuple[str, str], ...]:
-    """A warning when the flow's owner is known and their tier has no project memory: the flow may still be saved
-    and started (the tier may change before it runs), but this listener fails each time it runs meanwhile."""
-    if context.owner_tier is None:
-        return ()
-    from bloxserver.contract import Tier  # the owner's tier is known only to the API, which has it loaded
-    from bloxserver.limits import TIER_LIMITS
-
-    if TIER_LIMITS[Tier(context.owner_tier)].project_memory_bytes:
-        return ()
-    message = f"the {context.owner_tier} tier has no project memory: this listener fails whenever it runs"
-    return (("memory_unavailable", message),)

@@ -4,7 +4,6 @@ ends with the terminal results, an error or a timeout. `run_flow` never raises f
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -313,7 +312,7 @@ def _output_text(terminal_results: dict[str, list[Any]]) -> str | None:
     value = next(iter(by_listener.values())) if len(by_listener) == 1 else by_listener
     # Every part was measured as a listener's result (sizes within the run's budget, numbers and text JSON can carry),
     # and the executor caps what it stores.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsonvalues.compact(value)
 
 
 def run_flow(

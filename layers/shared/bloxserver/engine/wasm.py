@@ -27,6 +27,7 @@ from bloxserver.engine.wasm_abi import (
     HOST_FUNCTIONS,
     HOST_MODULE,
     LOG_LEVELS,
+    KvRefused,
     REQUIRED_FUNCTIONS,
     CAPABILITY_FUNCTIONS,
     interface_names,
@@ -64,9 +65,20 @@ class ModuleShape:
 
 
 class Host(Protocol):
-    """What a call's host functions act on: the invocation's side of the ABI."""
+    """What a call's host functions act on: the invocation's side of the ABI. Keys and values travel as the bytes the
+    module gave; the kv methods raise KvRefused for what the module is told, anything else to end the call."""
 
     def log(self, level: str, text: str) -> None: ...
+
+    def kv_get(self, key: bytes) -> bytes | None:
+        """The entry's JSON text; None when absent."""
+
+    def kv_set(self, key: bytes, value: bytes) -> None: ...
+
+    def kv_delete(self, key: bytes) -> None: ...
+
+    def kv_increment(self, key: bytes, by: float) -> bytes:
+        """The new number's JSON text."""
 
 
 def wasmtime_version() -> str:
@@ -186,34 +198,99 @@ class _CallState:
         self.log_records = 0
 
 
-def _guest_text(caller: wasmtime.Caller, pointer: int, length: int, limit: int) -> str:
+def _guest_bytes(caller: wasmtime.Caller, pointer: int, length: int, what: str, limit: int | None = None) -> bytes:
+    """The bytes the module points at (the first `limit` of them); a trap when they lie outside its memory."""
     memory = caller.get("memory")
     if not isinstance(memory, wasmtime.Memory):
         raise wasmtime.Trap("the module has no memory export")
     size = memory.data_len(caller)
     if pointer < 0 or length < 0 or pointer + length > size:
-        raise wasmtime.Trap(f"host.log was given bytes {pointer}..{pointer + length} outside the memory ({size} bytes)")
-    return memory.read(caller, pointer, pointer + min(length, limit)).decode("utf-8", errors="replace")
+        raise wasmtime.Trap(f"{what} was given bytes {pointer}..{pointer + length} outside the memory ({size} bytes)")
+    return bytes(memory.read(caller, pointer, pointer + (length if limit is None else min(length, limit))))
 
 
-def _host_log(caller: wasmtime.Caller, level: int, pointer: int, length: int) -> None:
+def _to_guest(caller: wasmtime.Caller, data: bytes, what: str) -> int:
+    """Hands `data` to the module in a buffer from its own `alloc` (the module frees it): `(pointer << 32) | len`."""
+    alloc, memory = caller.get("alloc"), caller.get("memory")
+    assert isinstance(alloc, wasmtime.Func) and isinstance(memory, wasmtime.Memory)  # checked at validation
+    pointer = alloc(caller, len(data))
+    size = memory.data_len(caller)
+    if pointer < 0 or pointer + len(data) > size:
+        raise wasmtime.Trap(
+            f"{what}: alloc({len(data)}) returned bytes {pointer}..{pointer + len(data)} outside the memory ({size} bytes)"
+        )
+    memory.write(caller, data, pointer)
+    return (pointer << 32) | len(data)
+
+
+def _record(level: str, text: str) -> None:
+    """A log record of the call, up to MAX_LOG_RECORDS_PER_CALL of them."""
     state: _CallState = _calls.state
     state.log_records += 1
     if state.log_records > MAX_LOG_RECORDS_PER_CALL:
         if state.log_records == MAX_LOG_RECORDS_PER_CALL + 1:
             state.host.log("warning", f"more than {MAX_LOG_RECORDS_PER_CALL} log records in one call: the rest are dropped")
         return
-    text = _guest_text(caller, pointer, length, MAX_LOG_CHARS)
-    state.host.log(LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else "info", text)
+    state.host.log(level, text)
+
+
+def _kv(function: str, act: Callable[[Host], int | None]) -> int:
+    """What a kv host function returns to the module: `act`'s result (None: 0, done), or a refusal's code (the
+    refusal logged)."""
+    try:
+        result = act(_calls.state.host)
+    except KvRefused as refused:
+        _record("warning", f"host.{function} returned {refused.code}: {refused}")
+        return refused.code
+    return 0 if result is None else result
+
+
+def _host_log(caller: wasmtime.Caller, level: int, pointer: int, length: int) -> None:
+    text = _guest_bytes(caller, pointer, length, "host.log", MAX_LOG_CHARS).decode("utf-8", errors="replace")
+    _record(LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else "info", text)
+
+
+def _host_kv_get(caller: wasmtime.Caller, key_pointer: int, key_length: int) -> int:
+    key = _guest_bytes(caller, key_pointer, key_length, "host.kv_get")
+
+    def get(host: Host) -> int:
+        value = host.kv_get(key)
+        return 0 if value is None else _to_guest(caller, value, "host.kv_get")
+
+    return _kv("kv_get", get)
+
+
+def _host_kv_set(caller: wasmtime.Caller, key_pointer: int, key_length: int, value_pointer: int, value_length: int) -> int:
+    key = _guest_bytes(caller, key_pointer, key_length, "host.kv_set")
+    value = _guest_bytes(caller, value_pointer, value_length, "host.kv_set")
+    return _kv("kv_set", lambda host: host.kv_set(key, value))
+
+
+def _host_kv_delete(caller: wasmtime.Caller, key_pointer: int, key_length: int) -> int:
+    key = _guest_bytes(caller, key_pointer, key_length, "host.kv_delete")
+    return _kv("kv_delete", lambda host: host.kv_delete(key))
+
+
+def _host_kv_increment(caller: wasmtime.Caller, key_pointer: int, key_length: int, by: float) -> int:
+    key = _guest_bytes(caller, key_pointer, key_length, "host.kv_increment")
+    return _kv("kv_increment", lambda host: _to_guest(caller, host.kv_increment(key, by), "host.kv_increment"))
 
 
 # Host function implementations by name; a capability's functions are linked only when the listener grants it.
-# (kv_get and kv_set join here, over a project-memory port on Host, once project memory exists.)
-_HOST_IMPLEMENTATIONS: dict[str, Callable[..., object]] = {"log": _host_log}
+# An exception other than a trap that one raises (a failure of the listener, the run's deadline) ends the call and
+# leaves call() as it is.
+_HOST_IMPLEMENTATIONS: dict[str, Callable[..., object]] = {
+    "log": _host_log,
+    "kv_get": _host_kv_get,
+    "kv_set": _host_kv_set,
+    "kv_delete": _host_kv_delete,
+    "kv_increment": _host_kv_increment,
+}
 
 
 def _value_types(names: tuple[str, ...]) -> list[wasmtime.ValType]:
-    return [wasmtime.ValType.i32() if name == "i32" else wasmtime.ValType.i64() for name in names]
+    types = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64, "f64": wasmtime.ValType.f64}
+    return [types[name]() for name in names]
 
 
 @cache
