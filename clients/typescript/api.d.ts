@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/v1/executions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Owner Executions */
+        get: operations["ListOwnerExecutions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/flows": {
         parameters: {
             query?: never;
@@ -16,6 +33,23 @@ export interface paths {
         put?: never;
         /** Create Flow */
         post: operations["CreateFlow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flows/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Import Flow */
+        post: operations["ImportFlow"];
         delete?: never;
         options?: never;
         head?: never;
@@ -39,6 +73,23 @@ export interface paths {
         head?: never;
         /** Update Flow */
         patch: operations["UpdateFlow"];
+        trace?: never;
+    };
+    "/api/v1/flows/{flowId}/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Duplicate Flow */
+        post: operations["DuplicateFlow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/flows/{flowId}/executions": {
@@ -103,7 +154,8 @@ export interface paths {
         get: operations["GetExecution"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete Execution */
+        delete: operations["DeleteExecution"];
         options?: never;
         head?: never;
         patch?: never;
@@ -137,6 +189,23 @@ export interface paths {
         put?: never;
         /** Retry Execution */
         post: operations["RetryExecution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flows/{flowId}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export Flow */
+        get: operations["ExportFlow"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -282,7 +351,8 @@ export interface paths {
         delete: operations["DeleteTrigger"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Update Trigger */
+        patch: operations["UpdateTrigger"];
         trace?: never;
     };
     "/api/v1/flows/{flowId}/triggers/{triggerId}/regenerate-token": {
@@ -313,6 +383,57 @@ export interface paths {
         put?: never;
         /** Validate Flow */
         post: operations["ValidateFlow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flows/{flowId}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Versions */
+        get: operations["ListFlowVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flows/{flowId}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Version */
+        get: operations["GetFlowVersion"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flows/{flowId}/versions/{version}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Restore Version */
+        post: operations["RestoreFlowVersion"];
         delete?: never;
         options?: never;
         head?: never;
@@ -642,6 +763,7 @@ export interface components {
             description?: string | null;
             /** Organismyaml */
             organismYaml?: string | null;
+            canvasState?: components["schemas"]["CanvasState"] | null;
         };
         /**
          * CreateTriggerRequest
@@ -713,6 +835,18 @@ export interface components {
             /** Cancelled */
             cancelled?: boolean | null;
             reason?: components["schemas"]["EndReason"] | null;
+            /** Flowversion */
+            flowVersion?: number | null;
+        };
+        /**
+         * ExecutionCursorPage
+         * @description extra: a page of `GET /api/v1/executions`; `nextCursor` (opaque) asks for the next one, null at the end.
+         */
+        ExecutionCursorPage: {
+            /** Items */
+            items: components["schemas"]["OwnerExecutionSummary"][];
+            /** Nextcursor */
+            nextCursor?: string | null;
         };
         /**
          * ExecutionStatus
@@ -777,6 +911,31 @@ export interface components {
              * Format: date-time
              */
             updatedAt: string;
+            /**
+             * Version
+             * @default 1
+             */
+            version?: number;
+        };
+        /**
+         * FlowExport
+         * @description extra: a flow as a portable document (`GET /api/v1/flows/{id}/export`, `POST /api/v1/flows/import`): no ids,
+         *     tokens or secrets (docs/api.md, "Export and import").
+         */
+        FlowExport: {
+            /** Format */
+            format: string;
+            /** Formatversion */
+            formatVersion: number;
+            /** Name */
+            name: string;
+            /** Description */
+            description?: string | null;
+            /** Organismyaml */
+            organismYaml: string;
+            canvasState?: components["schemas"]["CanvasState"] | null;
+            /** Triggers */
+            triggers?: components["schemas"]["CreateTriggerRequest"][];
         };
         /**
          * FlowStats
@@ -838,6 +997,39 @@ export interface components {
             /** Organismyaml */
             organismYaml: string;
             canvasState: components["schemas"]["CanvasState"];
+        };
+        /**
+         * FlowVersion
+         * @description extra: a stored version with its content.
+         */
+        FlowVersion: {
+            /** Version */
+            version: number;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /** Sha256 */
+            sha256: string;
+            /** Organismyaml */
+            organismYaml: string;
+            canvasState?: components["schemas"]["CanvasState"] | null;
+        };
+        /**
+         * FlowVersionSummary
+         * @description extra: one stored version of a flow's definition (docs/api.md, "Flow versions").
+         */
+        FlowVersionSummary: {
+            /** Version */
+            version: number;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /** Sha256 */
+            sha256: string;
         };
         /**
          * HeaderVerify
@@ -1017,6 +1209,33 @@ export interface components {
             /** Expiresat */
             expiresAt?: string | null;
         };
+        /**
+         * OwnerExecutionSummary
+         * @description extra: an execution in the caller's list across flows (`GET /api/v1/executions`).
+         */
+        OwnerExecutionSummary: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            status: components["schemas"]["ExecutionStatus"];
+            triggerType: components["schemas"]["TriggerType"];
+            /**
+             * Startedat
+             * Format: date-time
+             */
+            startedAt: string;
+            /** Durationms */
+            durationMs?: number | null;
+            /**
+             * Flowid
+             * Format: uuid
+             */
+            flowId: string;
+            /** Flowversion */
+            flowVersion?: number | null;
+        };
         /** PaginatedResponse[ExecutionSummary] */
         PaginatedResponse_ExecutionSummary_: {
             /** Items */
@@ -1034,6 +1253,19 @@ export interface components {
         PaginatedResponse_FlowSummary_: {
             /** Items */
             items: components["schemas"]["FlowSummary"][];
+            /** Total */
+            total: number;
+            /** Page */
+            page: number;
+            /** Pagesize */
+            pageSize: number;
+            /** Hasmore */
+            hasMore: boolean;
+        };
+        /** PaginatedResponse[FlowVersionSummary] */
+        PaginatedResponse_FlowVersionSummary_: {
+            /** Items */
+            items: components["schemas"]["FlowVersionSummary"][];
             /** Total */
             total: number;
             /** Page */
@@ -1236,6 +1468,11 @@ export interface components {
             nextRunAt?: string | null;
             /** Nextruntimes */
             nextRunTimes?: string[] | null;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled?: boolean;
         };
         /**
          * TriggerType
@@ -1262,6 +1499,20 @@ export interface components {
         UpdateProjectMemoryRequest: {
             /** Enabled */
             enabled: boolean;
+        };
+        /**
+         * UpdateTriggerRequest
+         * @description extra: `PATCH /api/v1/flows/{id}/triggers/{tid}`; only the fields present change, the type never does.
+         */
+        UpdateTriggerRequest: {
+            /** Name */
+            name?: string | null;
+            /** Config */
+            config?: {
+                [key: string]: unknown;
+            } | null;
+            /** Enabled */
+            enabled?: boolean | null;
         };
         /**
          * UpdateWasmModuleRequest
@@ -1446,6 +1697,8 @@ export interface components {
             /** Verify */
             verify?: (components["schemas"]["StandardWebhooksVerify"] | components["schemas"]["HmacSha256Verify"] | components["schemas"]["HeaderVerify"]) | null;
             rate_limit?: components["schemas"]["WebhookRateLimit"] | null;
+            /** Include Request */
+            include_request?: boolean | null;
         };
     };
     responses: never;
@@ -1456,6 +1709,58 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    ListOwnerExecutions: {
+        parameters: {
+            query?: {
+                flow_id?: string | null;
+                status?: components["schemas"]["ExecutionStatus"] | null;
+                trigger_type?: components["schemas"]["TriggerType"] | null;
+                since?: string | null;
+                until?: string | null;
+                cursor?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExecutionCursorPage"];
+                };
+            };
+            /** @description ApiError: `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description ApiError: `validation_error` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_error";
+                    };
+                };
+            };
+        };
+    };
     ListFlows: {
         parameters: {
             query?: {
@@ -1546,6 +1851,66 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "limit_reached";
+                    };
+                };
+            };
+            /** @description ApiError: `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description ApiError: `validation_error` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_error";
+                    };
+                };
+            };
+        };
+    };
+    ImportFlow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FlowExport"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flow"];
+                };
+            };
+            /** @description ApiError: `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "unauthorized";
                     };
                 };
             };
@@ -1775,6 +2140,64 @@ export interface operations {
             };
         };
     };
+    DuplicateFlow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flow"];
+                };
+            };
+            /** @description ApiError: `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description ApiError: `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description ApiError: `validation_error` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_error";
+                    };
+                };
+            };
+        };
+    };
     ListExecutions: {
         parameters: {
             query?: {
@@ -1929,9 +2352,11 @@ export interface operations {
         parameters: {
             query?: {
                 input_payload?: string | null;
+                wait?: string | null;
             };
             header?: {
                 "Idempotency-Key"?: string | null;
+                prefer?: string | null;
             };
             path: {
                 flowId: string;
@@ -2099,6 +2524,63 @@ export interface operations {
             };
         };
     };
+    DeleteExecution: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flowId: string;
+                executionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description ApiError: `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description ApiError: `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description ApiError: `validation_error` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_error";
+                    };
+                };
+            };
+        };
+    };
     CancelExecution: {
         parameters: {
             query?: never;
@@ -2184,9 +2666,12 @@ export interface operations {
     };
     RetryExecution: {
         parameters: {
-            query?: never;
+            query?: {
+                wait?: string | null;
+            };
             header?: {
                 "Idempotency-Key"?: string | null;
+                prefer?: string | null;
             };
             path: {
                 flowId: string;
@@ -2274,6 +2759,66 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "quota_exceeded";
+                    };
+                };
+            };
+        };
+    };
+    ExportFlow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description ApiError: `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description ApiError: `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description ApiError: `validation_error` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_error";
                     };
                 };
             };
@@ -3305,6 +3850,81 @@ export interface operations {
             };
         };
     };
+    UpdateTrigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flowId: string;
+                triggerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateTriggerRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trigger"];
+                };
+            };
+            /** @description ApiError: `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description ApiError: `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description ApiError: `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description ApiError: `validation_error` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_error";
+                    };
+                };
+            };
+        };
+    };
     RegenerateTriggerToken: {
         parameters: {
             query?: never;
@@ -3408,6 +4028,185 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     }[];
+                };
+            };
+            /** @description ApiError: `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description ApiError: `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description ApiError: `validation_error` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_error";
+                    };
+                };
+            };
+        };
+    };
+    ListFlowVersions: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                flowId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedResponse_FlowVersionSummary_"];
+                };
+            };
+            /** @description ApiError: `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description ApiError: `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description ApiError: `validation_error` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_error";
+                    };
+                };
+            };
+        };
+    };
+    GetFlowVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flowId: string;
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowVersion"];
+                };
+            };
+            /** @description ApiError: `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description ApiError: `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description ApiError: `validation_error` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_error";
+                    };
+                };
+            };
+        };
+    };
+    RestoreFlowVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flowId: string;
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flow"];
                 };
             };
             /** @description ApiError: `unauthorized` */
@@ -4251,9 +5050,12 @@ export interface operations {
     };
     ReceiveWebhook: {
         parameters: {
-            query?: never;
+            query?: {
+                wait?: string | null;
+            };
             header?: {
                 "Idempotency-Key"?: string | null;
+                prefer?: string | null;
             };
             path: {
                 token: string;
