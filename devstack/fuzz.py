@@ -33,9 +33,10 @@ USERS = {
 }
 TABLES = ("AppTable", "IdempotencyTable")
 REQUEST_TIMEOUT_SECONDS = 30
-# Long polls hold a request up to their limit (GET .../logs?wait=20): pinned to "answer now", or the budget would be
-# spent waiting.
-PINNED_QUERY = {"wait": 0}
+# Long polls hold a request up to their limit (GET .../logs?wait=20, a start with Prefer: wait=25): requests are sent
+# without them, or the budget would be spent waiting.
+LONG_POLL_QUERY = "wait"
+LONG_POLL_HEADER = "prefer"
 
 
 @dataclass
@@ -101,7 +102,44 @@ def _written(before: dict[str, list[str]], after: dict[str, list[str]]) -> str |
     return None
 
 
+class _Owner:
+    """Real resources of the pro user, made fresh for each operation, so that requests reach past the 404 of an
+    unknown id: a flow (started, with a run), its webhook trigger, a memory entry, a module and a secret."""
+
+    def __init__(self, stack: LocalStack, session: requests.Session, token: str) -> None:
+        self._url, self._session = stack.url, session
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._module_id: str | None = None
+
+    def _send(self, method: str, path: str, body: Any = None) -> Any:
+        response = self._session.request(
+            method, self._url + path, json=body, headers=self._headers, timeout=REQUEST_TIMEOUT_SECONDS
+        )
+        if response.status_code >= 300:
+            raise RuntimeError(f"seeding: {method} {path} answered {response.status_code} {response.text[:300]}")
+        return response.json() if response.content else None
+
+    def path_parameters(self) -> dict[str, str]:
+        flow_id = self._send("POST", "/api/v1/flows", {"name": "Fuzzed"})["id"]
+        flow = f"/api/v1/flows/{flow_id}"
+        trigger = self._send("POST", f"{flow}/triggers", {"type": "webhook", "name": "in", "config": {}})
+        self._send("PATCH", f"{flow}/memory", {"enabled": True})
+        self._send("PUT", f"{flow}/memory/entries/fuzzed", {"value": 1})
+        self._send("PUT", "/api/v1/secrets/FUZZED", {"value": "a secret"})
+        self._send("POST", f"{flow}/start")
+        execution_id = self._send("POST", f"{flow}/executions/run", {"name": "fuzz"})["id"]
+        if self._module_id is None:  # a tier counts modules: one serves every operation until one deletes it
+            self._module_id = self._send("POST", "/api/v1/modules", {"name": "Fuzzed"})["id"]
+        return {
+            "flowId": flow_id, "triggerId": trigger["id"], "token": trigger["webhookToken"],
+            "executionId": execution_id, "key": "fuzzed", "name": "FUZZED", "moduleId": self._module_id,
+            "version": "1",
+        }
+
+
 def fuzz(stack: LocalStack, max_examples: int, seed: int | None = None) -> FuzzReport:
+    """Per operation: valid requests with random ids, invalid ones, and valid ones with the ids of real
+    resources of the pro user (the free user's requests to those must be 404s)."""
     import schemathesis
     from schemathesis.core.failures import FailureGroup
     from schemathesis.generation import GenerationMode
@@ -115,14 +153,18 @@ def fuzz(stack: LocalStack, max_examples: int, seed: int | None = None) -> FuzzR
     tokens = {name: stack.token(**user) for name, user in USERS.items()}
     tables = _TableReader()
     session = requests.Session()
+    owner = _Owner(stack, session, tokens["pro"])
     report = FuzzReport()
     started = time.monotonic()
     for result in schema.get_all_operations():
         operation = result.ok()
         label = f"{operation.method.upper()} {operation.path}"
-        query_names = {parameter.name for parameter in operation.query}
-        pinned = {name: value for name, value in PINNED_QUERY.items() if name in query_names}
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        path_names = {parameter.name for parameter in operation.path_parameters}
+        passes = [(GenerationMode.POSITIVE, None), (GenerationMode.NEGATIVE, None)]
+        if path_names:
+            real = owner.path_parameters()
+            passes.append((GenerationMode.POSITIVE, {name: real[name] for name in path_names}))
+        for mode, path_parameters in passes:
 
             @hypothesis.settings(
                 max_examples=max_examples,
@@ -134,10 +176,13 @@ def fuzz(stack: LocalStack, max_examples: int, seed: int | None = None) -> FuzzR
             )
             @hypothesis.seed(seed)
             @hypothesis.given(
-                case=operation.as_strategy(generation_mode=mode, query=pinned or None),
+                case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters),
                 user=st.sampled_from(sorted(USERS)),
             )
             def run_one(case: Any, user: str) -> None:
+                (case.query or {}).pop(LONG_POLL_QUERY, None)
+                case.headers = {name: value for name, value in (case.headers or {}).items()
+                                if name.lower() != LONG_POLL_HEADER}
                 before = tables.snapshot()
                 response = case.call(
                     base_url=stack.url,

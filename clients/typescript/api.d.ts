@@ -1747,6 +1747,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
             /** @description ApiError: `validation_error` */
             422: {
                 headers: {
@@ -1911,6 +1923,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description ApiError: `limit_reached` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "limit_reached";
                     };
                 };
             };
@@ -2172,6 +2196,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `limit_reached` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "limit_reached";
+                    };
+                };
+            };
             /** @description ApiError: `not_found` */
             404: {
                 headers: {
@@ -2370,6 +2406,26 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The caller waited (`Prefer: wait=N` or `?wait=N`) and the execution ended: how it ended */
+            200: {
+                headers: {
+                    /** @description wait=N, as applied */
+                    "Preference-Applied"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "success" | "error" | "timeout";
+                        /** Format: uuid */
+                        executionId: string;
+                        /** @description the flow's output as JSON (its text where it is not JSON) */
+                        output: unknown;
+                        errorMessage: string | null;
+                        durationMs: number | null;
+                    };
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -2567,6 +2623,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
+                    };
+                };
+            };
             /** @description ApiError: `validation_error` */
             422: {
                 headers: {
@@ -2681,6 +2749,26 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description The caller waited (`Prefer: wait=N` or `?wait=N`) and the execution ended: how it ended */
+            200: {
+                headers: {
+                    /** @description wait=N, as applied */
+                    "Preference-Applied"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "success" | "error" | "timeout";
+                        /** Format: uuid */
+                        executionId: string;
+                        /** @description the flow's output as JSON (its text where it is not JSON) */
+                        output: unknown;
+                        errorMessage: string | null;
+                        durationMs: number | null;
+                    };
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -3923,6 +4011,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description ApiError: `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "service_unavailable";
+                    };
+                };
+            };
         };
     };
     RegenerateTriggerToken: {
@@ -4230,6 +4330,18 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"] & {
                         /** @enum {unknown} */
                         code?: "not_found";
+                    };
+                };
+            };
+            /** @description ApiError: `invalid_state` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"] & {
+                        /** @enum {unknown} */
+                        code?: "invalid_state";
                     };
                 };
             };
@@ -5069,6 +5181,26 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The caller waited (`Prefer: wait=N` or `?wait=N`) and the execution ended: how it ended */
+            200: {
+                headers: {
+                    /** @description wait=N, as applied */
+                    "Preference-Applied"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "success" | "error" | "timeout";
+                        /** Format: uuid */
+                        executionId: string;
+                        /** @description the flow's output as JSON (its text where it is not JSON) */
+                        output: unknown;
+                        errorMessage: string | null;
+                        durationMs: number | null;
+                    };
+                };
+            };
             /** @description Successful Response */
             202: {
                 headers: {

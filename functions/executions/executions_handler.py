@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from bloxserver import waits
 from bloxserver.api import any_json_body, create_app, current_principal, error_responses, lambda_handler
-from bloxserver.errors import BadRequest, InvalidState, QuotaExceeded, ServiceUnavailable
+from bloxserver.errors import BadRequest, InvalidState, NotFound, QuotaExceeded, ServiceUnavailable
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     BulkRetryRequest,
@@ -37,7 +37,10 @@ MAX_LOG_WAIT_SECONDS = 20  # long polling of the logs route, within the function
 app = create_app("BloxServer executions")
 
 
-@app.get("/api/v1/executions", response_model=ExecutionCursorPage)
+@app.get(
+    "/api/v1/executions", response_model=ExecutionCursorPage,
+    responses=error_responses(NotFound),
+)
 async def list_owner_executions(
     flow_id: UUID | None = Query(None),
     status: ExecutionStatus | None = Query(None),
@@ -67,7 +70,7 @@ async def list_executions(
 
 @app.post(
     "/api/v1/flows/{flow_id}/executions/run", response_model=Execution, status_code=201,
-    responses=error_responses(BadRequest, InvalidState, QuotaExceeded),
+    responses={**error_responses(BadRequest, InvalidState, QuotaExceeded), **waits.WAITED_RESPONSE},
     openapi_extra=any_json_body("The run's input: any JSON (or give it as `input_payload`)"),
 )
 async def run_flow(
@@ -98,7 +101,7 @@ async def bulk_retry(
 
 @app.post(
     "/api/v1/flows/{flow_id}/executions/{execution_id}/retry", response_model=Execution, status_code=201,
-    responses=error_responses(BadRequest, InvalidState, QuotaExceeded),
+    responses={**error_responses(BadRequest, InvalidState, QuotaExceeded), **waits.WAITED_RESPONSE},
 )
 async def retry_execution(
     flow_id: UUID,
@@ -137,7 +140,10 @@ async def get_execution(
     return executions_logic.get_execution(principal, flow_id, execution_id)
 
 
-@app.delete("/api/v1/flows/{flow_id}/executions/{execution_id}", status_code=204)
+@app.delete(
+    "/api/v1/flows/{flow_id}/executions/{execution_id}", status_code=204,
+    responses=error_responses(InvalidState),
+)
 async def delete_execution(
     flow_id: UUID, execution_id: UUID, principal: Principal = Depends(current_principal)
 ) -> Response:

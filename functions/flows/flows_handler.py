@@ -45,7 +45,10 @@ async def create_flow(body: CreateFlowRequest, principal: Principal = Depends(cu
     return flows_logic.create_flow(principal, body)
 
 
-@app.post("/api/v1/flows/import", response_model=Flow, status_code=201)
+@app.post(
+    "/api/v1/flows/import", response_model=Flow, status_code=201,
+    responses=error_responses(LimitReached),
+)
 async def import_flow(body: FlowExport, principal: Principal = Depends(current_principal)) -> Flow:
     return flow_copies.import_flow(principal, body)
 
@@ -106,14 +109,20 @@ async def get_version(
     return flows_logic.get_version(principal, flow_id, version)
 
 
-@app.post("/api/v1/flows/{flow_id}/versions/{version}/restore", response_model=Flow)
+@app.post(
+    "/api/v1/flows/{flow_id}/versions/{version}/restore", response_model=Flow,
+    responses=error_responses(InvalidState),
+)
 async def restore_version(
     flow_id: UUID, version: int = VERSION_NUMBER, principal: Principal = Depends(current_principal)
 ) -> Flow:
     return flows_logic.restore_version(principal, flow_id, version)
 
 
-@app.post("/api/v1/flows/{flow_id}/duplicate", response_model=Flow, status_code=201)
+@app.post(
+    "/api/v1/flows/{flow_id}/duplicate", response_model=Flow, status_code=201,
+    responses=error_responses(LimitReached),
+)
 async def duplicate_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Flow:
     return flow_copies.duplicate_flow(principal, flow_id)
 

@@ -21,7 +21,10 @@ app = create_app("BloxServer ingress")
 
 @app.post(
     "/webhooks/{token}", status_code=202,
-    responses=error_responses(BadRequest, WebhookSignatureInvalid, InvalidState, RateLimited, QuotaExceeded),
+    responses={
+        **error_responses(BadRequest, WebhookSignatureInvalid, InvalidState, RateLimited, QuotaExceeded),
+        **waits.WAITED_RESPONSE,
+    },
     openapi_extra=any_json_body("The delivery, passed to the flow as its input (any content type is taken)"),
 )
 async def receive_webhook(

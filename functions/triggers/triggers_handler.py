@@ -39,7 +39,10 @@ async def get_trigger(flow_id: UUID, trigger_id: UUID, principal: Principal = De
     return triggers_logic.get_trigger(principal, flow_id, trigger_id)
 
 
-@app.patch(TRIGGER, response_model=Trigger)
+@app.patch(
+    TRIGGER, response_model=Trigger,
+    responses=error_responses(ServiceUnavailable),
+)
 async def update_trigger(
     flow_id: UUID, trigger_id: UUID, body: UpdateTriggerRequest, principal: Principal = Depends(current_principal)
 ) -> Trigger:

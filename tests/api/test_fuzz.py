@@ -10,7 +10,7 @@ import requests
 from devstack import fuzz
 from devstack.server import start_local_stack
 
-# Per operation and generation mode (valid, invalid requests): about 330 requests, a minute on a CI machine. The
+# Per operation and pass (valid, invalid, valid with real ids): about 560 requests, under two minutes here. The
 # requests are the same on every run (derandomized): this cannot flake, and `make fuzz --seed N` explores others.
 BOUNDED_EXAMPLES = 4
 
@@ -21,7 +21,7 @@ def test_given_every_operation_when_fuzzed_then_no_answer_breaks_the_document():
 
     print(report.summary())
     assert not report.findings, "\n".join(map(str, report.findings))
-    assert report.requests >= 250
+    assert report.requests >= 400
     assert any(200 <= status < 300 for status in report.statuses), "no request got through: the tokens are refused"
 
 
