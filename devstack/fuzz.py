@@ -31,6 +31,7 @@ USERS = {
     "pro": {"sub": "user_fuzz_pro", "email": "fuzz-pro@example.com", "tier": "pro"},
     "free": {"sub": "user_fuzz_free", "email": "fuzz-free@example.com", "tier": "free"},
 }
+OWNER = "pro"  # whose real resources the third pass uses
 TABLES = ("AppTable", "IdempotencyTable")
 REQUEST_TIMEOUT_SECONDS = 30
 # Long polls hold a request up to their limit (GET .../logs?wait=20, a start with Prefer: wait=25): requests are sent
@@ -153,18 +154,21 @@ def fuzz(stack: LocalStack, max_examples: int, seed: int | None = None) -> FuzzR
     tokens = {name: stack.token(**user) for name, user in USERS.items()}
     tables = _TableReader()
     session = requests.Session()
-    owner = _Owner(stack, session, tokens["pro"])
+    owner = _Owner(stack, session, tokens[OWNER])
     report = FuzzReport()
     started = time.monotonic()
     for result in schema.get_all_operations():
         operation = result.ok()
         label = f"{operation.method.upper()} {operation.path}"
         path_names = {parameter.name for parameter in operation.path_parameters}
+        # A secret's name is the caller's own namespace; a flow or module id names the owner's resource.
+        owned = bool(operation.definition.raw.get("security")) and bool(path_names & {"flowId", "moduleId"})
         passes = [(GenerationMode.POSITIVE, None), (GenerationMode.NEGATIVE, None)]
         if path_names:
             real = owner.path_parameters()
             passes.append((GenerationMode.POSITIVE, {name: real[name] for name in path_names}))
         for mode, path_parameters in passes:
+            owned_ids = path_parameters is not None and owned
 
             @hypothesis.settings(
                 max_examples=max_examples,
@@ -193,6 +197,8 @@ def fuzz(stack: LocalStack, max_examples: int, seed: int | None = None) -> FuzzR
                 report.requests += 1
                 report.statuses[response.status_code] += 1
                 problems = []
+                if owned_ids and user != OWNER and response.status_code < 300:
+                    problems.append("another user reached the owner's resource (must be 404)")
                 if response.status_code >= 500:
                     problems.append("a server error")
                 elif response.status_code >= 400:
