@@ -29,8 +29,10 @@ $(STAMP): pyproject.toml layers/shared/requirements.txt
 dev: $(STAMP)
 	$(VENV)/bin/python -m devstack
 
+# -rs: every skipped test says why (no Node.js 18+ for the TypeScript types, no Chromium, no python3.12).
 test: $(STAMP) $(TOOLCHAINS) $(if $(PY312_DIR),$(SAM))
-	$(VENV)/bin/python -m pytest -n 2
+	$(if $(NODE_18),,@echo "No Node.js 18 or newer: the TypeScript types check (clients/typescript) is skipped")
+	$(VENV)/bin/python -m pytest -n 2 -rs
 
 $(AS_EXAMPLE)/node_modules/.installed: $(AS_EXAMPLE)/package-lock.json
 	cd $(AS_EXAMPLE) && npm ci --no-audit --no-fund
