@@ -35,6 +35,7 @@ def main() -> None:
         print(
             f"""
 BloxServer local stack: {stack.url}
+  API docs:             {stack.url}/docs (Swagger UI; the document: {stack.url}/openapi.json)
   JWKS:                 {stack.url}/.well-known/jwks.json (issuer {stack.url}, audience bloxserver-dev)
   embedded AWS (moto):  {stack.aws.endpoint_url} (in memory: data is gone after a restart)
   signing key:          {stack.issuer.key_path} (kept, so tokens survive restarts)
