@@ -30,6 +30,7 @@ def test_a_star_allows_any_origin_and_answers_with_a_star():
 
 
 def test_the_template_takes_its_origins_from_the_parameter_the_local_stack_sets(monkeypatch):
+    monkeypatch.delenv(CORS_ORIGINS_VARIABLE, raising=False)
     assert http_api()["CorsConfiguration"]["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"}
     assert local_cors_origins() == [*parameter_defaults()["CorsAllowedOrigins"], "http://*"]
 
