@@ -9,7 +9,7 @@ PY312_DIR := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python
 	$$p -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null && break; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench lint validate build clean openapi types fuzz
+.PHONY: dev dev-reset test bench lint validate build clean openapi types fuzz
 
 # The AssemblyScript example of docs/wasm.md is built by the tests with its pinned toolchain, installed here from
 # npm when Node 20 or newer (what assemblyscript 0.28 needs) is on the machine; the test says why it skips otherwise.
@@ -26,8 +26,13 @@ $(STAMP): pyproject.toml layers/shared/requirements.txt
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Keeps its data (users, flows, triggers, executions, logs, uploads) in .devdata/ (DEV_DATA_DIR overrides) across
+# restarts; dev-reset forgets it and starts empty (docs/local-data.md).
 dev: $(STAMP)
 	$(VENV)/bin/python -m devstack
+
+dev-reset: $(STAMP)
+	$(VENV)/bin/python -m devstack --reset
 
 # -rs: every skipped test says why (no Node.js 18+ for the TypeScript types, no Chromium, no python3.12).
 test: $(STAMP) $(TOOLCHAINS) $(if $(PY312_DIR),$(SAM))

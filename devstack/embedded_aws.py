@@ -15,7 +15,10 @@ from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import DynamoDBBackend, Table, dynamo_type
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.responses import DynamoHandler
+from moto.moto_api import recorder
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from devstack import persistence
 
 # Environment that makes every boto3 client in this process talk to the embedded moto with fake credentials.
 FAKE_CREDENTIALS = {
@@ -45,7 +48,10 @@ def serialize_dynamodb() -> None:
     @functools.wraps(unserialized)
     def call_action(self: DynamoHandler) -> Any:
         with _dynamodb_lock:
-            return unserialized(self)
+            response = unserialized(self)
+            if recorder._user_enabled:  # a persistent local stack: recorded in the order applied
+                persistence.record_dynamodb_request(self.normalized_request, self.raw_body)
+            return response
 
     call_action.serialized_by_devstack = True  # type: ignore[attr-defined]
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
@@ -130,6 +136,22 @@ def size_replaced_attributes_once() -> None:
 
     __setitem__.patched_by_devstack = True  # type: ignore[attr-defined]
     limited.__setitem__ = __setitem__  # type: ignore[method-assign]
+
+
+def drop_stream_records_before(table_name: str, sequence_number: int, account_id: str, region: str) -> int:
+    """Forget a table's stream records before `sequence_number` (every reader is past them); returns how many.
+    moto keeps a stream's records for ever (AWS, 24 hours), with both images of every write: a local stack that runs
+    for days would hold every version of every item. Under the DynamoDB lock, so no write adds a record meanwhile."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    with _dynamodb_lock:
+        shard = dynamodb_backends[account_id][region].get_table(table_name).stream_shard
+        count = min(sequence_number - shard.starting_sequence_number, len(shard.items))
+        if count <= 0:
+            return 0
+        del shard.items[:count]
+        shard.starting_sequence_number += count  # moto numbers records from it: later numbers stay as they were
+        return count
 
 
 def make_moto_dynamodb_faithful() -> None:

@@ -168,6 +168,8 @@ def create_tables(dynamodb: Any | None = None) -> dict[str, str]:
         }
         if props.get("GlobalSecondaryIndexes"):
             kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if props.get("StreamSpecification"):
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
         dynamodb.create_table(**kwargs)
         ttl = props.get("TimeToLiveSpecification")
         if ttl:

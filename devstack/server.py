@@ -17,10 +17,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devstack import bucket_events, embedded_aws, issuer, queue_worker, resources, scheduler, template
+from devstack import (
+    bucket_events,
+    embedded_aws,
+    issuer,
+    persistence,
+    queue_worker,
+    resources,
+    scheduler,
+    stream_events,
+    template,
+)
 from devstack.authorizer import JwtAuthorizer
 from devstack.gateway import Cors, Gateway, GatewayServer, LocalFunction
 from devstack.routing import RouteTable
+from devstack.template import resources_of_type
 
 # A fixed dev signing secret for the Clerk webhook (svix format), so local webhook senders can be configured once.
 DEV_CLERK_WEBHOOK_SECRET = "whsec_YmxveHNlcnZlciBsb2NhbCBkZXYgd2ViaG9vayBrZXkh"
@@ -30,11 +41,21 @@ DEVELOPER_SETTINGS_PREFIX = "BLOX_"
 
 
 class LocalStack:
-    def __init__(self, port: int = 0, key_path: Path = issuer.DEFAULT_KEY_PATH, background_workers: bool = True) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        key_path: Path = issuer.DEFAULT_KEY_PATH,
+        data: persistence.LocalData | None = None,
+        background_workers: bool = True,
+    ) -> None:
         self._stop_event = threading.Event()
         self._workers: list[threading.Thread] = []
         self._saved_environment: dict[str, str | None] = {}
+        self.data = data  # None: in memory, gone at stop
+        self.replayed = 0  # requests replayed from `data` at start
         self.aws = embedded_aws.EmbeddedAws()
+        if data is not None:
+            data.seed(self.aws.endpoint_url)  # before the template's resources are made: same KMS key ids
         try:
             self._http = GatewayServer(port)  # bound first: the port is part of the issuer URL
         except BaseException:
@@ -55,12 +76,16 @@ class LocalStack:
             queue_worker.start_workers(self, self.resource_refs)  # the SQS event sources and ScheduleV2 rates
             scheduler.start_worker(self, self.resource_refs["ScheduleGroup"])  # the schedules triggers create
             bucket_events.start_workers(self, self.resource_refs)  # the S3 object-created notifications
+            stream_events.start_workers(self)  # the DynamoDB stream event sources (failure alerts)
 
     def _wire(self) -> None:
         # The functions' boto3 clients are created after this point, so they all talk to the embedded moto.
         self.resource_refs = refs = configure_functions(
             self.aws.endpoint_url, local_template_refs(self.url, self.webhook_secret), self._set_environment
         )
+        if self.data is not None:
+            self.data.keep_key_material({logical_id: refs[logical_id] for logical_id in resources_of_type("AWS::KMS::Key")})
+            self.replayed = self.data.replay_and_record(self.aws.endpoint_url)
         api = template.resolve(template.http_api(), refs)
         authorizers = {
             name: JwtAuthorizer(
@@ -112,9 +137,16 @@ class LocalStack:
             worker.join(WORKER_STOP_TIMEOUT_SECONDS)
         self._http.shutdown()
         self._http_thread.join()
-        self._shut_down()
+        try:
+            if self.data is not None:  # nothing writes any more
+                tables = [self.resource_refs[logical_id] for logical_id in resources_of_type("AWS::DynamoDB::Table")]
+                self.data.compact(self.aws.endpoint_url, tables)
+        finally:
+            self._shut_down()
 
     def _shut_down(self) -> None:
+        if self.data is not None:
+            self.data.stop_recording()
         self._http.server_close()
         self.aws.stop()
         for name, value in self._saved_environment.items():
@@ -132,10 +164,21 @@ class LocalStack:
 
 
 def start_local_stack(
-    port: int = 0, key_path: Path = issuer.DEFAULT_KEY_PATH, background_workers: bool = True
+    port: int = 0,
+    key_path: Path = issuer.DEFAULT_KEY_PATH,
+    data_folder: Path | None = None,
+    background_workers: bool = True,
 ) -> LocalStack:
-    """Start the stack on 127.0.0.1:`port` (0: a free port) and return once it accepts requests."""
-    return LocalStack(port=port, key_path=key_path, background_workers=background_workers)
+    """Start the stack on 127.0.0.1:`port` (0: a free port) and return once it accepts requests. With a
+    `data_folder`, what it held when it last stopped there is back, and what it does now is kept there
+    (devstack/persistence.py); without one, it starts empty and keeps nothing. Without `background_workers`, no
+    queue, schedule, bucket or stream event runs a function: only requests change anything (devstack.fuzz)."""
+    return LocalStack(
+        port=port,
+        key_path=key_path,
+        data=persistence.LocalData(data_folder) if data_folder else None,
+        background_workers=background_workers,
+    )
 
 
 def local_template_refs(url: str, webhook_secret: str) -> dict[str, Any]:

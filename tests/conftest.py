@@ -119,6 +119,14 @@ def module_uploads(aws):
 
 
 @pytest.fixture
+def marketplace(aws):
+    """The marketplace function's handler, on the embedded AWS."""
+    import marketplace_handler
+
+    return marketplace_handler.handler
+
+
+@pytest.fixture
 def loopback_allowed(monkeypatch):
     """The http handler may call 127.0.0.1 (the slow server), as BLOX_ALLOWED_PRIVATE_CIDRS allows in development."""
     from bloxserver.engine import get_engine_settings

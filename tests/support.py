@@ -24,6 +24,16 @@ listeners:
     handler: output
 """
 
+# Every run of this flow ends `error` at once: the SSRF guard refuses the address.
+REFUSED_CALL_YAML = """\
+organism: {name: failing}
+listeners:
+  - name: call
+    description: A request the guard refuses, so every run ends error
+    handler: http
+    config: {url: "http://169.254.169.254/latest/meta-data/"}
+"""
+
 
 def claims_for(sub: str = "user_alice", *, email: str | None = None, tier: str | None = None) -> dict[str, Any]:
     claims: dict[str, Any] = {"sub": sub, "email": email or f"{sub}@example.com", "name": sub.title()}

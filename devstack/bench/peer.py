@@ -7,33 +7,61 @@ through the local stack that `make dev` runs.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from devstack.bench.pipeline import free_port
 from devstack.issuer import DEFAULT_KEY_PATH, DevIssuer, issuer_url
 from devstack.template import ROOT
 
+N8N_SYNC = "sync (respond when last node finishes)"
+N8N_WARMUP = 500
+N8N_STEADY_ANSWERS = 20
+N8N_STEADY_WITHIN_SECONDS = 180
 WAIT_SECONDS = 5
 
 
 def n8n(peer_dir: Path, requests: int, concurrencies: list[int]) -> dict[str, Any]:
-    """The peer benchmark's one-line summary (bench.py n8n --quick) for n8n's "respond when last node finishes"
-    webhook: its runs per concurrency. That endpoint alone: bench.py waits for its first endpoint to answer before
-    probing them all, and on a loaded machine n8n activates the second workflow seconds after the first (its probe
-    then gets a 404)."""
-    argv = [sys.executable, str(peer_dir / "bench.py"), "n8n", "--quick", "--only", "sync", "--n", str(requests),
-            "--conc", ",".join(map(str, concurrencies))]
-    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    summary = json.loads(output.strip().splitlines()[-1])
-    if summary.get("error"):
-        raise RuntimeError(f"the peer benchmark failed: {summary['error']}")
-    return summary
+    """n8n's "respond when last node finishes" webhook on the reference flow, measured with the peer benchmark's own
+    code (imported from `peer_dir`, not copied): CPU of n8n's process tree per recorded execution, and the load
+    generator's latencies, per concurrency. Its command line (bench.py --quick) probes as soon as its first endpoint
+    answers once, and on a loaded machine n8n answers 404 again for a while after its first answer: here the
+    measurement starts once the endpoint has answered steadily."""
+    os.environ.setdefault("N8N_PORT", str(free_port()))  # n8n's default port may be another n8n's on a shared machine
+    sys.path.insert(0, str(peer_dir))
+    ruler = importlib.import_module("bench")
+    product = ruler.N8n()
+    url = product.endpoints[N8N_SYNC]
+    product.prepare()
+    product.start("fastpath-bench")
+    try:
+        ruler.wait_first_success(url, product.t_spawn, product.proc)
+        _until_steady(ruler, url)
+        ruler.loadgen(url, N8N_WARMUP, 8)  # the peer benchmark's warm-up
+        ruler.loadgen(url, N8N_WARMUP // 2, 1)
+        time.sleep(2)
+        runs = [ruler.measured_run(product, url, requests, concurrency) for concurrency in concurrencies]
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+        return {"version": product.version(), "node": node, "runs": runs}
+    finally:
+        product.stop()
+
+
+def _until_steady(ruler: Any, url: str) -> None:
+    answered, deadline = 0, time.monotonic() + N8N_STEADY_WITHIN_SECONDS
+    while answered < N8N_STEADY_ANSWERS:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"n8n's webhook {url} did not answer steadily")
+        answered = answered + 1 if ruler.post_ok(url) else 0
+        time.sleep(0.1)
 
 
 def _request(url: str, method: str, token: str, body: Any = None) -> Any:
@@ -115,20 +143,27 @@ def report(n8n_summary: dict[str, Any], ours: dict[int, dict[str, Any]], fast_pa
     lines = [
         f"n8n {n8n_summary['version']} (node {n8n_summary['node']}), CPU ms per execution of the reference flow, "
         "recorded, its webhook answering when the last node finishes: "
-        + ", ".join(f"concurrency {run['c']}: {run['cpu_ms_per_exec']}" for run in runs),
+        + ", ".join(f"concurrency {run['c']}: {run['cpu_ms_per_exec']}" for run in runs)
+        + f" ({sum(run['executions'] for run in runs)} executions recorded)",
         f"Ours by the fast path: {fast_path_cpu_ms:.2f} ms, {fast_path_cpu_ms / cheapest:.2f}× n8n's cheapest ({cheapest}).",
         "",
-        "| webhook answering with the flow's result | concurrency | requests ok / sent | p50 ms | p99 ms | requests/s |",
+        "| webhook answering with the flow's result | concurrency | requests 200 / sent (other answers) | p50 ms | p99 ms "
+        "| requests/s |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for concurrency, run in ours.items():
         lines.append(
-            f"| ours, `?wait={WAIT_SECONDS}`, through the local stack | {concurrency} | {run['ok']} / {run['sent']} "
+            f"| ours, `?wait={WAIT_SECONDS}`, through the local stack | {concurrency} | {run['ok']} / {run['sent']}{_others(run)} "
             f"| {run['p50_ms']} | {run['p99_ms']} | {run['rps']} |"
         )
     for run in runs:
         lines.append(
-            f"| n8n, respond when last node finishes | {run['c']} | {run['ok']} / {run['sent']} "
+            f"| n8n, respond when last node finishes | {run['c']} | {run['ok']} / {run['sent']}{_others(run)} "
             f"| {run['p50_ms']} | {run['p99_ms']} | {run['rps']} |"
         )
     return "\n".join(lines)
+
+
+def _others(run: dict[str, Any]) -> str:
+    others = {status: count for status, count in run.get("status", {}).items() if status != "200"}
+    return f" ({', '.join(f'{count}× {status}' for status, count in others.items())})" if others else ""

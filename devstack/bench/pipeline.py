@@ -47,7 +47,7 @@ listeners:
 """
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -57,7 +57,7 @@ class EmulatorProcess:
     """The AWS emulator in its own process, so its CPU is not counted as ours."""
 
     def __init__(self) -> None:
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devstack.bench.emulator", str(port)],

@@ -333,7 +333,7 @@ def _run(
         deadline=time.monotonic() + run_seconds,
         context=run_context(flow, owner.tier.value),
         services=RunServices(
-            wasm_modules=OwnerModules(execution["userId"]),
+            wasm_modules=OwnerModules(execution["userId"], flow.get(PINNED_MODULES)),
             token_quota=owner.token_quota,
             # Secret names are not checked at load here (the start checked them): a run asks for the values of those
             # its flow references when it starts, and a secret deleted since ends it as error naming the secret.

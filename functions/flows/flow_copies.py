@@ -1,12 +1,13 @@
 """Copies of flows: duplicate one in the caller's account, export one as a portable document, import such a
 document (docs/api.md, "Duplicate, export and import"). Each new flow is written with its first version and its
-triggers in the transaction that counts it against the caller's flow limit (flows_logic.insert_flow)."""
+triggers in the transaction that counts it against the caller's flow limit (bloxserver.flow_rules.insert_flow)."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
+from bloxserver import flow_rules
 from bloxserver import triggers as trigger_rules
 from bloxserver.auth import Principal
 from bloxserver.contract import FLOW_EXPORT_FORMAT, FLOW_EXPORT_FORMAT_VERSION, Flow, FlowExport, TriggerType
@@ -17,7 +18,6 @@ from bloxserver.observability import logger
 from bloxserver.ownership import owned_flow
 from bloxserver.secrets import referenced_name
 
-import flows_logic
 
 COPY_SUFFIX = " (copy)"
 MAX_NAME_LENGTH = 100  # CreateFlowRequest.name
@@ -51,7 +51,7 @@ def duplicate_flow(principal: Principal, flow_id: UUID) -> Flow:
         {"type": item["type"], "name": item["name"], "config": item["config"], "enabled": trigger_rules.is_enabled(item)}
         for item in _triggers_in_order(principal, flow_id)
     ]
-    flow, triggers = flows_logic.insert_flow(
+    flow, triggers = flow_rules.insert_flow(
         principal,
         _copy_name(source["name"]),
         source.get("description"),
@@ -104,7 +104,7 @@ def import_flow(principal: Principal, document: FlowExport) -> Flow:
             {"body.formatVersion": f"must be {FLOW_EXPORT_FORMAT_VERSION}"},
         )
     check_display_text({"body.name": document.name}, {"body.description": document.description})
-    flows_logic.check_definition(document.organism_yaml, document.canvas_state)
+    flow_rules.check_definition(document.organism_yaml, document.canvas_state)
     if len(document.triggers) > trigger_rules.MAX_TRIGGERS_PER_FLOW:
         raise ValidationFailed(
             f"A flow has at most {trigger_rules.MAX_TRIGGERS_PER_FLOW} triggers",
@@ -116,12 +116,12 @@ def import_flow(principal: Principal, document: FlowExport) -> Flow:
         trigger_rules.check_trigger_name(trigger.name, where)
         config = trigger_rules.checked_config(principal, trigger.type.value, trigger.config, where)
         specs.append({"type": trigger.type.value, "name": trigger.name, "config": config})
-    flow, triggers = flows_logic.insert_flow(
+    flow, triggers = flow_rules.insert_flow(
         principal,
         document.name,
         document.description,
         document.organism_yaml,
-        flows_logic.canvas_json(document.canvas_state),
+        flow_rules.canvas_json(document.canvas_state),
         specs,
     )
     _create_schedules(triggers)

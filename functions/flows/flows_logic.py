@@ -3,17 +3,13 @@ start/stop lifecycle."""
 
 from __future__ import annotations
 
-import hashlib
-import operator
-import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from bloxserver import clock, jsonvalues
+from bloxserver import alerts, clock
 from bloxserver.auth import Principal
 from bloxserver.contract import (
-    CanvasState,
     CreateFlowRequest,
     Flow,
     FlowStatus,
@@ -21,11 +17,11 @@ from bloxserver.contract import (
     FlowVersion,
     FlowVersionSummary,
     PaginatedResponse,
-    Tier,
     UpdateFlowRequest,
 )
 from bloxserver.dal import flows as flow_store
 from bloxserver.display_text import check_display_text
+from bloxserver.flow_rules import canvas_json, check_definition, insert_flow, listed_issues, version_record
 from bloxserver.dal import secrets as secret_store
 from bloxserver.dal import users as user_store
 from bloxserver.errors import (
@@ -33,126 +29,29 @@ from bloxserver.errors import (
     InvalidState,
     NotFound,
     ServiceUnavailable,
-    ValidationFailed,
     flow_not_found,
 )
 from bloxserver.observability import logger
-from bloxserver.limits import effective_tier, limit_reached, limits_by_tier
+from bloxserver.limits import effective_tier
 from bloxserver.ownership import owned_flow
 from bloxserver.pagination import PageRequest, to_page
 
 if TYPE_CHECKING:
     from bloxserver.engine import FlowContext
 
-MAX_ORGANISM_YAML_BYTES = 128 * 1024
-MAX_CANVAS_STATE_BYTES = 192 * 1024  # with the YAML cap, keeps a flow under DynamoDB's 400 KB item limit
-# Validation findings listed in an answer (a YAML of many listeners can have tens of thousands of findings, mostly
-# `cycle_detected`): the most severe first, then one `issues_truncated` entry counting the rest.
-MAX_LISTED_ISSUES = 200
-SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
-
 EDITABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
 STARTABLE_STATUSES = (FlowStatus.STOPPED.value, FlowStatus.ERROR.value)
-FLOW_LIMIT = operator.attrgetter("flows")
 STOPPABLE_STATUSES = (FlowStatus.RUNNING.value, FlowStatus.STARTING.value, FlowStatus.ERROR.value)
 # Stored versions of a flow's definition: the newest this many (writing version n deletes version n − 50).
 RETAINED_VERSIONS = 50
 # A definition write whose version was taken by a concurrent one reads the flow again this many times.
 DEFINITION_WRITE_ATTEMPTS = 3
-DEFINITION_FIELDS = ("organismYaml", "canvasState")
 
 
 def _default_organism_yaml() -> str:
     from bloxserver.engine import DEFAULT_ORGANISM_YAML
 
     return DEFAULT_ORGANISM_YAML
-
-
-def check_definition(organism_yaml: str | None, canvas_state: CanvasState | None, where: str = "body") -> None:
-    """The caps of a flow's definition (`where` prefixes the field names in the 422's details)."""
-    if organism_yaml is not None and not organism_yaml.strip():
-        raise ValidationFailed("organismYaml cannot be empty", {f"{where}.organismYaml": "empty"})
-    if organism_yaml is not None and len(organism_yaml.encode()) > MAX_ORGANISM_YAML_BYTES:
-        raise ValidationFailed(
-            "organismYaml is too large",
-            {f"{where}.organismYaml": f"at most {MAX_ORGANISM_YAML_BYTES} bytes"},
-        )
-    if canvas_state is not None:
-        # Pydantic lets a float be infinite or NaN, and node data be anything JSON's parser accepts (so deep that
-        # Pydantic's own serialiser gives up): the free-form parts are checked before anything serialises them.
-        free_form = [canvas_state.viewport, *(node.position for node in canvas_state.nodes)]
-        problem = jsonvalues.size_problem([*free_form, *(node.data for node in canvas_state.nodes)], MAX_CANVAS_STATE_BYTES)
-        if problem is None and len(canvas_state.model_dump_json(by_alias=True).encode()) > MAX_CANVAS_STATE_BYTES:
-            problem = f"more than {MAX_CANVAS_STATE_BYTES} bytes"
-        if problem is not None:
-            raise ValidationFailed(f"canvasState has {problem}", {f"{where}.canvasState": problem})
-
-
-def canvas_json(canvas_state: CanvasState | None) -> dict[str, Any] | None:
-    """A canvas as stored and answered (camelCase JSON)."""
-    return canvas_state.model_dump(mode="json", by_alias=True) if canvas_state is not None else None
-
-
-def _version_record(number: int, organism_yaml: str, canvas_state: dict[str, Any] | None, created_at: str) -> dict[str, Any]:
-    return {
-        "version": number,
-        "createdAt": created_at,
-        "sha256": hashlib.sha256(organism_yaml.encode()).hexdigest(),
-        "organismYaml": organism_yaml,
-        "canvasState": canvas_state,
-    }
-
-
-def insert_flow(
-    principal: Principal,
-    name: str,
-    description: str | None,
-    organism_yaml: str,
-    canvas_state: dict[str, Any] | None,
-    triggers: list[dict[str, Any]] | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A new stopped flow at version 1 (stored) and its triggers (`triggers`: checked {type, name, config, enabled},
-    each made a new trigger with a fresh id and token), written in one transaction that counts the flow against the
-    caller's flow limit: 403 limit_reached at the limit, nothing written. Returns the flow and trigger items.
-    Schedules of schedule triggers are the caller's to create."""
-    from bloxserver import triggers as trigger_rules
-    from bloxserver.dal import triggers as trigger_store
-
-    now = clock.now_iso()
-    canvas = canvas_state
-    flow_id = str(uuid.uuid4())
-    flow = {
-        "id": flow_id,
-        "userId": str(principal.user_id),
-        "name": name,
-        "description": description,
-        "organismYaml": organism_yaml,
-        "canvasState": canvas,
-        "status": FlowStatus.STOPPED.value,
-        "version": 1,
-        "createdAt": now,
-        "updatedAt": now,
-    }
-    items = []
-    for spec in triggers or []:
-        item = trigger_rules.new_trigger(flow_id, principal.user_id, spec["type"], spec["name"], spec["config"])
-        items.append({**item, "enabled": spec.get("enabled", True)})
-    trigger_actions = [action for item in items for action in trigger_store.trigger_puts(item)]
-    if items:
-        flow["triggerCount"] = len(items)
-    try:
-        flow_store.create_flow(
-            {key: value for key, value in flow.items() if value is not None},
-            principal.provisioned_profile(now),
-            limits_by_tier(FLOW_LIMIT),
-            principal.tier_claim.value if principal.tier_claim else None,
-            Tier.FREE.value,
-            _version_record(1, organism_yaml, canvas, now),
-            trigger_actions,
-        )
-    except user_store.LimitFull as full:
-        raise limit_reached("Flow", "flows", FLOW_LIMIT, principal.tier_claim, full.stored_tier) from full
-    return flow, items
 
 
 def create_flow(principal: Principal, request: CreateFlowRequest) -> Flow:
@@ -184,12 +83,15 @@ def update_flow(principal: Principal, flow_id: UUID, request: UpdateFlowRequest)
     check_display_text({"body.name": request.name}, {"body.description": request.description})
     check_definition(request.organism_yaml, request.canvas_state)
     provided = request.model_dump(exclude_unset=True, by_alias=True, mode="json")
-    # name and organismYaml cannot be empty: a null there means "leave as is"; description and canvasState clear.
+    # name and organismYaml cannot be empty: a null there means "leave as is"; description, canvasState and alerts
+    # clear.
     changes = {
         field: value
         for field, value in provided.items()
-        if value is not None or field in ("description", "canvasState")
+        if value is not None or field in ("description", "canvasState", "alerts")
     }
+    if request.alerts is not None:
+        changes["alerts"] = alerts.checked_alerts(principal.user_id, request.alerts)
     if not changes:
         return get_flow(principal, flow_id)
     touches_definition = "organismYaml" in changes or "canvasState" in changes
@@ -222,14 +124,18 @@ def _not_editable(status: str) -> InvalidState:
 
 
 def _write_definition(
-    principal: Principal, flow_id: UUID, changes: dict[str, Any], always_new_version: bool
+    principal: Principal,
+    flow_id: UUID,
+    changes: dict[str, Any],
+    always_new_version: bool,
+    current: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply `changes` (they hold organismYaml and/or canvasState) to an editable flow. A definition that differs
     from the flow's (or any, with `always_new_version`) becomes the next version: the flow's update (conditional on
     the version read), the new version's item and the deletion of the one leaving the retained window are one
-    transaction. Returns the flow item as written."""
+    transaction. `current`: the flow as just read, if it was. Returns the flow item as written."""
     for _ in range(DEFINITION_WRITE_ATTEMPTS):
-        current = _get_item(principal, flow_id)
+        current = current or _get_item(principal, flow_id)
         if current["status"] not in EDITABLE_STATUSES:
             raise _not_editable(current["status"])
         organism_yaml = changes.get("organismYaml", current["organismYaml"])
@@ -242,11 +148,11 @@ def _write_definition(
         if always_new_version or not unchanged:
             new = version + 1
             written["version"] = new
-            together.append(flow_store.version_put(principal.user_id, flow_id, _version_record(new, organism_yaml, canvas, now)))
+            together.append(flow_store.version_put(principal.user_id, flow_id, version_record(new, organism_yaml, canvas, now)))
             if new > RETAINED_VERSIONS:
                 together.append(flow_store.version_delete(principal.user_id, flow_id, new - RETAINED_VERSIONS))
             if "version" not in current:  # stored before versions existed: its definition becomes version 1 now
-                first = _version_record(1, current["organismYaml"], current.get("canvasState"), current["updatedAt"])
+                first = version_record(1, current["organismYaml"], current.get("canvasState"), current["updatedAt"])
                 together.append(flow_store.version_put(principal.user_id, flow_id, first))
         try:
             return flow_store.update_flow(
@@ -255,8 +161,10 @@ def _write_definition(
                 written,
                 now,
                 required_statuses=EDITABLE_STATUSES,
+                expected_updated_at=current["updatedAt"],  # unchanged since read: the answer is `current` + `written`
                 expected_version=version,
                 together_with=together or None,
+                written_over=current,
             )
         except flow_store.FlowConditionFailed as failed:
             if failed.current is None:
@@ -264,7 +172,8 @@ def _write_definition(
             if failed.current["status"] not in EDITABLE_STATUSES:
                 raise _not_editable(failed.current["status"]) from failed
         except flow_store.TogetherFailed:
-            pass  # a concurrent write took the version number: read the flow again
+            pass
+        current = None  # changed since it was read (another edit, a version taken concurrently): read it again
     raise ServiceUnavailable("The flow kept changing while being saved; try again")
 
 
@@ -279,28 +188,29 @@ def list_versions(principal: Principal, flow_id: UUID, page: PageRequest) -> Pag
     return to_page([FlowVersionSummary.model_validate(item) for item in newest_first], total, page)
 
 
-def _stored_version(principal: Principal, flow_id: UUID, number: int) -> dict[str, Any]:
-    _get_item(principal, flow_id)
+def _stored_version(principal: Principal, flow_id: UUID, number: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The caller's flow (404) and its stored version `number` (404)."""
+    flow = _get_item(principal, flow_id)
     stored = flow_store.get_version(principal.user_id, flow_id, number)
     if stored is None:
         raise NotFound(f"Flow version {number} not found (the last {RETAINED_VERSIONS} versions are kept)")
-    return stored
+    return flow, stored
 
 
 def get_version(principal: Principal, flow_id: UUID, number: int) -> FlowVersion:
-    return FlowVersion.model_validate(_stored_version(principal, flow_id, number))
+    return FlowVersion.model_validate(_stored_version(principal, flow_id, number)[1])
 
 
 def restore_version(principal: Principal, flow_id: UUID, number: int) -> Flow:
     """A new version holding version `number`'s definition, while the flow is editable (409 otherwise)."""
-    stored = _stored_version(principal, flow_id, number)
+    flow, stored = _stored_version(principal, flow_id, number)
     changes = {
         "organismYaml": stored["organismYaml"],
         "canvasState": stored.get("canvasState"),
         "status": FlowStatus.STOPPED.value,
         "errorMessage": None,
     }
-    return Flow.model_validate(_write_definition(principal, flow_id, changes, always_new_version=True))
+    return Flow.model_validate(_write_definition(principal, flow_id, changes, always_new_version=True, current=flow))
 
 
 def delete_flow(principal: Principal, flow_id: UUID) -> None:
@@ -360,7 +270,6 @@ def _owner_context(principal: Principal, organism_yaml: str) -> FlowContext:
 def start_flow(principal: Principal, flow_id: UUID) -> Flow:
     from bloxserver import triggers  # lazily: schedules are only touched on start/stop (cold start)
     from bloxserver import wasm_modules
-    from bloxserver.dal import modules as module_store
     from bloxserver.engine import validate
 
     current = _get_item(principal, flow_id)
@@ -393,7 +302,7 @@ def start_flow(principal: Principal, flow_id: UUID) -> Flow:
         {"status": FlowStatus.RUNNING.value, "errorMessage": None, wasm_modules.PINNED_MODULES: pins or None},
         "start",
         expected,
-        module_store.use_actions(principal.user_id, list(pins), flow_id),
+        wasm_modules.use_actions(principal.user_id, pins, flow_id),
     )
     try:
         triggers.set_flow_schedules_state(principal.user_id, flow_id, enabled=True)  # after the status is written
@@ -410,23 +319,6 @@ def validate_flow(principal: Principal, flow_id: UUID) -> list[dict[str, Any]]:
 
     organism_yaml = _get_item(principal, flow_id)["organismYaml"]
     return listed_issues([issue.as_dict() for issue in validate(organism_yaml, _owner_context(principal, organism_yaml))])
-
-
-def listed_issues(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """At most MAX_LISTED_ISSUES findings, errors first (a stable sort keeps their order otherwise), then, if any
-    were left out, an `issues_truncated` entry saying how many."""
-    if len(issues) <= MAX_LISTED_ISSUES:
-        return issues
-    ordered = sorted(issues, key=lambda issue: SEVERITY_ORDER.get(issue["severity"], len(SEVERITY_ORDER)))
-    left_out = len(issues) - MAX_LISTED_ISSUES
-    note = {
-        "code": "issues_truncated",
-        "message": f"{left_out} more issues not listed (the first {MAX_LISTED_ISSUES} are)",
-        "listener": None,
-        "severity": "info",
-        "omitted": left_out,
-    }
-    return [*ordered[:MAX_LISTED_ISSUES], note]
 
 
 def stop_flow(principal: Principal, flow_id: UUID) -> Flow:
@@ -446,14 +338,14 @@ def stop_flow(principal: Principal, flow_id: UUID) -> Flow:
 
 
 def _release_modules(principal: Principal, flow_id: UUID, stopped: dict[str, Any]) -> None:
-    """The stopped flow no longer uses its pinned modules. Best effort: a module's delete checks its users again."""
+    """The stopped flow no longer uses its pinned modules and tools. Best effort: a module's delete (a tool's
+    uninstall) checks its users again."""
     from bloxserver import wasm_modules
-    from bloxserver.dal import modules as module_store
 
-    pinned = list(stopped.get(wasm_modules.PINNED_MODULES) or {})
+    pinned = stopped.get(wasm_modules.PINNED_MODULES) or {}
     if not pinned:
         return
     try:
-        module_store.release(principal.user_id, pinned, flow_id)
+        wasm_modules.release(principal.user_id, pinned, flow_id)
     except Exception:
         logger.exception("Releasing the flow's WASM modules failed", extra={"flowId": str(flow_id)})

@@ -14,7 +14,6 @@ from bloxserver import clock, keys
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     CreateWasmModuleRequest,
-    FlowStatus,
     PaginatedResponse,
     Tier,
     UpdateWasmModuleRequest,
@@ -23,7 +22,6 @@ from bloxserver.contract import (
     WasmModuleSummary,
     WasmUpload,
 )
-from bloxserver.dal import flows as flow_store
 from bloxserver.dal import module_objects
 from bloxserver.dal import modules as module_store
 from bloxserver.dal import users as user_store
@@ -31,13 +29,12 @@ from bloxserver.errors import InvalidState, NotFound, ValidationFailed
 from bloxserver.limits import MAX_WASM_MODULE_BYTES, limit_reached, limits_by_tier
 from bloxserver.observability import logger
 from bloxserver.pagination import PageRequest, to_page
-from bloxserver.wasm_modules import PINNED_MODULES, store_version
+from bloxserver.wasm_modules import flows_running_with, store_version
 
 MODULE_LIMIT = operator.attrgetter("wasm_modules")
 UPLOAD_EXPIRES_SECONDS = 15 * 60
 # A WIT text describes a few interfaces; this keeps a module item far below DynamoDB's 400 KB.
 MAX_WIT_INTERFACE_CHARS = 64 * 1024
-RUNNING_STATUSES = (FlowStatus.RUNNING.value, FlowStatus.STARTING.value)
 # Attributes describing the bytes validated, cleared while a new upload is pending.
 VALIDATION_FIELDS = {"status": WasmModuleStatus.PENDING.value, "error": None, "sha256": None, "exports": [],
                      "imports": [], "sizeBytes": 0}
@@ -235,25 +232,15 @@ def _forget_upload(object_key: str) -> None:
         logger.warning("Could not delete an upload object", exc_info=True, extra={"key": object_key})
 
 
-def _flows_running_with(user_id: UUID, module: dict[str, Any]) -> list[str]:
-    """The flows recorded as using `module` that still run with it pinned; forgets the others (a stop whose
-    release failed, a deleted flow)."""
-    running = []
-    for flow_id in module["usedBy"]:
-        flow = flow_store.get_flow(user_id, UUID(flow_id))
-        if flow is not None and flow["status"] in RUNNING_STATUSES and module["id"] in (flow.get(PINNED_MODULES) or {}):
-            running.append(flow_id)
-        else:
-            module_store.release(user_id, [module["id"]], flow_id)
-    return running
-
-
 def delete_module(principal: Principal, module_id: UUID) -> None:
     """Deletes the module and its objects; 409 while a running flow uses it."""
     # A start that pins the module meanwhile makes the conditional delete fail: look again.
     for _ in range(3):
         module = _owned(principal.user_id, module_id)
-        running = _flows_running_with(principal.user_id, module)
+        running = flows_running_with(
+            principal.user_id, module["id"], module["usedBy"],
+            lambda flow_id: module_store.release(principal.user_id, [module["id"]], flow_id),
+        )
         if running:
             raise InvalidState(
                 "The module is used by running flows; stop them first", {"flowIds": running}

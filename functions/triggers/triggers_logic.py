@@ -115,7 +115,7 @@ def create_trigger(principal: Principal, flow_id: UUID, request: CreateTriggerRe
 def update_trigger(principal: Principal, flow_id: UUID, trigger_id: UUID, request: UpdateTriggerRequest) -> Trigger:
     """Change a trigger's name, config (of its own type, checked as on create) or `enabled`, in any flow state; a
     schedule's schedule follows at once (a new cron while the flow runs fires by it from now on)."""
-    _get_flow(principal, flow_id)
+    running = trigger_rules.is_running(_get_flow(principal, flow_id))
     if request.name is not None:
         trigger_rules.check_trigger_name(request.name)
     for _ in range(TOKEN_REPLACE_ATTEMPTS):
@@ -134,8 +134,7 @@ def update_trigger(principal: Principal, flow_id: UUID, trigger_id: UUID, reques
             trigger_store.update_trigger(trigger, changed)
         except trigger_store.TriggerChanged:
             continue  # deleted or re-tokened meanwhile: read it again (a deleted one is 404)
-        if trigger["type"] != TriggerType.SCHEDULE.value:
-            running = trigger_rules.is_running(flow_store.get_flow(principal.user_id, flow_id))
+        if trigger["type"] != TriggerType.SCHEDULE.value:  # the flow's status shows only in a schedule's nextRunAt
             return to_trigger({**trigger, **changed}, running)
         try:
             running = trigger_rules.sync_trigger_schedule(principal.user_id, flow_id, trigger_id)

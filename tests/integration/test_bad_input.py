@@ -30,6 +30,7 @@ ODD_BODIES = [
 ODD_QUERIES = [
     None, {"page": "0"}, {"page": "-1"}, {"page_size": "abc"}, {"status": "nope"}, {"trigger_type": "x"},
     {"level": "loud"}, {"limit": "100000"}, {"execution_id": "not-uuid"}, {"period": "year"}, {"input_payload": "{bad"},
+    {"cursor": "%%%"}, {"since": "later", "until": "sooner"}, {"flow_id": "x"},
 ]
 METHODS = ("GET", "POST", "PATCH", "DELETE")
 
@@ -53,7 +54,9 @@ def test_no_route_answers_500_to_odd_requests(aws):
     routes = {
         flows_handler.handler: [
             "/api/v1/flows", base, f"{base}/start", f"{base}/stop", f"{base}/validate",
-            f"/api/v1/flows/{uuid.uuid4()}", "/api/v1/flows/x",
+            f"/api/v1/flows/{uuid.uuid4()}", "/api/v1/flows/x", f"{base}/versions", f"{base}/versions/1",
+            f"{base}/versions/1/restore", f"{base}/versions/x", f"{base}/duplicate", f"{base}/export",
+            "/api/v1/flows/import",
         ],
         triggers_handler.handler: [
             f"{base}/triggers", f"{base}/triggers/{trigger['id']}",
@@ -61,7 +64,7 @@ def test_no_route_answers_500_to_odd_requests(aws):
         ],
         executions_handler.handler: [
             f"{base}/executions", f"{base}/executions/run", f"{base}/executions/{uuid.uuid4()}",
-            f"{base}/executions/x", f"{base}/stats", f"{base}/logs",
+            f"{base}/executions/x", f"{base}/stats", f"{base}/logs", "/api/v1/executions",
         ],
         ingress_handler.handler: [
             f"/webhooks/{trigger['webhookToken']}", f"/webhooks/{trigger['webhookToken']}/test",

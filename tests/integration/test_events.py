@@ -99,7 +99,46 @@ def seed_demo_module() -> None:
     module_objects.write(keys.module_upload_key(user_id, DEMO_MODULE_ID, DEMO_UPLOAD_ID), ECHO, "application/wasm")
 
 
-SEEDS = {"demo flow": seed_demo_flow, "demo webhook": seed_demo_webhook, "demo module": seed_demo_module}
+DEMO_LISTING_ID = "6b3c9d4e-0000-4000-8000-000000000004"
+DEMO_TOOL_LISTING_ID = "6b3c9d4e-0000-4000-8000-000000000005"
+OWN_DEMO_LISTING_ID = "6b3c9d4e-0000-4000-8000-000000000006"
+
+
+def seed_demo_listings() -> None:
+    """A flow template and an echo tool by another author, and a template by the demo user, as events/marketplace
+    expect (written as a publish writes them)."""
+    import hashlib
+
+    import marketplace_index
+
+    from bloxserver import clock, keys
+    from bloxserver.auth import user_id_for
+    from bloxserver.dal import marketplace, module_objects
+    from bloxserver.engine import DEFAULT_ORGANISM_YAML
+    from tests.wasm_modules import ECHO
+
+    sha256 = hashlib.sha256(ECHO).hexdigest()
+    module_objects.write(keys.listing_source_key(DEMO_TOOL_LISTING_ID, sha256), ECHO, "application/wasm")
+    canvas = {"nodes": [], "edges": [], "viewport": {"x": 0, "y": 0, "zoom": 1}}
+    template = {"type": "flow", "organismYaml": DEFAULT_ORGANISM_YAML, "canvasState": canvas}
+    tool = {"type": "tool", "wasmModuleId": DEMO_MODULE_ID, "witInterface": "", "exampleUsage": "", "sha256": sha256}
+    for listing_id, author, kind, content in [
+        (DEMO_LISTING_ID, "user_demo_author", "flow", template),
+        (DEMO_TOOL_LISTING_ID, "user_demo_author", "tool", tool),
+        (OWN_DEMO_LISTING_ID, DEMO_SUB, "flow", template),
+    ]:
+        now = clock.now_iso()
+        listing = {"id": listing_id, "authorId": str(user_id_for(author)), "authorName": "demo", "type": kind,
+                   "name": f"Demo {kind}", "description": "A listing of the sample events", "category": "other",
+                   "tags": ["demo"], "downloads": 0, "ratingSum": 0, "ratingCount": 0, "createdAt": now,
+                   "updatedAt": now}
+        pinned = {"sha256": sha256, "exports": ["handle_echo"], "imports": []} if kind == "tool" else {}
+        marketplace.insert_listing(listing, {"contentJson": json.dumps(content), **pinned})
+        marketplace_index.reindex(None, listing)
+
+
+SEEDS = {"demo flow": seed_demo_flow, "demo webhook": seed_demo_webhook, "demo module": seed_demo_module,
+         "demo listings": seed_demo_listings}
 
 
 def test_every_event_file_is_documented():

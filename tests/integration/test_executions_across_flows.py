@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from devstack.aws_calls import count_aws_calls
+
 from tests.integration.test_flow_versions_and_copies import OTHER_YAML
 from tests.support import ALICE, BOB, SHOUT_YAML, call, claims_for, triggers_path
 
@@ -154,6 +156,17 @@ def test_given_filters_when_listing_then_only_matching_executions(system):
     assert ids(flow_id=other) == [elsewhere]
     assert ids(since="2999-01-01T00:00:00Z") == []
     assert ids(until="2000-01-01T00:00:00Z") == []
+
+
+def test_given_a_deep_page_when_listing_then_it_costs_one_query_whatever_the_filters(system):
+    flow_id = system.running_flow(PRO)
+    for _ in range(4):
+        run(system, flow_id, claims=PRO)
+    cursor = across(system, PRO, limit="3").json["nextCursor"]
+    for query in ({"cursor": cursor, "limit": "3"}, {"status": "running", "trigger_type": "manual", "cursor": cursor}):
+        with count_aws_calls() as calls:
+            assert len(across(system, PRO, **query).json["items"]) == 1
+        assert calls == {"dynamodb.Query": 1}, calls
 
 
 @pytest.mark.parametrize(

@@ -243,3 +243,31 @@ def test_given_a_quick_flow_when_its_schedule_fires_then_the_execution_is_record
     assert execution["status"] == "error" and execution["completedAt"] is not None
     assert execution["triggerType"] == "schedule"
     assert messages_in("ExecutionQueue") == 0
+
+
+def test_given_a_wasm_listener_granted_no_capabilities_then_it_runs_at_the_door(system, modules, fast_path):
+    from tests.integration.test_modules_api import module_flow, uploaded
+    from tests.wasm_modules import ECHO
+
+    owner = claims_for("user_fast_wasm", tier="pro")
+    module = uploaded(modules, ECHO, claims=owner)
+    flow_id = system.running_flow(claims=owner, organism_yaml=module_flow(module["id"]))
+    token = system.webhook(flow_id, claims=owner)["webhookToken"]
+    post(system, token)  # a container's first run loads the module (it may pass the budget: then it is queued)
+    system.drain()
+    reply = post(system, token, body='{"name": "bob"}', headers={"Prefer": "wait=5"})
+    assert reply.status == 200 and reply.json["output"] == {"name": "bob"}
+    assert messages_in("ExecutionQueue") == 0
+
+
+def test_given_a_wasm_listener_granted_a_capability_then_its_execution_takes_the_queue_path(system, modules, fast_path):
+    from tests.integration.test_modules_api import module_flow, uploaded
+    from tests.wasm_modules import LOGGING
+
+    owner = claims_for("user_fast_wasm_log", tier="pro")
+    module = uploaded(modules, LOGGING, claims=owner)
+    flow_id = system.running_flow(claims=owner, organism_yaml=module_flow(module["id"], "{capabilities: [log]}"))
+    reply = post(system, system.webhook(flow_id, claims=owner)["webhookToken"])
+    assert reply.status == 202
+    assert system.execution(flow_id, reply.json["executionId"], claims=owner)["status"] == "running"
+    assert messages_in("ExecutionQueue") == 1

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
 
 from bloxserver.settings import get_settings
+from devstack.aws_calls import count_aws_calls
 from tests.support import ALICE, BOB, SHOUT_YAML, call, claims_for, triggers_path
 
 PRO = claims_for("user_pat", tier="pro")
@@ -68,11 +70,32 @@ def test_given_edits_of_the_definition_then_each_makes_a_version_listed_newest_f
     assert set(listing["items"][0]) == {"version", "createdAt", "sha256"}
 
 
+def test_given_an_edit_of_the_yaml_then_it_costs_one_read_and_one_transaction(flows):
+    flow = create(flows)
+    with count_aws_calls() as calls:
+        edited = patch(flows, flow["id"], {"organismYaml": OTHER_YAML, "description": "new"})
+    assert calls == {"dynamodb.GetItem": 1, "dynamodb.TransactWriteItems": 1}
+    assert edited.json == call(flows, "GET", f"/api/v1/flows/{flow['id']}", claims=ALICE).json
+
+
 def test_given_a_rename_or_the_same_yaml_then_no_version_is_made(flows):
     flow = create(flows)
     assert patch(flows, flow["id"], {"name": "Renamed"}).json["version"] == 1
     assert patch(flows, flow["id"], {"organismYaml": SHOUT_YAML}).json["version"] == 1
     assert versions(flows, flow["id"]).json["total"] == 1
+
+
+def test_given_three_edits_at_once_then_each_gets_its_own_version_and_none_is_lost(flows):
+    flow = create(flows)
+    contents = [SHOUT_YAML + f"# edit {number}\n" for number in range(3)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        replies = list(pool.map(lambda text: patch(flows, flow["id"], {"organismYaml": text}), contents))
+    assert sorted(reply.json["version"] for reply in replies) == [2, 3, 4]
+    stored = {
+        call(flows, "GET", f"/api/v1/flows/{flow['id']}/versions/{number}", claims=ALICE).json["organismYaml"]
+        for number in (2, 3, 4)
+    }
+    assert stored == set(contents)
 
 
 def test_given_a_version_when_reading_it_then_its_yaml_and_canvas_are_returned(flows):
@@ -168,6 +191,17 @@ def test_given_a_free_user_at_the_flow_limit_when_duplicating_then_403_and_no_co
     reply = call(flows, "POST", f"/api/v1/flows/{flow['id']}/duplicate", claims=ALICE)
     assert reply.status == 403 and reply.json["code"] == "limit_reached"
     assert call(flows, "GET", "/api/v1/flows", claims=ALICE).json["total"] == 1
+
+
+def test_given_a_paid_user_one_flow_below_the_limit_when_duplicating_in_parallel_then_exactly_one_copy(flows):
+    paid = claims_for("user_payne", tier="paid")
+    source = create(flows, claims=paid)
+    for number in range(8):
+        create(flows, claims=paid, name=f"other {number}")
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(lambda _: call(flows, "POST", f"/api/v1/flows/{source['id']}/duplicate", claims=paid).status, range(10)))
+    assert sorted(statuses) == [201] + [403] * 9
+    assert call(flows, "GET", "/api/v1/flows", claims=paid).json["total"] == 10
 
 
 def test_given_a_long_name_when_duplicated_then_the_copy_name_fits(flows):

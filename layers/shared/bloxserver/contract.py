@@ -112,6 +112,22 @@ class CanvasState(BaseModel):
     viewport: dict[str, float]
 
 
+class AlertOn(str, Enum):
+    """extra: how an execution may end that a flow's failure alert reports (docs/alerts.md)."""
+
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+
+class FlowAlerts(BaseModel):
+    """extra: a flow's failure alerts: one signed POST to `url` when an execution ends in one of `on` (docs/alerts.md)."""
+
+    on: list[AlertOn] = Field(min_length=1, max_length=3)
+    url: str = Field(min_length=1, max_length=2048, description="https:// address of the receiver")
+    secret: str = Field(min_length=1, max_length=100, description="secret('NAME'): a Standard Webhooks signing secret")
+
+
 class Flow(BaseModel):
     """A user's workflow/flow."""
 
@@ -126,6 +142,7 @@ class Flow(BaseModel):
     error_message: str | None = Field(default=None, alias="errorMessage")
     created_at: datetime = Field(alias="createdAt")
     updated_at: datetime = Field(alias="updatedAt")
+    alerts: FlowAlerts | None = None  # extra (docs/alerts.md): failure alerts
     # extra (docs/api.md, "Flow versions"): the number of the definition (organismYaml + canvasState) it holds, from 1
     version: int = 1
 
@@ -159,6 +176,7 @@ class UpdateFlowRequest(BaseModel):
     description: str | None = Field(default=None, max_length=500)
     organism_yaml: str | None = Field(default=None, alias="organismYaml")
     canvas_state: CanvasState | None = Field(default=None, alias="canvasState")
+    alerts: FlowAlerts | None = None  # extra (docs/alerts.md): null removes them
 
 
 
@@ -504,6 +522,9 @@ class ToolContent(BaseModel):
     wasm_module_id: UUID = Field(alias="wasmModuleId")
     wit_interface: str = Field(alias="witInterface")
     example_usage: str = Field(alias="exampleUsage")
+    # extra (docs/marketplace.md): the version of the module the listing pinned at publish (or its last PATCH with a
+    # wasmModuleId), which new installs get; set by the server, ignored in requests.
+    sha256: str | None = None
 
 
 
@@ -561,6 +582,34 @@ class PublishToMarketplaceRequest(BaseModel):
     category: str
     tags: list[str] = Field(default_factory=list, max_length=10)
     content: MarketplaceContent
+
+
+class UpdateMarketplaceListingRequest(BaseModel):
+    """extra: PATCH /api/v1/marketplace/{id}, by its author; only the fields given change (docs/marketplace.md)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, min_length=10, max_length=2000)
+    category: str | None = None
+    tags: list[str] | None = Field(default=None, max_length=10)
+    content: MarketplaceContent | None = None
+
+
+class RateListingRequest(BaseModel):
+    """extra: POST /api/v1/marketplace/{id}/rating."""
+
+    stars: int = Field(ge=1, le=5)
+
+
+class InstalledTool(BaseModel):
+    """extra: a marketplace tool the caller installed; flows use it as `handler: <handler>` (docs/marketplace.md)."""
+
+    listing_id: UUID = Field(alias="listingId")
+    module_id: UUID = Field(alias="moduleId")
+    sha256: str
+    handler: str
+    name: str
+    exports: list[str] = Field(default_factory=list)
+    installed_at: datetime = Field(alias="installedAt")
 
 
 # =============================================================================

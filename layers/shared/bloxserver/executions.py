@@ -38,7 +38,6 @@ from bloxserver.limits import (
 from bloxserver.memory import ContainerMemory
 from bloxserver.observability import logger
 from bloxserver.run_logs import log_items
-from bloxserver.wasm_modules import PINNED_MODULES
 
 RETENTION_DAYS = 30  # executions, their counters and logs are kept for the start day plus 30 full days
 DELIVERY_MEMORY_SECONDS = (
@@ -180,17 +179,20 @@ def _quota_exceeded(tier: Tier, now: datetime) -> QuotaExceeded:
 # start in between cancel it and return the flow: the start is written again with the new version); a quick flow's
 # run at the door uses its YAML and pinned modules (the fast path).
 _known_flows: ContainerMemory[dict[str, Any]] = ContainerMemory(1_000)
-KNOWN_FLOW_FIELDS = ("id", "status", "version", "updatedAt", "organismYaml", PINNED_MODULES)
+KNOWN_FLOW_FIELDS = ("id", "status", "version", "updatedAt", "organismYaml")
 
 
 def _remember_flow(flow_id: UUID, flow: dict[str, Any] | None) -> dict[str, Any] | None:
     """`flow` (as read, or as a cancelled start returned it), remembered while it runs."""
+    from bloxserver.wasm_modules import PINNED_MODULES  # on a first start, not at import (cold start)
+
     if flow is None or flow.get("status") != "running":
         # No flow, or not running: the transaction refuses the start (or answers a replayed delivery) whatever the
         # guess, so only a running flow is remembered.
         _known_flows.forget(str(flow_id))
         return flow
-    return _known_flows.remember(str(flow_id), {name: flow[name] for name in KNOWN_FLOW_FIELDS if name in flow})
+    fields = (*KNOWN_FLOW_FIELDS, PINNED_MODULES)
+    return _known_flows.remember(str(flow_id), {name: flow[name] for name in fields if name in flow})
 
 
 def flow_version(flow: dict[str, Any]) -> int:

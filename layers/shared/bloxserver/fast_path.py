@@ -66,7 +66,7 @@ def run_at_the_door(flow: dict[str, Any], execution: dict[str, Any], tier: str) 
     None when the budget (or the flow's own timeout) cut it: the queue path then runs it with its full time."""
     from bloxserver.engine import RunServices, run_flow
     from bloxserver.run_results import recorded_outcome
-    from bloxserver.wasm_modules import OwnerModules, run_context
+    from bloxserver.wasm_modules import PINNED_MODULES, OwnerModules, run_context
 
     result = run_flow(
         flow["organismYaml"],
@@ -74,7 +74,7 @@ def run_at_the_door(flow: dict[str, Any], execution: dict[str, Any], tier: str) 
         execution_id=execution["id"],
         deadline=time.monotonic() + budget_seconds(),
         context=run_context(flow, tier),
-        services=RunServices(wasm_modules=OwnerModules(execution["userId"])),
+        services=RunServices(wasm_modules=OwnerModules(execution["userId"], flow.get(PINNED_MODULES))),
     )
     if result.status == "timeout":
         return None

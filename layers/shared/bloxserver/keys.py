@@ -85,6 +85,7 @@ def flow_pk(flow_id: UUID | str) -> str:
 
 
 EXECUTION_SK_PREFIX = "EXEC#"
+ALERT_STATE_SK = "ALERTS"  # in the flow's partition: when its last alert went out, how many were held back since
 
 
 def execution_sk(execution_id: UUID | str) -> str:
@@ -234,3 +235,68 @@ def memory_expiry_pk(flow_id: UUID | str) -> str:
 def memory_expiry_sk(expires_at: int) -> str:
     """Epoch seconds, zero-padded so key order is time order."""
     return f"{expires_at:012d}"
+
+
+# Marketplace (docs/marketplace.md): a listing's partition holds its summary, its content, and one item per user who
+# downloaded or rated it; browse and search read index partitions kept on every write, never the listings.
+
+LISTING_SK = "LISTING"
+LISTING_CONTENT_SK = "CONTENT"
+COUNT_SK = "COUNT"
+
+
+def listing_pk(listing_id: UUID | str) -> str:
+    return f"LISTING#{listing_id}"
+
+
+def listing_download_sk(user_id: UUID | str) -> str:
+    """One user used or installed the listing: the item that makes `downloads` count distinct users."""
+    return f"DOWNLOAD#{user_id}"
+
+
+def listing_rating_sk(user_id: UUID | str) -> str:
+    return f"RATING#{user_id}"
+
+
+def browse_pk(sort: str, term: str) -> str:
+    """An index partition: the listings matching one browse term (a type/category/tag combination), in one sort
+    order (GSI1PK is the same, GSI1SK the sort key); its item SK is the listing id."""
+    return f"MKT#{sort}#{term}"
+
+
+def browse_sk(sort_value: str, listing_id: UUID | str) -> str:
+    return f"{sort_value}#{listing_id}"
+
+
+def term_count_pk(term: str) -> str:
+    """The number of live listings matching a browse term or a search word (a page's exact `total`)."""
+    return f"MKTCOUNT#{term}"
+
+
+def word_pk(word: str) -> str:
+    """A search word's postings: one item per listing whose name, description or tags hold the word (SK: its id)."""
+    return f"MKTWORD#{word}"
+
+
+def tool_sk(listing_id: UUID | str) -> str:
+    """A marketplace tool the user installed, in their partition; its flows name it `wasm:<listing id>`."""
+    return f"TOOL#{listing_id}"
+
+
+def tools_by_install_pk(user_id: UUID | str) -> str:
+    """GSI1 partition holding one user's installed tools, sorted by install time."""
+    return f"USER#{user_id}#TOOLS"
+
+
+def listing_versions_prefix(listing_id: UUID | str) -> str:
+    """ModuleBucket prefix of a tool listing's own copies of the module versions it pinned: installs run these, so
+    the author can neither change nor delete them."""
+    return f"listings/{listing_id}/"
+
+
+def listing_source_key(listing_id: UUID | str, sha256: str) -> str:
+    return f"{listing_versions_prefix(listing_id)}{sha256}.wasm"
+
+
+def listing_artifact_key(listing_id: UUID | str, sha256: str, wasmtime_version: str) -> str:
+    return f"{listing_versions_prefix(listing_id)}{sha256}.wasmtime-{wasmtime_version}.cwasm"

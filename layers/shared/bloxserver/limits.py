@@ -35,6 +35,7 @@ class TierLimits:
     project_memory_bytes: int  # 0: project memory not available
     secrets: int  # stored secrets per user
     webhook_rate_ceiling: WebhookRate  # the most a trigger's config.rate_limit may ask for, each number
+    installs_tools: bool  # may install marketplace tools (docs/marketplace.md)
 
 
 # A webhook trigger without config.rate_limit gets this, lowered to its owner's tier ceiling (docs/security.md).
@@ -48,6 +49,7 @@ TIER_LIMITS: dict[Tier, TierLimits] = {
         project_memory_bytes=0,
         secrets=10,
         webhook_rate_ceiling=WebhookRate(per_second=1, burst=10),
+        installs_tools=False,
     ),
     Tier.PAID: TierLimits(
         flows=10,
@@ -56,6 +58,7 @@ TIER_LIMITS: dict[Tier, TierLimits] = {
         project_memory_bytes=10 * MB,
         secrets=50,
         webhook_rate_ceiling=WebhookRate(per_second=10, burst=50),
+        installs_tools=True,
     ),
     Tier.PRO: TierLimits(
         flows=None,
@@ -64,6 +67,7 @@ TIER_LIMITS: dict[Tier, TierLimits] = {
         project_memory_bytes=100 * MB,
         secrets=200,
         webhook_rate_ceiling=WebhookRate(per_second=50, burst=200),
+        installs_tools=True,
     ),
     Tier.ENTERPRISE: TierLimits(
         flows=None,
@@ -72,6 +76,7 @@ TIER_LIMITS: dict[Tier, TierLimits] = {
         project_memory_bytes=1024 * MB,
         secrets=1000,
         webhook_rate_ceiling=WebhookRate(per_second=200, burst=1000),
+        installs_tools=True,
     ),
 }
 

@@ -177,6 +177,12 @@ def records_after(
     return found, position
 
 
+def append_records(flow_id: str, execution_id: str, records: list[dict[str, Any]], expires_at: int) -> None:
+    """Store `records` after the ones an ended execution already has (as further numbered items), expiring with it."""
+    _, end = newest_records(flow_id, execution_id, (), 1, 0)  # the position after its last item; no record wanted
+    put_many([LogItems(flow_id, execution_id, records, expires_at, first_chunk=end.chunk)])
+
+
 def delete_execution_records(flow_id: str, execution_id: str) -> None:
     """Every stored log item of one execution."""
     delete_prefixed(keys.flow_logs_pk(flow_id), keys.execution_logs_prefix(execution_id))

@@ -191,6 +191,7 @@ def update_flow(
     expected_updated_at: str | None = None,
     together_with: list[dict[str, Any]] | None = None,
     expected_version: int | None = None,
+    written_over: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply `changes` (None removes the attribute) and return the new item.
 
@@ -199,7 +200,8 @@ def update_flow(
     before versions existed has none and counts as version 1). Raises FlowConditionFailed with the current item
     otherwise.
     `together_with`: other transaction actions that must succeed with the update (a start recording the modules
-    it pins); when one of them fails, TogetherFailed.
+    it pins); when one of them fails, TogetherFailed. The item is then read back, unless `written_over` is the item
+    read (the update's `expected_updated_at` condition proved it unchanged): the new item is that item with `changes`.
     """
     sets, removes, names, values = set_and_remove(_with_canvas_text(changes), "f")
     names.update({"#updatedAt": "updatedAt", "#gsi1sk": "GSI1SK"})
@@ -241,7 +243,10 @@ def update_flow(
             if error_code(exc) == "TransactionCanceledException":
                 raise TogetherFailed() from exc
             raise
-        return get_flow(user_id, flow_id)
+        if written_over is None:
+            return get_flow(user_id, flow_id)
+        written = {field: value for field, value in {**written_over, **changes}.items() if value is not None}
+        return {**written, "updatedAt": updated_at}
     try:
         response = client().update_item(
             TableName=table_name(),

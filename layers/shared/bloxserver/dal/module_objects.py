@@ -76,6 +76,11 @@ def write(object_key: str, data: bytes, content_type: str = "application/octet-s
     _s3().put_object(Bucket=_bucket(), Key=object_key, Body=data, ContentType=content_type)
 
 
+def copy(source_key: str, target_key: str) -> None:
+    """A server-side copy within the bucket (the bytes never pass through the function)."""
+    _s3().copy_object(Bucket=_bucket(), Key=target_key, CopySource={"Bucket": _bucket(), "Key": source_key})
+
+
 def delete(object_key: str) -> None:
     _s3().delete_object(Bucket=_bucket(), Key=object_key)
 

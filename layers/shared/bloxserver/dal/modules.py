@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from bloxserver import keys
 from bloxserver.dal.table import (
+    batch_get,
     client,
     deserialize,
     error_code,
@@ -20,15 +21,15 @@ from bloxserver.dal.table import (
     key,
     query_items,
     serialize,
+    set_and_remove,
     table_name,
     transact_write,
+    update_expression,
 )
 from bloxserver.dal.users import MODULE_COUNTER, insert_counted, uncount_action
 
 SUMMARY_FIELDS = ("id", "#name", "description", "createdAt", "#status")
 USED_BY = "usedBy"
-# BatchGetItem's limit per request.
-BATCH_SIZE = 100
 
 
 class ModuleConditionFailed(Exception):
@@ -77,22 +78,8 @@ def get_module(user_id: UUID | str, module_id: UUID | str) -> dict[str, Any] | N
 
 def get_modules(user_id: UUID | str, module_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The owner's modules among `module_ids`, by id (absent ones are left out), consistently read."""
-    found: dict[str, dict[str, Any]] = {}
-    unique = sorted(set(module_ids))
-    for start in range(0, len(unique), BATCH_SIZE):
-        pending: dict[str, Any] = {
-            table_name(): {
-                "Keys": [module_key(user_id, module_id) for module_id in unique[start : start + BATCH_SIZE]],
-                "ConsistentRead": True,
-            }
-        }
-        while pending:
-            response = client().batch_get_item(RequestItems=pending)
-            for raw in response.get("Responses", {}).get(table_name(), []):
-                item = _module(deserialize(raw))
-                found[item["id"]] = item
-            pending = response.get("UnprocessedKeys") or {}
-    return found
+    found = batch_get([module_key(user_id, module_id) for module_id in sorted(set(module_ids))], consistent=True)
+    return {item["id"]: _module(item) for item in found}
 
 
 def list_module_summaries(user_id: UUID | str, limit: int) -> list[dict[str, Any]]:
@@ -119,28 +106,20 @@ def update_module(
 ) -> dict[str, Any]:
     """Apply `changes` (None removes the attribute) and return the new item. Conditions: the module exists, and
     each attribute of `expected` has that value. Raises ModuleConditionFailed with the current item otherwise."""
-    names: dict[str, str] = {"#updatedAt": "updatedAt"}
-    values: dict[str, Any] = {":updatedAt": updated_at}
-    sets = ["#updatedAt = :updatedAt"]
-    removes = []
-    for index, (field, value) in enumerate(changes.items()):
-        names[f"#f{index}"] = field
-        if value is None:
-            removes.append(f"#f{index}")
-        else:
-            values[f":f{index}"] = value
-            sets.append(f"#f{index} = :f{index}")
+    sets, removes, names, values = set_and_remove(changes, "f")
+    names["#updatedAt"] = "updatedAt"
+    values[":updatedAt"] = updated_at
+    sets.append("#updatedAt = :updatedAt")
     conditions = ["attribute_exists(PK)"]
     for index, (field, value) in enumerate((expected or {}).items()):
         names[f"#e{index}"] = field
         values[f":e{index}"] = value
         conditions.append(f"#e{index} = :e{index}")
-    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     try:
         response = client().update_item(
             TableName=table_name(),
             Key=module_key(user_id, module_id),
-            UpdateExpression=expression,
+            UpdateExpression=update_expression(sets, removes),
             ConditionExpression=" AND ".join(conditions),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=serialize(values),
@@ -158,48 +137,63 @@ def update_module(
 def use_actions(user_id: UUID | str, module_ids: list[str], flow_id: UUID | str) -> list[dict[str, Any]]:
     """Transaction actions recording that running flow `flow_id` uses these modules; each fails if its module is
     gone (a start racing a delete)."""
-    return [
-        {
-            "Update": {
-                "TableName": table_name(),
-                "Key": module_key(user_id, module_id),
-                "UpdateExpression": "ADD #usedBy :flow",
-                "ConditionExpression": "attribute_exists(PK)",
-                "ExpressionAttributeNames": {"#usedBy": USED_BY},
-                "ExpressionAttributeValues": {":flow": {"SS": [str(flow_id)]}},
-            }
+    return [use_action(module_key(user_id, module_id), flow_id) for module_id in sorted(set(module_ids))]
+
+
+def use_action(item_key: dict[str, Any], flow_id: UUID | str) -> dict[str, Any]:
+    """The transaction action adding `flow_id` to the `usedBy` of an item a flow runs (a module, an installed
+    tool); it fails if the item is gone."""
+    return {
+        "Update": {
+            "TableName": table_name(),
+            "Key": item_key,
+            "UpdateExpression": "ADD #usedBy :flow",
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeNames": {"#usedBy": USED_BY},
+            "ExpressionAttributeValues": {":flow": {"SS": [str(flow_id)]}},
         }
-        for module_id in sorted(set(module_ids))
-    ]
+    }
 
 
 def release(user_id: UUID | str, module_ids: list[str], flow_id: UUID | str) -> None:
     """Forget that `flow_id` uses these modules (it stopped); modules deleted meanwhile are skipped."""
     for module_id in sorted(set(module_ids)):
-        try:
-            client().update_item(
-                TableName=table_name(),
-                Key=module_key(user_id, module_id),
-                UpdateExpression="DELETE #usedBy :flow",
-                ConditionExpression="attribute_exists(PK)",
-                ExpressionAttributeNames={"#usedBy": USED_BY},
-                ExpressionAttributeValues={":flow": {"SS": [str(flow_id)]}},
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+        release_item(module_key(user_id, module_id), flow_id)
+
+
+def release_item(item_key: dict[str, Any], flow_id: UUID | str) -> None:
+    """Take `flow_id` out of an item's `usedBy`; nothing when the item is gone."""
+    try:
+        client().update_item(
+            TableName=table_name(),
+            Key=item_key,
+            UpdateExpression="DELETE #usedBy :flow",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeNames={"#usedBy": USED_BY},
+            ExpressionAttributeValues={":flow": {"SS": [str(flow_id)]}},
+        )
+    except ClientError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
 
 
 def delete_module(user_id: UUID | str, module_id: UUID | str) -> bool:
     """Delete the module item and uncount it, only while no flow is recorded as using it; False when there was no
     such module. Raises ModuleConditionFailed (with the current item) when a flow uses it."""
+    return delete_unused(module_key(user_id, module_id), user_id, MODULE_COUNTER)
+
+
+def delete_unused(item_key: dict[str, Any], user_id: UUID | str, counter: str) -> bool:
+    """Delete an item flows run (a module, an installed tool) and take it off the owner's `counter`, only while no
+    flow is recorded as using it; False when there was no such item. Raises ModuleConditionFailed (with the current
+    item) when a flow uses it."""
     try:
         transact_write(
             [
                 {
                     "Delete": {
                         "TableName": table_name(),
-                        "Key": module_key(user_id, module_id),
+                        "Key": item_key,
                         "ConditionExpression": "attribute_exists(PK) AND "
                         "(attribute_not_exists(#usedBy) OR size(#usedBy) = :zero)",
                         "ExpressionAttributeNames": {"#usedBy": USED_BY},
@@ -207,7 +201,7 @@ def delete_module(user_id: UUID | str, module_id: UUID | str) -> bool:
                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                     }
                 },
-                uncount_action(user_id, MODULE_COUNTER),
+                uncount_action(user_id, counter),
             ]
         )
     except ClientError as exc:

@@ -118,6 +118,31 @@ def get_item(item_key: dict[str, Any]) -> dict[str, Any] | None:
     return deserialize(item) if item else None
 
 
+# BatchGetItem's limit per request.
+BATCH_GET_SIZE = 100
+
+
+def batch_get(
+    item_keys: list[dict[str, Any]], consistent: bool = False, projection: str | None = None,
+    names: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The items found among `item_keys` (absent ones left out), 100 keys a BatchGetItem, retrying what DynamoDB
+    leaves unprocessed; `projection` (with its attribute `names`) limits the attributes returned."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(item_keys), BATCH_GET_SIZE):
+        request: dict[str, Any] = {"Keys": item_keys[start : start + BATCH_GET_SIZE], "ConsistentRead": consistent}
+        if projection:
+            request["ProjectionExpression"] = projection
+        if names:
+            request["ExpressionAttributeNames"] = names
+        pending: dict[str, Any] = {table_name(): request}
+        while pending:
+            response = client().batch_get_item(RequestItems=pending)
+            found.extend(deserialize(raw) for raw in response.get("Responses", {}).get(table_name(), []))
+            pending = response.get("UnprocessedKeys") or {}
+    return found
+
+
 def query_items(request: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
     """The items of a Query, following its pages until done or until `limit` items were found."""
     request = {"TableName": table_name(), **request}

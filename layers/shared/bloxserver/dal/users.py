@@ -25,6 +25,7 @@ from bloxserver.dal.table import uncount_action as uncount_item_action
 
 FLOW_COUNTER = "flowCount"
 MODULE_COUNTER = "moduleCount"
+TOOL_COUNTER = "toolCount"  # marketplace tools installed (no tier limit: the count is the list's total)
 
 
 class LimitFull(Exception):
@@ -215,7 +216,8 @@ def insert_counted(
     together_with: list[dict[str, Any]] | None = None,
 ) -> None:
     """Put `item` (absent before) and add one to the owner's `counter` under their tier's limit, in one transaction
-    (with `together_with`, more actions written with it: a new flow's first version, its triggers).
+    (with `together_with`, more actions written with it: a new flow's first version, its triggers, a marketplace
+    download; a failure of theirs is raised as the ClientError).
 
     The owner's profile is provisioned by the same write if this is their first request (with the claimed tier,
     else the default). Raises LimitFull when the limit is reached.

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class WasmModuleFacts:
-    """One of the owner's WASM modules as validation left it (the version a running flow pinned, for a run)."""
+    """One of the owner's WASM modules as validation left it (the version a running flow pinned, for a run), or a
+    marketplace tool they installed (its id is the listing's), which runs the same way."""
 
     id: str
     status: str  # pending | ready | invalid
@@ -27,6 +28,8 @@ class WasmModuleFacts:
     # The `handle_<name>` interfaces it exports, and the host functions (`host.<name>` names) it imports.
     interfaces: tuple[str, ...] = ()
     host_imports: tuple[str, ...] = ()
+    # Set for an installed marketplace tool: the listing whose own copy of the bytes runs (docs/marketplace.md).
+    listing_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,19 @@ class AddressGuard:
         return str(addresses[0])
 
 
+def static_refusal(host: str, guard: AddressGuard) -> str | None:
+    """Why a request to `host` is refused before any lookup (an address literal that is not public, or a name that
+    only ever means this machine), or None. The guard still checks every address at connect time."""
+    name = host.strip("[]").rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        if not guard.allow_private_network and (name == "localhost" or name.endswith(".localhost")):
+            return f"{host!r} is this machine, not a public address"
+        return None
+    return None if guard.is_allowed(address) else f"{address} is not a public address"
+
+
 def _time_left(deadline: float, timeout: float | None, timed_out: type[Exception]) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
