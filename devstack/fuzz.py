@@ -107,6 +107,8 @@ class _Owner:
     """Real resources of the pro user, made fresh for each operation, so that requests reach past the 404 of an
     unknown id: a flow (started, with a run), its webhook trigger, a memory entry, a module and a secret."""
 
+    ID_NAMES = ("flowId", "triggerId", "token", "executionId", "key", "name", "moduleId", "version")
+
     def __init__(self, stack: LocalStack, session: requests.Session, token: str) -> None:
         self._url, self._session = stack.url, session
         self._headers = {"Authorization": f"Bearer {token}"}
@@ -164,9 +166,9 @@ def fuzz(stack: LocalStack, max_examples: int, seed: int | None = None) -> FuzzR
         # A secret's name is the caller's own namespace; a flow or module id names the owner's resource.
         owned = bool(operation.definition.raw.get("security")) and bool(path_names & {"flowId", "moduleId"})
         passes = [(GenerationMode.POSITIVE, None), (GenerationMode.NEGATIVE, None)]
-        if path_names:
+        if path_names & set(_Owner.ID_NAMES):  # an id _Owner does not make (yet) stays generated
             real = owner.path_parameters()
-            passes.append((GenerationMode.POSITIVE, {name: real[name] for name in path_names}))
+            passes.append((GenerationMode.POSITIVE, {name: real[name] for name in path_names if name in real}))
         for mode, path_parameters in passes:
             owned_ids = path_parameters is not None and owned
 

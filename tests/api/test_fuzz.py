@@ -10,9 +10,9 @@ import requests
 from devstack import fuzz
 from devstack.server import start_local_stack
 
-# Per operation and pass (valid, invalid, valid with real ids): about 560 requests, under two minutes here. The
+# Per operation and pass (valid, invalid, valid with real ids): about 480 requests, a minute and a half on a quiet machine. The
 # requests are the same on every run (derandomized): this cannot flake, and `make fuzz --seed N` explores others.
-BOUNDED_EXAMPLES = 4
+BOUNDED_EXAMPLES = 3
 
 
 def test_given_every_operation_when_fuzzed_then_no_answer_breaks_the_document():
@@ -21,7 +21,7 @@ def test_given_every_operation_when_fuzzed_then_no_answer_breaks_the_document():
 
     print(report.summary())
     assert not report.findings, "\n".join(map(str, report.findings))
-    assert report.requests >= 400
+    assert report.requests >= 350
     assert any(200 <= status < 300 for status in report.statuses), "no request got through: the tokens are refused"
 
 
