@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"""
 BloxServer local stack: {stack.url}
+  API docs:             {stack.url}/docs (Swagger UI; the document: {stack.url}/openapi.json)
   JWKS:                 {stack.url}/.well-known/jwks.json (issuer {stack.url}, audience bloxserver-dev)
   embedded AWS (moto):  {stack.aws.endpoint_url}
   data:                 {data_folder} (kept across restarts: {stack.replayed} recorded changes replayed; make dev-reset starts empty)

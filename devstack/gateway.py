@@ -11,7 +11,6 @@ Answers the gateway produces itself (401, 404, 413, 500 on a failed invocation) 
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import re
 import sys
@@ -23,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from devstack.api_docs import ApiDocs
 from devstack.authorizer import JwtAuthorizer, Unauthorized, claims_as_api_gateway_passes_them
 from devstack.events import LambdaContext, http_api_event, run_handler
 from devstack.routing import RouteTable
@@ -31,8 +31,8 @@ from devstack.template import FunctionSpec
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API quota; larger requests get 413
 REQUEST_READ_TIMEOUT_SECONDS = 30
 JWKS_PATH = "/.well-known/jwks.json"
-# Origins a browser page on this machine may call from, on top of the template's AllowOrigins.
-_LOCAL_ORIGIN = re.compile(r"http://(localhost|127\.0\.0\.1)(:\d+)?")
+# Local only, for `bloxserver invoke`: a function's environment as the template gives it, pointed at embedded AWS.
+FUNCTION_ENVIRONMENT_PATH = re.compile(r"/_local/functions/(\w+)/environment")
 
 
 @dataclass
@@ -72,12 +72,7 @@ class LocalFunction:
     def _load(self) -> Callable[[dict, Any], Any]:
         with self._import_lock:
             if self._handler is None:
-                # Function modules have unique names, so every CodeUri directory can share sys.path.
-                code_dir = str(self.spec.code_dir)
-                if code_dir not in sys.path:
-                    sys.path.insert(0, code_dir)
-                module = importlib.import_module(self.spec.module)
-                self._handler = getattr(module, self.spec.attribute)
+                self._handler = getattr(self.spec.import_module(), self.spec.attribute)
             return self._handler
 
     def invoke(self, event: dict[str, Any]) -> Any:
@@ -87,7 +82,8 @@ class LocalFunction:
 
 
 class Cors:
-    """The HttpApi CorsConfiguration, plus any http://localhost:* or http://127.0.0.1:* origin."""
+    """The HttpApi CorsConfiguration, as API Gateway applies it: an origin is allowed when AllowOrigins lists it,
+    holds "*", or holds a prefix ending in "*" that it starts with ("http://*", "https://*")."""
 
     def __init__(self, configuration: dict[str, Any]) -> None:
         self.allow_origins = [origin.rstrip("/") for origin in configuration.get("AllowOrigins", [])]
@@ -100,7 +96,10 @@ class Cors:
     def allows(self, origin: str | None) -> bool:
         if not origin:
             return False
-        return "*" in self.allow_origins or origin in self.allow_origins or bool(_LOCAL_ORIGIN.fullmatch(origin))
+        return any(
+            origin == allowed or (allowed.endswith("*") and origin.startswith(allowed[:-1]))
+            for allowed in self.allow_origins
+        )
 
     def _allow_origin(self, origin: str) -> list[tuple[str, str]]:
         headers = [("access-control-allow-origin", "*" if "*" in self.allow_origins else origin)]
@@ -137,12 +136,15 @@ class Gateway:
         authorizers: dict[str, JwtAuthorizer],
         cors: Cors,
         jwks: dict[str, Any],
+        function_environment: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
         self.routes = routes
         self.functions = functions
         self.authorizers = authorizers
         self.cors = cors
         self.jwks = jwks
+        self.function_environment = function_environment
+        self.docs = ApiDocs()
 
     def handle(self, request: Request) -> Response:
         origin = request.header("origin")
@@ -158,8 +160,10 @@ class Gateway:
     def _route(self, request: Request) -> Response:
         split = urlsplit(request.target)
         path = split.path or "/"
-        if path == JWKS_PATH and request.method == "GET":
-            return Response(200, [("content-type", "application/json")], json.dumps(self.jwks).encode())
+        if request.method == "GET":
+            local = self._local_page(path)
+            if local is not None:
+                return local
         if max(request.content_length, len(request.body)) > MAX_PAYLOAD_BYTES:
             return api_error(413, "payload_too_large", f"Request body exceeds {MAX_PAYLOAD_BYTES} bytes")
         match = self.routes.match(request.method, path)
@@ -193,6 +197,20 @@ class Gateway:
             # API Gateway answers 500 when the function fails or returns a malformed response.
             print(f"{function.spec.logical_id} failed:\n{traceback.format_exc()}", file=sys.stderr)
             return api_error(500, "internal_error", "Internal Server Error")
+
+
+    def _local_page(self, path: str) -> Response | None:
+        """What only the local stack serves: the JWKS of its dev issuer, the API docs, functions' environments."""
+        if path == JWKS_PATH:
+            return Response(200, [("content-type", "application/json")], json.dumps(self.jwks).encode())
+        page = self.docs.page(path)
+        if page is not None:
+            return Response(200, [("content-type", page.content_type)], page.body)
+        environment = FUNCTION_ENVIRONMENT_PATH.fullmatch(path)
+        if environment and self.function_environment and environment[1] in self.functions:
+            body = json.dumps(self.function_environment(environment[1])).encode()
+            return Response(200, [("content-type", "application/json")], body)
+        return None
 
 
 def _event_headers(request: Request) -> dict[str, str]:

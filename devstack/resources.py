@@ -7,6 +7,7 @@ cannot drift from what `sam deploy` creates.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import boto3
@@ -29,8 +30,18 @@ LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
 
 # What a bucket's name (a !Sub of these) resolves to locally: the local stack runs as Environment `dev`.
 LOCAL_NAME_REFS = {"Environment": "dev", "AWS::AccountId": LOCAL_ACCOUNT_ID, "AWS::Region": LOCAL_REGION}
-# Browser origins a local frontend dev server may upload from, besides the template's (as the gateway allows).
-LOCAL_ORIGINS = ["http://localhost:*", "http://127.0.0.1:*"]
+# The local value of the template's CorsAllowedOrigins parameter, as `--parameter-overrides` sets a stage's:
+# besides the template's default, every http:// origin (API Gateway's `http://*`; one S3 wildcard too), so a
+# frontend dev server on any local port can call the stack. CORS_ALLOWED_ORIGINS (comma-separated) replaces it.
+CORS_ORIGINS_VARIABLE = "CORS_ALLOWED_ORIGINS"
+LOCAL_EXTRA_ORIGINS = ["http://*"]
+
+
+def local_cors_origins() -> list[str]:
+    configured = os.environ.get(CORS_ORIGINS_VARIABLE)
+    if configured:
+        return [origin.strip() for origin in configured.split(",") if origin.strip()]
+    return [*parameter_defaults()["CorsAllowedOrigins"], *LOCAL_EXTRA_ORIGINS]
 
 
 def bucket_names() -> dict[str, str]:
@@ -42,21 +53,21 @@ def bucket_names() -> dict[str, str]:
 
 
 def create_buckets(s3: Any | None = None) -> dict[str, str]:
-    """Create every bucket of the template with its CORS rules (plus local origins); returns logical id → name.
-    Encryption, public access blocks and lifecycle rules change nothing the local stack can observe."""
+    """Create every bucket of the template with its CORS rules (with the local CorsAllowedOrigins); returns logical
+    id → name. Encryption, public access blocks and lifecycle rules change nothing the local stack can observe."""
     s3 = s3 or boto3.client("s3")
     created = bucket_names()
     for logical_id, name in created.items():
         s3.create_bucket(Bucket=name)
         props = resources_of_type("AWS::S3::Bucket")[logical_id]["Properties"]
-        rules = resolve(props.get("CorsConfiguration", {}).get("CorsRules", []), parameter_defaults())
+        rules = resolve(
+            props.get("CorsConfiguration", {}).get("CorsRules", []),
+            {**parameter_defaults(), "CorsAllowedOrigins": local_cors_origins()},
+        )
         if rules:
             # CloudFormation's MaxAge is the S3 API's MaxAgeSeconds.
             local_rules = [
-                {
-                    **{("MaxAgeSeconds" if name == "MaxAge" else name): value for name, value in rule.items()},
-                    "AllowedOrigins": [*rule["AllowedOrigins"], *LOCAL_ORIGINS],
-                }
+                {("MaxAgeSeconds" if name == "MaxAge" else name): value for name, value in rule.items()}
                 for rule in rules
             ]
             s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": local_rules})

@@ -42,7 +42,11 @@ DEVELOPER_SETTINGS_PREFIX = "BLOX_"
 
 class LocalStack:
     def __init__(
-        self, port: int = 0, key_path: Path = issuer.DEFAULT_KEY_PATH, data: persistence.LocalData | None = None
+        self,
+        port: int = 0,
+        key_path: Path = issuer.DEFAULT_KEY_PATH,
+        data: persistence.LocalData | None = None,
+        background_workers: bool = True,
     ) -> None:
         self._stop_event = threading.Event()
         self._workers: list[threading.Thread] = []
@@ -68,10 +72,11 @@ class LocalStack:
             raise
         self._http_thread = threading.Thread(target=self._http.serve_forever, name="devstack-gateway", daemon=True)
         self._http_thread.start()
-        queue_worker.start_workers(self, self.resource_refs)  # the SQS event sources and ScheduleV2 rates
-        scheduler.start_worker(self, self.resource_refs["ScheduleGroup"])  # the schedules triggers create
-        bucket_events.start_workers(self, self.resource_refs)  # the S3 object-created notifications
-        stream_events.start_workers(self)  # the DynamoDB stream event sources (failure alerts)
+        if background_workers:  # off: only requests change anything (devstack.fuzz)
+            queue_worker.start_workers(self, self.resource_refs)  # the SQS event sources and ScheduleV2 rates
+            scheduler.start_worker(self, self.resource_refs["ScheduleGroup"])  # the schedules triggers create
+            bucket_events.start_workers(self, self.resource_refs)  # the S3 object-created notifications
+            stream_events.start_workers(self)  # the DynamoDB stream event sources (failure alerts)
 
     def _wire(self) -> None:
         # The functions' boto3 clients are created after this point, so they all talk to the embedded moto.
@@ -97,7 +102,16 @@ class LocalStack:
             authorizers=authorizers,
             cors=Cors(api.get("CorsConfiguration", {})),
             jwks=self.issuer.jwks(),
+            function_environment=self.function_environment,
         )
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """The environment `logical_id` has in AWS (template.yaml's, resolved), pointed at this stack's AWS."""
+        return {
+            **embedded_aws.FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+            **template.function_environments(self.resource_refs)[logical_id],
+        }
 
     def _set_environment(self, variables: dict[str, str]) -> None:
         for name, value in variables.items():
@@ -150,12 +164,21 @@ class LocalStack:
 
 
 def start_local_stack(
-    port: int = 0, key_path: Path = issuer.DEFAULT_KEY_PATH, data_folder: Path | None = None
+    port: int = 0,
+    key_path: Path = issuer.DEFAULT_KEY_PATH,
+    data_folder: Path | None = None,
+    background_workers: bool = True,
 ) -> LocalStack:
     """Start the stack on 127.0.0.1:`port` (0: a free port) and return once it accepts requests. With a
     `data_folder`, what it held when it last stopped there is back, and what it does now is kept there
-    (devstack/persistence.py); without one, it starts empty and keeps nothing."""
-    return LocalStack(port=port, key_path=key_path, data=persistence.LocalData(data_folder) if data_folder else None)
+    (devstack/persistence.py); without one, it starts empty and keeps nothing. Without `background_workers`, no
+    queue, schedule, bucket or stream event runs a function: only requests change anything (devstack.fuzz)."""
+    return LocalStack(
+        port=port,
+        key_path=key_path,
+        data=persistence.LocalData(data_folder) if data_folder else None,
+        background_workers=background_workers,
+    )
 
 
 def local_template_refs(url: str, webhook_secret: str) -> dict[str, Any]:
@@ -163,6 +186,7 @@ def local_template_refs(url: str, webhook_secret: str) -> dict[str, Any]:
     return {
         **template.parameter_defaults(),
         "Environment": "dev",
+        "CorsAllowedOrigins": resources.local_cors_origins(),
         "ClerkIssuer": url,
         "ClerkAudience": issuer.AUDIENCE,
         "PublicBaseUrl": url,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 from dataclasses import dataclass
+from types import ModuleType
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -92,6 +95,14 @@ class FunctionSpec:
     timeout_seconds: float
     memory_mb: int
 
+    def import_module(self) -> ModuleType:
+        """The handler's module, imported as Lambda does. Function modules have unique names, so every CodeUri
+        directory can share sys.path."""
+        code_dir = str(self.code_dir)
+        if code_dir not in sys.path:
+            sys.path.insert(0, code_dir)
+        return importlib.import_module(self.module)
+
 
 @dataclass(frozen=True)
 class HttpRoute:
@@ -101,6 +112,7 @@ class HttpRoute:
     method: str
     path: str
     authorizer: str | None  # None: public (Auth: {Authorizer: NONE}, or no authorizer at all)
+    event: str = ""  # the event's logical name in the function's Events (e.g. "ListFlows")
 
     @property
     def route_key(self) -> str:
@@ -137,7 +149,7 @@ def http_routes() -> list[HttpRoute]:
     default_authorizer = http_api().get("Auth", {}).get("DefaultAuthorizer")
     routes = []
     for logical_id, resource in resources_of_type("AWS::Serverless::Function").items():
-        for event in resource["Properties"].get("Events", {}).values():
+        for event_name, event in resource["Properties"].get("Events", {}).items():
             if event["Type"] != "HttpApi":
                 continue
             props = event["Properties"]
@@ -148,6 +160,7 @@ def http_routes() -> list[HttpRoute]:
                     method=props["Method"].upper(),
                     path=props["Path"],
                     authorizer=None if authorizer in (None, "NONE") else authorizer,
+                    event=event_name,
                 )
             )
     return routes

@@ -5,8 +5,15 @@ from __future__ import annotations
 import os
 import sys
 
+from hypothesis import HealthCheck, settings
+
 from devstack.resources import environment
 from devstack.template import functions
+
+# The properties say what answers are, never how fast: on a loaded machine (CI, parallel workers) Hypothesis's
+# timing checks would fail them for the machine's sake.
+settings.register_profile("bloxserver", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("bloxserver")
 
 # Every function's CodeUri directory shares sys.path, as in the local stack (function modules have unique names).
 for _function in functions().values():

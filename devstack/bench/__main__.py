@@ -1,7 +1,8 @@
 """`make bench`: cold start of every API function against the FastAPI + Mangum + boto3 floor, then the flow
 engine's CPU and AWS round trips per execution (devstack/bench/pipeline.py), then AWS calls per project memory
 operation (devstack/bench/memory.py), then WASM calls (devstack/bench/wasm.py), then DynamoDB reads per marketplace
-page (devstack/bench/marketplace.py).
+page (devstack/bench/marketplace.py), then each function's package and the layer, unzipped, against Lambda's 250 MB
+limit (devstack/bench/package_size.py, from `sam build`'s output).
 
 Each sample is a fresh Python process that imports one handler module and serves its first request against the
 embedded AWS (moto server mode, tables from template.yaml). Targets are interleaved run by run so machine noise
@@ -128,7 +129,11 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=100)
     parser.add_argument("--memory-operations", type=int, default=20, help="repetitions of each memory operation")
     parser.add_argument("--wasm-calls", type=int, default=300, help="warm WASM calls per round and target")
-    parser.add_argument("--only", choices=["cold-start", "pipeline", "memory", "wasm", "marketplace"], help="run one of the benchmarks")
+    parser.add_argument(
+        "--only",
+        choices=["cold-start", "pipeline", "memory", "wasm", "marketplace", "package-size"],
+        help="run one of the benchmarks",
+    )
     parser.add_argument(
         "--peer-bench",
         type=Path,
@@ -165,12 +170,20 @@ def main() -> None:
         from devstack.bench import wasm
 
         print(f"\nWASM calls: warm, {args.wasm_calls} per round and target; first calls, {args.runs} fresh processes each:\n")
-        print(wasm.report(wasm.measure_warm(args.wasm_calls), wasm.measure_first_calls(args.runs)))
+        print(wasm.report(wasm.measure_warm(args.wasm_calls), wasm.measure_first_calls(args.runs)), flush=True)
     if args.only in (None, "marketplace"):
         from devstack.bench import marketplace
 
         print("\nMarketplace, DynamoDB reads per page as the table grows, against the AWS emulator:\n")
-        print(marketplace.report(marketplace.measure()))
+        print(marketplace.report(marketplace.measure()), flush=True)
+    if args.only in (None, "package-size"):
+        from devstack.bench import package_size
+
+        print("\nPackages, unzipped, as `sam build` made them (.aws-sam/build), against Lambda's 250 MB limit:\n")
+        if package_size.BUILD_DIR.is_dir():
+            print(package_size.report(package_size.measure()))
+        else:
+            print("No .aws-sam/build: run `make build` (sam build, no Docker, needs python3.12) first.")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from fastapi import Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from bloxserver import waits
-from bloxserver.api import create_app, current_principal, lambda_handler
+from bloxserver.api import any_json_body, create_app, current_principal, error_responses, lambda_handler
+from bloxserver.errors import BadRequest, InvalidState, NotFound, QuotaExceeded, ServiceUnavailable
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     BulkRetryRequest,
@@ -36,7 +37,10 @@ MAX_LOG_WAIT_SECONDS = 20  # long polling of the logs route, within the function
 app = create_app("BloxServer executions")
 
 
-@app.get("/api/v1/executions", response_model=ExecutionCursorPage)
+@app.get(
+    "/api/v1/executions", response_model=ExecutionCursorPage,
+    responses=error_responses(NotFound),
+)
 async def list_owner_executions(
     flow_id: UUID | None = Query(None),
     status: ExecutionStatus | None = Query(None),
@@ -64,7 +68,11 @@ async def list_executions(
     return executions_logic.list_executions(principal, flow_id, page, status, trigger_type, reason)
 
 
-@app.post("/api/v1/flows/{flow_id}/executions/run", response_model=Execution, status_code=201)
+@app.post(
+    "/api/v1/flows/{flow_id}/executions/run", response_model=Execution, status_code=201,
+    responses={**error_responses(BadRequest, InvalidState, QuotaExceeded), **waits.WAITED_RESPONSE},
+    openapi_extra=any_json_body("The run's input: any JSON (or give it as `input_payload`)"),
+)
 async def run_flow(
     flow_id: UUID,
     request: Request,
@@ -81,14 +89,20 @@ async def run_flow(
     return _waited(execution, ended, wait_seconds)
 
 
-@app.post("/api/v1/flows/{flow_id}/executions/bulk-retry", response_model=BulkRetryResult, status_code=202)
+@app.post(
+    "/api/v1/flows/{flow_id}/executions/bulk-retry", response_model=BulkRetryResult, status_code=202,
+    responses=error_responses(InvalidState),
+)
 async def bulk_retry(
     flow_id: UUID, body: BulkRetryRequest, principal: Principal = Depends(current_principal)
 ) -> BulkRetryResult:
     return executions_logic.bulk_retry(principal, flow_id, body)
 
 
-@app.post("/api/v1/flows/{flow_id}/executions/{execution_id}/retry", response_model=Execution, status_code=201)
+@app.post(
+    "/api/v1/flows/{flow_id}/executions/{execution_id}/retry", response_model=Execution, status_code=201,
+    responses={**error_responses(BadRequest, InvalidState, QuotaExceeded), **waits.WAITED_RESPONSE},
+)
 async def retry_execution(
     flow_id: UUID,
     execution_id: UUID,
@@ -109,7 +123,10 @@ def _waited(execution: Execution, ended: dict | None, wait_seconds: int | None) 
     return JSONResponse(waits.result_body(ended), headers=waits.preference_applied(wait_seconds))
 
 
-@app.post("/api/v1/flows/{flow_id}/executions/{execution_id}/cancel", response_model=Execution)
+@app.post(
+    "/api/v1/flows/{flow_id}/executions/{execution_id}/cancel", response_model=Execution,
+    responses=error_responses(InvalidState, ServiceUnavailable),
+)
 async def cancel_execution(
     flow_id: UUID, execution_id: UUID, principal: Principal = Depends(current_principal)
 ) -> Execution:
@@ -123,7 +140,10 @@ async def get_execution(
     return executions_logic.get_execution(principal, flow_id, execution_id)
 
 
-@app.delete("/api/v1/flows/{flow_id}/executions/{execution_id}", status_code=204)
+@app.delete(
+    "/api/v1/flows/{flow_id}/executions/{execution_id}", status_code=204,
+    responses=error_responses(InvalidState),
+)
 async def delete_execution(
     flow_id: UUID, execution_id: UUID, principal: Principal = Depends(current_principal)
 ) -> Response:

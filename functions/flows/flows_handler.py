@@ -7,7 +7,8 @@ from uuid import UUID
 
 from fastapi import Depends, Path, Response
 
-from bloxserver.api import create_app, current_principal, lambda_handler
+from bloxserver.api import create_app, current_principal, error_responses, lambda_handler
+from bloxserver.errors import InvalidFlow, InvalidState, LimitReached, ServiceUnavailable
 from bloxserver.auth import Principal
 from bloxserver.contract import (
     CreateFlowRequest,
@@ -36,12 +37,18 @@ async def list_flows(
     return flows_logic.list_flows(principal, page)
 
 
-@app.post("/api/v1/flows", response_model=Flow, status_code=201)
+@app.post(
+    "/api/v1/flows", response_model=Flow, status_code=201,
+    responses=error_responses(LimitReached),
+)
 async def create_flow(body: CreateFlowRequest, principal: Principal = Depends(current_principal)) -> Flow:
     return flows_logic.create_flow(principal, body)
 
 
-@app.post("/api/v1/flows/import", response_model=Flow, status_code=201)
+@app.post(
+    "/api/v1/flows/import", response_model=Flow, status_code=201,
+    responses=error_responses(LimitReached),
+)
 async def import_flow(body: FlowExport, principal: Principal = Depends(current_principal)) -> Flow:
     return flow_copies.import_flow(principal, body)
 
@@ -51,7 +58,10 @@ async def get_flow(flow_id: UUID, principal: Principal = Depends(current_princip
     return flows_logic.get_flow(principal, flow_id)
 
 
-@app.patch("/api/v1/flows/{flow_id}", response_model=Flow)
+@app.patch(
+    "/api/v1/flows/{flow_id}", response_model=Flow,
+    responses=error_responses(InvalidState),
+)
 async def update_flow(
     flow_id: UUID, body: UpdateFlowRequest, principal: Principal = Depends(current_principal)
 ) -> Flow:
@@ -64,12 +74,18 @@ async def delete_flow(flow_id: UUID, principal: Principal = Depends(current_prin
     return Response(status_code=204)
 
 
-@app.post("/api/v1/flows/{flow_id}/start", response_model=Flow)
+@app.post(
+    "/api/v1/flows/{flow_id}/start", response_model=Flow,
+    responses=error_responses(InvalidState, InvalidFlow, ServiceUnavailable),
+)
 async def start_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Flow:
     return flows_logic.start_flow(principal, flow_id)
 
 
-@app.post("/api/v1/flows/{flow_id}/stop", response_model=Flow)
+@app.post(
+    "/api/v1/flows/{flow_id}/stop", response_model=Flow,
+    responses=error_responses(InvalidState),
+)
 async def stop_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Flow:
     return flows_logic.stop_flow(principal, flow_id)
 
@@ -93,14 +109,20 @@ async def get_version(
     return flows_logic.get_version(principal, flow_id, version)
 
 
-@app.post("/api/v1/flows/{flow_id}/versions/{version}/restore", response_model=Flow)
+@app.post(
+    "/api/v1/flows/{flow_id}/versions/{version}/restore", response_model=Flow,
+    responses=error_responses(InvalidState),
+)
 async def restore_version(
     flow_id: UUID, version: int = VERSION_NUMBER, principal: Principal = Depends(current_principal)
 ) -> Flow:
     return flows_logic.restore_version(principal, flow_id, version)
 
 
-@app.post("/api/v1/flows/{flow_id}/duplicate", response_model=Flow, status_code=201)
+@app.post(
+    "/api/v1/flows/{flow_id}/duplicate", response_model=Flow, status_code=201,
+    responses=error_responses(LimitReached),
+)
 async def duplicate_flow(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Flow:
     return flow_copies.duplicate_flow(principal, flow_id)
 

@@ -7,14 +7,18 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from bloxserver import clock
-from bloxserver.api import create_app, error_response, lambda_handler
+from bloxserver.api import create_app, error_response, error_responses, lambda_handler
+from bloxserver.errors import ServiceUnavailable
 from bloxserver.dal import health as health_store
 from bloxserver.errors import ErrorCode
 
 app = create_app("BloxServer health")
 
 
-@app.get("/health")
+@app.get(
+    "/health",
+    responses=error_responses(ServiceUnavailable),
+)
 async def health() -> JSONResponse:
     checks = health_store.check_tables()
     if all(result == "ok" for result in checks.values()):
@@ -24,7 +28,9 @@ async def health() -> JSONResponse:
     return error_response(ErrorCode.SERVICE_UNAVAILABLE, "A readiness check failed", {"checks": checks})
 
 
-@app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@app.api_route(
+    "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], include_in_schema=False
+)
 async def unknown_route(path: str, request: Request) -> JSONResponse:
     return error_response(ErrorCode.NOT_FOUND, f"No route for {request.method} /{path}")
 

@@ -8,7 +8,8 @@ from fastapi import Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from bloxserver import waits
-from bloxserver.api import create_app, lambda_handler
+from bloxserver.api import any_json_body, create_app, error_responses, lambda_handler
+from bloxserver.errors import BadRequest, InvalidState, QuotaExceeded, RateLimited, WebhookSignatureInvalid
 
 import ingress_logic
 import webhook_input
@@ -18,7 +19,14 @@ MAX_WEBHOOK_BODY_BYTES = 256 * 1024
 app = create_app("BloxServer ingress")
 
 
-@app.post("/webhooks/{token}", status_code=202)
+@app.post(
+    "/webhooks/{token}", status_code=202,
+    responses={
+        **error_responses(BadRequest, WebhookSignatureInvalid, InvalidState, RateLimited, QuotaExceeded),
+        **waits.WAITED_RESPONSE,
+    },
+    openapi_extra=any_json_body("The delivery, passed to the flow as its input (any content type is taken)"),
+)
 async def receive_webhook(
     token: str,
     request: Request,

@@ -7,7 +7,8 @@ from uuid import UUID
 from fastapi import Depends, Header, Request, Response
 from starlette.convertors import PathConvertor, register_url_convertor
 
-from bloxserver.api import create_app, current_principal, lambda_handler
+from bloxserver.api import create_app, current_principal, error_responses, lambda_handler
+from bloxserver.errors import LimitReached, MemoryDisabled, MemoryFull, ServiceUnavailable, VersionMismatch
 from bloxserver.auth import Principal
 from bloxserver.contract import MemoryEntry, ProjectMemory, PutMemoryEntryRequest, UpdateProjectMemoryRequest
 
@@ -42,27 +43,39 @@ async def get_memory(flow_id: UUID, principal: Principal = Depends(current_princ
     return memory_logic.describe(principal, flow_id)
 
 
-@app.patch(MEMORY, response_model=ProjectMemory)
+@app.patch(
+    MEMORY, response_model=ProjectMemory,
+    responses=error_responses(LimitReached),
+)
 async def update_memory(
     flow_id: UUID, body: UpdateProjectMemoryRequest, principal: Principal = Depends(current_principal)
 ) -> ProjectMemory:
     return memory_logic.set_enabled(principal, flow_id, body.enabled)
 
 
-@app.delete(MEMORY, status_code=204)
+@app.delete(
+    MEMORY, status_code=204,
+    responses=error_responses(ServiceUnavailable),
+)
 async def clear_memory(flow_id: UUID, principal: Principal = Depends(current_principal)) -> Response:
     memory_logic.clear(principal, flow_id)
     return Response(status_code=204)
 
 
-@app.get(ENTRY, response_model=MemoryEntry)
+@app.get(
+    ENTRY, response_model=MemoryEntry,
+    responses=error_responses(MemoryDisabled),
+)
 async def get_entry(
     flow_id: UUID, key: str = Depends(entry_key), principal: Principal = Depends(current_principal)
 ) -> MemoryEntry:
     return memory_logic.get_entry(principal, flow_id, key)
 
 
-@app.put(ENTRY, response_model=MemoryEntry)
+@app.put(
+    ENTRY, response_model=MemoryEntry,
+    responses=error_responses(MemoryDisabled, VersionMismatch, MemoryFull),
+)
 async def put_entry(
     flow_id: UUID,
     body: PutMemoryEntryRequest,
@@ -75,7 +88,10 @@ async def put_entry(
     return memory_logic.put_entry(principal, flow_id, key, body.value, body.ttl_seconds, condition)
 
 
-@app.delete(ENTRY, status_code=204)
+@app.delete(
+    ENTRY, status_code=204,
+    responses=error_responses(MemoryDisabled, VersionMismatch),
+)
 async def delete_entry(
     flow_id: UUID,
     key: str = Depends(entry_key),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import Depends, Response
 
-from bloxserver.api import create_app, current_principal, lambda_handler
+from bloxserver.api import create_app, current_principal, error_responses, lambda_handler
+from bloxserver.errors import LimitReached
 from bloxserver.auth import Principal
 from bloxserver.contract import PutSecretRequest, Secret
 
@@ -20,7 +21,10 @@ async def list_secrets(principal: Principal = Depends(current_principal)) -> lis
     return secrets_logic.list_secrets(principal)
 
 
-@app.put(SECRETS + "/{name}", response_model=Secret)
+@app.put(
+    SECRETS + "/{name}", response_model=Secret,
+    responses=error_responses(LimitReached),
+)
 async def put_secret(name: str, body: PutSecretRequest, principal: Principal = Depends(current_principal)) -> Secret:
     return secrets_logic.put_secret(principal, name, body.value)
 

@@ -6,7 +6,8 @@ from uuid import UUID
 
 from fastapi import Depends, Response
 
-from bloxserver.api import create_app, current_principal, lambda_handler
+from bloxserver.api import create_app, current_principal, error_responses, lambda_handler
+from bloxserver.errors import Conflict, InvalidState, LimitReached, ServiceUnavailable
 from bloxserver.auth import Principal
 from bloxserver.contract import CreateTriggerRequest, Trigger, UpdateTriggerRequest
 
@@ -23,7 +24,10 @@ async def list_triggers(flow_id: UUID, principal: Principal = Depends(current_pr
     return triggers_logic.list_triggers(principal, flow_id)
 
 
-@app.post(TRIGGERS, response_model=Trigger, status_code=201)
+@app.post(
+    TRIGGERS, response_model=Trigger, status_code=201,
+    responses=error_responses(LimitReached, ServiceUnavailable),
+)
 async def create_trigger(
     flow_id: UUID, body: CreateTriggerRequest, principal: Principal = Depends(current_principal)
 ) -> Trigger:
@@ -35,14 +39,20 @@ async def get_trigger(flow_id: UUID, trigger_id: UUID, principal: Principal = De
     return triggers_logic.get_trigger(principal, flow_id, trigger_id)
 
 
-@app.patch(TRIGGER, response_model=Trigger)
+@app.patch(
+    TRIGGER, response_model=Trigger,
+    responses=error_responses(ServiceUnavailable),
+)
 async def update_trigger(
     flow_id: UUID, trigger_id: UUID, body: UpdateTriggerRequest, principal: Principal = Depends(current_principal)
 ) -> Trigger:
     return triggers_logic.update_trigger(principal, flow_id, trigger_id, body)
 
 
-@app.delete(TRIGGER, status_code=204)
+@app.delete(
+    TRIGGER, status_code=204,
+    responses=error_responses(ServiceUnavailable),
+)
 async def delete_trigger(
     flow_id: UUID, trigger_id: UUID, principal: Principal = Depends(current_principal)
 ) -> Response:
@@ -50,7 +60,10 @@ async def delete_trigger(
     return Response(status_code=204)
 
 
-@app.post(TRIGGER + "/regenerate-token", response_model=Trigger)
+@app.post(
+    TRIGGER + "/regenerate-token", response_model=Trigger,
+    responses=error_responses(InvalidState, Conflict, ServiceUnavailable),
+)
 async def regenerate_token(
     flow_id: UUID, trigger_id: UUID, principal: Principal = Depends(current_principal)
 ) -> Trigger:

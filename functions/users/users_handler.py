@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from fastapi import Depends, Query, Request
 
-from bloxserver.api import create_app, current_principal, lambda_handler
+from bloxserver.api import create_app, current_principal, error_responses, lambda_handler
+from bloxserver.errors import BadRequest, Conflict, InvalidSignature, ServiceUnavailable
 from bloxserver.auth import Principal
 from bloxserver.contract import UsageStats, User
 
@@ -27,7 +28,10 @@ async def get_usage(
     return users_logic.get_usage(principal, period)
 
 
-@app.post("/webhooks/clerk")
+@app.post(
+    "/webhooks/clerk",
+    responses=error_responses(BadRequest, InvalidSignature, Conflict, ServiceUnavailable),
+)
 async def clerk_webhook(request: Request) -> dict[str, Any]:
     return users_logic.sync_clerk_event(await request.body(), dict(request.headers), request.scope.get("aws.context"))
 

@@ -230,6 +230,14 @@ def test_a_rate_limit_over_the_tier_ceiling_is_422_naming_it(system, rate, field
     assert "free tier" in reply.json["message"]
 
 
+def test_a_rate_too_small_to_mean_anything_is_422_naming_it(system):
+    flow_id = system.running_flow()
+
+    reply = webhook(system, flow_id, {"rate_limit": {"per_second": 5e-324, "burst": 1}})  # found by the fuzzer
+
+    assert reply.status == 422 and "body.config.rate_limit.per_second" in reply.json["details"]
+
+
 def test_a_pro_user_may_ask_for_more(system):
     pro = claims_for("user_pro", tier="pro")
     flow_id = system.running_flow(claims=pro)

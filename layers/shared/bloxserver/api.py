@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from mangum import Mangum
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,7 +22,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from bloxserver import jsonvalues
 from bloxserver.auth import Principal, claims_from_event, principal_from_claims
-from bloxserver.contract import TRIGGER_CONFIG_TAGS, VERIFY_SCHEME_TAGS
+from bloxserver.contract import TRIGGER_CONFIG_TAGS, VERIFY_SCHEME_TAGS, ApiError
 from bloxserver.errors import HTTP_STATUS, AppError, ErrorCode
 from bloxserver.observability import logger, metrics
 
@@ -187,11 +188,92 @@ class GuardMiddleware:
                 )
 
 
+# The OpenAPI extension on a response that lists the ApiError codes it carries (`error_responses`).
+ERROR_CODES = "x-error-codes"
+API_ERROR_SCHEMA = "#/components/schemas/ApiError"
+
+
+def error_responses(*errors: ErrorCode | type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=`: the ApiError answers it gives beyond those every route may give (`openapi_of` adds
+    422 validation_error, 404 not_found for a route with an id in its path, 413 payload_too_large for a body).
+    An AppError subclass brings its own status when it has one (WebhookSignatureInvalid: 401)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        code = error if isinstance(error, ErrorCode) else error.code
+        status = HTTP_STATUS[code] if isinstance(error, ErrorCode) else error.status or HTTP_STATUS[code]
+        codes = responses.setdefault(status, {"model": ApiError, ERROR_CODES: []})[ERROR_CODES]
+        if code.value not in codes:
+            codes.append(code.value)
+    return responses
+
+
+def any_json_body(description: str) -> dict[str, Any]:
+    """A route's `openapi_extra` when it reads its body itself (`await request.body()`): the document shows it."""
+    content = {"application/json": {"schema": {"description": "any JSON"}}}
+    return {"requestBody": {"required": False, "description": description, "content": content}}
+
+
+def api_error_response(codes: list[str]) -> dict[str, Any]:
+    """An OpenAPI response: an ApiError whose `code` is one of `codes`."""
+    return {
+        "description": "ApiError: " + ", ".join(f"`{code}`" for code in codes),
+        ERROR_CODES: codes,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "allOf": [{"$ref": API_ERROR_SCHEMA}, {"properties": {"code": {"enum": codes}}}]
+                }
+            }
+        },
+    }
+
+
+def declare_errors(operation: dict[str, Any], *codes: ErrorCode) -> None:
+    """Add `codes` to the ApiError responses an OpenAPI operation declares (merged by status)."""
+    responses = operation.setdefault("responses", {})
+    for code in codes:
+        status = str(HTTP_STATUS[code])
+        declared = responses.get(status, {}).get(ERROR_CODES, [])
+        responses[status] = api_error_response([*declared, *([code.value] if code.value not in declared else [])])
+
+
+def openapi_of(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document with every error answer an ApiError: FastAPI's own 422 schema replaced, the
+    errors every route may give added, each declared response's codes listed (`error_responses`)."""
+    if app.openapi_schema is None:
+        # One schema per contract model, named as the contract names it (no "-Input"/"-Output" pairs).
+        document = get_openapi(
+            title=app.title, version=app.version, routes=app.routes, separate_input_output_schemas=False
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        schemas["ApiError"] = ApiError.model_json_schema(by_alias=True)
+        for path, operations in document.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for response in responses.values():
+                    if ERROR_CODES in response:
+                        response.update(api_error_response(response[ERROR_CODES]))
+                if "422" in responses and ERROR_CODES not in responses["422"]:
+                    del responses["422"]  # FastAPI's HTTPValidationError: this API answers an ApiError
+                if "parameters" in operation or "requestBody" in operation:
+                    declare_errors(operation, ErrorCode.VALIDATION_ERROR)
+                if "{" in path:
+                    declare_errors(operation, ErrorCode.NOT_FOUND)
+                if "requestBody" in operation:
+                    declare_errors(operation, ErrorCode.PAYLOAD_TOO_LARGE)
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
 def create_app(title: str) -> FastAPI:
     # No redirects to the path without its trailing slash: API Gateway has no such route, so it is a 404 there too.
+    # No OpenAPI route either: the whole API's document is built from every function's app (`make openapi`).
     app = FastAPI(
         title=title, version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
     )
+    app.openapi = lambda: openapi_of(app)  # type: ignore[method-assign]
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

@@ -240,7 +240,8 @@ VERIFY_SCHEME_TAGS = frozenset({"standard-webhooks", "hmac-sha256", "header"})
 class WebhookRateLimit(BaseModel):
     """extra: a token bucket per trigger; each number at most the owner's tier ceiling (bloxserver/limits.py)."""
 
-    per_second: float = Field(gt=0, le=1_000_000)
+    # At least one delivery in about 11.6 days: a smaller rate means nothing, and DynamoDB cannot store below 1e-130.
+    per_second: float = Field(ge=0.000001, le=1_000_000)
     burst: int = Field(ge=1, le=1_000_000)
 
 

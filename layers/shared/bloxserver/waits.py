@@ -80,6 +80,30 @@ def wait_for_end(
     return None
 
 
+# The 200 a start that waited answers (result_body), for the routes' `responses=` (openapi.json).
+WAITED_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The caller waited (`Prefer: wait=N` or `?wait=N`) and the execution ended: how it ended",
+        "headers": {"Preference-Applied": {"schema": {"type": "string"}, "description": "wait=N, as applied"}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["status", "executionId", "output", "errorMessage", "durationMs"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["success", "error", "timeout"]},
+                        "executionId": {"type": "string", "format": "uuid"},
+                        "output": {"description": "the flow's output as JSON (its text where it is not JSON)"},
+                        "errorMessage": {"type": ["string", "null"]},
+                        "durationMs": {"type": ["integer", "null"]},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
 def result_body(execution: dict[str, Any]) -> dict[str, Any]:
     """The 200 answer of a start that waited: how its execution ended, the output as JSON."""
     output = execution.get("outputPayload")
