@@ -34,7 +34,7 @@ from bloxserver.errors import (
 from bloxserver.observability import logger
 from bloxserver.limits import effective_tier
 from bloxserver.ownership import owned_flow
-from bloxserver.pagination import PageRequest, to_page
+from bloxserver.pagination import PageRequest, counted_page, to_page
 
 if TYPE_CHECKING:
     from bloxserver.engine import FlowContext
@@ -63,12 +63,11 @@ def create_flow(principal: Principal, request: CreateFlowRequest) -> Flow:
 
 
 def list_flows(principal: Principal, page: PageRequest) -> PaginatedResponse[FlowSummary]:
-    user = user_store.get_user(principal.user_id)
-    total = int(user.get("flowCount", 0)) if user else 0
-    if total == 0:
-        return to_page([], 0, page)
-    newest_first = flow_store.list_flow_summaries(principal.user_id, page.read_limit)
-    return to_page([FlowSummary.model_validate(item) for item in newest_first], total, page)
+    return counted_page(
+        user_store.counted(principal.user_id, user_store.FLOW_COUNTER),
+        page,
+        lambda limit: [FlowSummary.model_validate(item) for item in flow_store.list_flow_summaries(principal.user_id, limit)],
+    )
 
 
 def _get_item(principal: Principal, flow_id: UUID) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from bloxserver.errors import Forbidden, InvalidFlow, InvalidState, LimitReached
 from bloxserver.flow_rules import check_definition, insert_flow, listed_issues
 from bloxserver.limits import effective_tier, limits_for
 from bloxserver.observability import logger
-from bloxserver.pagination import PageRequest, to_page
+from bloxserver.pagination import PageRequest, counted_page
 
 import marketplace_index as index
 
@@ -441,12 +441,11 @@ def install_tool(principal: Principal, listing_id: UUID) -> tuple[InstalledTool,
 
 
 def list_tools(principal: Principal, page: PageRequest) -> PaginatedResponse[InstalledTool]:
-    user = user_store.get_user(principal.user_id)
-    total = int(user.get(user_store.TOOL_COUNTER, 0)) if user else 0
-    if total == 0:
-        return to_page([], 0, page)
-    newest_first = tool_store.list_tools(principal.user_id, page.read_limit)
-    return to_page([_installed(tool) for tool in newest_first], total, page)
+    return counted_page(
+        user_store.counted(principal.user_id, user_store.TOOL_COUNTER),
+        page,
+        lambda limit: [_installed(tool) for tool in tool_store.list_tools(principal.user_id, limit)],
+    )
 
 
 def uninstall_tool(principal: Principal, listing_id: UUID) -> None:

@@ -28,7 +28,7 @@ from bloxserver.dal import users as user_store
 from bloxserver.errors import InvalidState, NotFound, ValidationFailed
 from bloxserver.limits import MAX_WASM_MODULE_BYTES, limit_reached, limits_by_tier
 from bloxserver.observability import logger
-from bloxserver.pagination import PageRequest, to_page
+from bloxserver.pagination import PageRequest, counted_page
 from bloxserver.wasm_modules import flows_running_with, store_version
 
 MODULE_LIMIT = operator.attrgetter("wasm_modules")
@@ -97,12 +97,13 @@ def create_module(principal: Principal, request: CreateWasmModuleRequest) -> Was
 
 
 def list_modules(principal: Principal, page: PageRequest) -> PaginatedResponse[WasmModuleSummary]:
-    user = user_store.get_user(principal.user_id)
-    total = int(user.get(user_store.MODULE_COUNTER, 0)) if user else 0
-    if total == 0:
-        return to_page([], 0, page)
-    newest_first = module_store.list_module_summaries(principal.user_id, page.read_limit)
-    return to_page([WasmModuleSummary.model_validate(item) for item in newest_first], total, page)
+    return counted_page(
+        user_store.counted(principal.user_id, user_store.MODULE_COUNTER),
+        page,
+        lambda limit: [
+            WasmModuleSummary.model_validate(item) for item in module_store.list_module_summaries(principal.user_id, limit)
+        ],
+    )
 
 
 def get_module(principal: Principal, module_id: UUID) -> WasmModule:

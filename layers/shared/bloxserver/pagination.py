@@ -8,7 +8,7 @@ counter kept beside the collection, never from a recount.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 from fastapi import Query
 
@@ -66,3 +66,9 @@ def to_page(newest_first: list[T], total: int, request: PageRequest) -> Paginate
         page_size=request.page_size,
         has_more=request.offset + len(items) < total,
     )
+
+
+def counted_page(total: int, request: PageRequest, read_newest_first: Callable[[int], list[T]]) -> PaginatedResponse[T]:
+    """This page of a collection whose `total` a counter keeps: `read_newest_first(read_limit)` queries it only
+    when it is not empty."""
+    return to_page(read_newest_first(request.read_limit) if total else [], total, request)

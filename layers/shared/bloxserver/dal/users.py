@@ -60,6 +60,12 @@ def get_user(user_id: UUID) -> dict[str, Any] | None:
     return get_item(profile_key(user_id))
 
 
+def counted(user_id: UUID, counter: str) -> int:
+    """The profile's `counter` (FLOW_COUNTER, MODULE_COUNTER, TOOL_COUNTER), 0 before the user has a profile."""
+    user = get_user(user_id)
+    return int(user.get(counter, 0)) if user else 0
+
+
 # Attributes of a usage counter item (USAGE#M / USAGE#D): executions started, LLM tokens used.
 USAGE_EXECUTIONS = "count"
 USAGE_TOKENS = "tokens"
